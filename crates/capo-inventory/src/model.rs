@@ -1,0 +1,232 @@
+//! The inventory as the rest of capo sees it: hosts with fully resolved
+//! settings, in rollout order.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{ErrorKind, InventoryError};
+use crate::select::SelectError;
+
+/// A parsed, validated inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    /// The inventory file, as the caller named it.
+    pub path: PathBuf,
+    /// Every host, in inventory order: the order in which each host name
+    /// first appears in the file. Rollouts go in this order.
+    pub hosts: Vec<Host>,
+    /// Every group, in the order the groups appear in the file.
+    pub groups: Vec<Group>,
+}
+
+/// A named set of hosts from a `[groups.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The group's name (the `NAME` in `[groups.NAME]`).
+    pub name: String,
+    /// Member host names: ranges expanded, duplicates dropped, in the order
+    /// written.
+    pub hosts: Vec<String>,
+}
+
+/// One host with everything needed to reach it and run Puppet on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// The host's inventory name.
+    pub name: String,
+    /// Where to connect: `address` from its `[hosts.NAME]` table, else the
+    /// name itself.
+    pub address: String,
+    /// The groups it belongs to, in file order.
+    pub groups: Vec<String>,
+    /// Its settings after applying host > group > defaults > built-in
+    /// precedence.
+    pub settings: Settings,
+}
+
+/// Per-host connection and Puppet settings. See `inventory.example.toml` at
+/// the repository root for the meaning and built-in default of each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// SSH user name.
+    pub user: String,
+    /// SSH port.
+    pub port: u16,
+    /// Private keys to try, in order; already resolved to local paths.
+    pub identity_files: Vec<PathBuf>,
+    /// The `known_hosts` file used to check host keys; a local path.
+    pub known_hosts: PathBuf,
+    /// How to treat unknown or changed host keys.
+    pub host_key_check: HostKeyCheck,
+    /// Limit on establishing the SSH connection.
+    pub connect_timeout: Duration,
+    /// Limit on each remote step (fetch, checkout, puppet apply, ...).
+    pub command_timeout: Duration,
+    /// The host's git checkout of the Puppet code (a remote path).
+    pub repo_dir: String,
+    /// The git remote to fetch from.
+    pub remote: String,
+    /// The branch to deploy.
+    pub branch: String,
+    /// The manifest to apply, relative to `repo_dir` (a remote path).
+    pub manifest: String,
+    /// Module directories, relative to `repo_dir` (remote paths).
+    pub modulepath: Vec<String>,
+    /// The Puppet executable on the host.
+    pub puppet: String,
+    /// Extra arguments for Puppet, each a separate word.
+    pub puppet_args: Vec<String>,
+    /// Puppet's `--certname`; `None` leaves Puppet's own default.
+    pub certname: Option<String>,
+}
+
+/// What to do with a host key that is not already trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyCheck {
+    /// Refuse unknown and changed keys (the default).
+    Strict,
+    /// Trust and record unknown keys; refuse changed ones.
+    AcceptNew,
+    /// Accept any key. Only for throwaway test machines.
+    Off,
+}
+
+impl HostKeyCheck {
+    /// The spelling used in the inventory: `strict`, `accept-new` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::AcceptNew => "accept-new",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for HostKeyCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value was not `strict`, `accept-new` or `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected one of: strict, accept-new, off")]
+pub struct ParseHostKeyCheckError;
+
+impl FromStr for HostKeyCheck {
+    type Err = ParseHostKeyCheckError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "strict" => Ok(Self::Strict),
+            "accept-new" => Ok(Self::AcceptNew),
+            "off" => Ok(Self::Off),
+            _ => Err(ParseHostKeyCheckError),
+        }
+    }
+}
+
+impl Inventory {
+    /// Reads and parses the inventory at `path`. Errors name `path` as given.
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InventoryError::new(path, None, ErrorKind::Io(e)))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses inventory text. `path` is used for error messages and to
+    /// resolve relative local paths (against its directory); the file is not
+    /// read. `~` expands to `$HOME`.
+    pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        crate::parse::parse(text, path, home.as_deref())
+    }
+
+    /// Hosts matching a `--limit` expression, in inventory order. `None`
+    /// selects all hosts.
+    ///
+    /// The expression is a comma-separated list of terms. A term is a host
+    /// name, a group name, a range pattern such as `web[01-05]`, or a glob
+    /// with `*` and `?` matched against host names. A leading `!` excludes.
+    /// The result is the union of the positive terms (all hosts if there are
+    /// none) minus the union of the negative ones. A term that matches
+    /// nothing, an empty term, and an empty result are errors: a typo in a
+    /// limit must not silently widen or empty a rollout.
+    pub fn select(&self, limit: Option<&str>) -> Result<Vec<&Host>, SelectError> {
+        crate::select::select(self, limit)
+    }
+
+    /// The host called `name`, if any.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The group called `name`, if any.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_key_check_spellings_round_trip() {
+        for v in [
+            HostKeyCheck::Strict,
+            HostKeyCheck::AcceptNew,
+            HostKeyCheck::Off,
+        ] {
+            assert_eq!(v.as_str().parse::<HostKeyCheck>(), Ok(v));
+            assert_eq!(v.to_string(), v.as_str());
+        }
+        assert_eq!("yes".parse::<HostKeyCheck>(), Err(ParseHostKeyCheckError));
+    }
+
+    #[test]
+    fn load_names_the_path_on_io_error() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("tempdir: {e}"),
+        };
+        let path = dir.path().join("missing.toml");
+        let err = match Inventory::load(&path) {
+            Err(e) => e,
+            Ok(_) => panic!("loaded a missing file"),
+        };
+        assert!(matches!(err.kind(), ErrorKind::Io(_)));
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with(&format!("{}: cannot read inventory: ", path.display())),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn load_reads_the_file() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("tempdir: {e}"),
+        };
+        let path = dir.path().join("inventory.toml");
+        if let Err(e) = std::fs::write(
+            &path,
+            "[hosts.a]\n[defaults]\nknown_hosts = \"kh\"\nidentity_files = []\n",
+        ) {
+            panic!("write: {e}");
+        }
+        let inv = match Inventory::load(&path) {
+            Ok(inv) => inv,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(inv.path, path);
+        assert_eq!(inv.hosts.len(), 1);
+        assert_eq!(inv.hosts[0].settings.known_hosts, dir.path().join("kh"));
+    }
+}

@@ -1,0 +1,561 @@
+//! The settings keys: reading one layer (`[defaults]`, a group or a host)
+//! from TOML, and merging layers into a host's final [`Settings`].
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::{DeString, DeValue};
+use toml::Spanned;
+
+use crate::duration::{self, DurationError};
+use crate::error::{ErrorKind, InventoryError};
+use crate::model::{HostKeyCheck, Settings};
+use crate::parse::{toml_key, type_name, Ctx};
+
+/// Every settings key, in the order error messages list them.
+pub(crate) const SETTING_KEYS: [&str; 15] = [
+    "user",
+    "port",
+    "identity_files",
+    "known_hosts",
+    "host_key_check",
+    "connect_timeout",
+    "command_timeout",
+    "repo_dir",
+    "remote",
+    "branch",
+    "manifest",
+    "modulepath",
+    "puppet",
+    "puppet_args",
+    "certname",
+];
+
+const BUILTIN_USER: &str = "root";
+const BUILTIN_PORT: u16 = 22;
+const BUILTIN_IDENTITY_FILES: [&str; 3] = [".ssh/id_ed25519", ".ssh/id_ecdsa", ".ssh/id_rsa"];
+const BUILTIN_KNOWN_HOSTS: &str = ".ssh/known_hosts";
+const BUILTIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const BUILTIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const BUILTIN_REPO_DIR: &str = "/etc/puppetlabs/code/capo";
+const BUILTIN_REMOTE: &str = "origin";
+const BUILTIN_BRANCH: &str = "main";
+const BUILTIN_MANIFEST: &str = "manifests/site.pp";
+const BUILTIN_MODULEPATH: &str = "modules";
+const BUILTIN_PUPPET: &str = "puppet";
+
+/// A value together with where its key was written, so that a group
+/// conflict can point at the offending line.
+#[derive(Debug, Clone)]
+pub(crate) struct Val<T> {
+    value: T,
+    key_span: Range<usize>,
+}
+
+/// The settings one table sets; `None` means "not set here".
+#[derive(Debug, Default)]
+pub(crate) struct Layer {
+    user: Option<Val<String>>,
+    port: Option<Val<u16>>,
+    identity_files: Option<Val<Vec<PathBuf>>>,
+    known_hosts: Option<Val<PathBuf>>,
+    host_key_check: Option<Val<HostKeyCheck>>,
+    connect_timeout: Option<Val<Duration>>,
+    command_timeout: Option<Val<Duration>>,
+    repo_dir: Option<Val<String>>,
+    remote: Option<Val<String>>,
+    branch: Option<Val<String>>,
+    manifest: Option<Val<String>>,
+    modulepath: Option<Val<Vec<String>>>,
+    puppet: Option<Val<String>>,
+    puppet_args: Option<Val<Vec<String>>>,
+    certname: Option<Val<String>>,
+}
+
+impl Layer {
+    /// Reads `key = value` into this layer. Returns `Ok(false)` if `key` is
+    /// not a settings key, so the caller can handle its own keys or report
+    /// the key as unknown.
+    pub(crate) fn set(
+        &mut self,
+        cx: &Ctx<'_>,
+        key: &Spanned<DeString<'_>>,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Result<bool, InventoryError> {
+        let key_span = key.span();
+        // A macro rather than a closure: the values have different types.
+        macro_rules! at {
+            ($value:expr) => {
+                Some(Val {
+                    value: $value,
+                    key_span: key_span.clone(),
+                })
+            };
+        }
+        match key.get_ref().as_ref() {
+            "user" => self.user = at!(text(cx, "user", value)?),
+            "port" => self.port = at!(port(cx, value)?),
+            "identity_files" => {
+                let paths = string_array(cx, "identity_files", value)?
+                    .into_iter()
+                    .map(|(s, offset)| local_path(cx, "identity_files", s, offset))
+                    .collect::<Result<_, _>>()?;
+                self.identity_files = at!(paths);
+            }
+            "known_hosts" => {
+                let s = string(cx, "known_hosts", value)?;
+                self.known_hosts = at!(local_path(cx, "known_hosts", s, value.span().start)?);
+            }
+            "host_key_check" => {
+                let s = string(cx, "host_key_check", value)?;
+                let check = s
+                    .parse()
+                    .map_err(|e: crate::model::ParseHostKeyCheckError| {
+                        bad_value(cx, "host_key_check", s, value.span().start, e.to_string())
+                    })?;
+                self.host_key_check = at!(check);
+            }
+            "connect_timeout" => self.connect_timeout = at!(timeout(cx, "connect_timeout", value)?),
+            "command_timeout" => self.command_timeout = at!(timeout(cx, "command_timeout", value)?),
+            "repo_dir" => self.repo_dir = at!(text(cx, "repo_dir", value)?),
+            "remote" => self.remote = at!(word(cx, "remote", value)?),
+            "branch" => self.branch = at!(word(cx, "branch", value)?),
+            "manifest" => self.manifest = at!(text(cx, "manifest", value)?),
+            "modulepath" => {
+                let mut dirs = Vec::new();
+                for (s, offset) in string_array(cx, "modulepath", value)? {
+                    check_text(cx, "modulepath", s, offset)?;
+                    // capo joins the entries with `:` for Puppet, so a colon
+                    // inside one would silently split it in two.
+                    if s.contains(':') {
+                        return Err(bad_value(
+                            cx,
+                            "modulepath",
+                            s,
+                            offset,
+                            "entries must not contain `:`; list each directory separately".into(),
+                        ));
+                    }
+                    dirs.push(s.to_owned());
+                }
+                self.modulepath = at!(dirs);
+            }
+            "puppet" => self.puppet = at!(text(cx, "puppet", value)?),
+            "puppet_args" => {
+                let mut args = Vec::new();
+                for (s, offset) in string_array(cx, "puppet_args", value)? {
+                    // Arguments are passed as separate words and may be
+                    // anything a shell word can be, except NUL, which no
+                    // command line can carry.
+                    if s.contains('\0') {
+                        return Err(bad_value(
+                            cx,
+                            "puppet_args",
+                            s,
+                            offset,
+                            "must not contain NUL characters".into(),
+                        ));
+                    }
+                    args.push(s.to_owned());
+                }
+                self.puppet_args = at!(args);
+            }
+            "certname" => self.certname = at!(word(cx, "certname", value)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Where a host's settings come from, highest precedence first.
+pub(crate) struct Sources<'a> {
+    /// The host's name, for conflict messages.
+    pub host_name: &'a str,
+    /// The host's own `[hosts.NAME]` table, if it has one.
+    pub host: Option<&'a Layer>,
+    /// The host's groups with their names, in file order.
+    pub groups: Vec<(&'a str, &'a Layer)>,
+    /// `[defaults]`.
+    pub defaults: &'a Layer,
+}
+
+impl Sources<'_> {
+    /// Merges the layers into final settings, falling back to the built-in
+    /// defaults.
+    pub(crate) fn resolve(&self, cx: &Ctx<'_>) -> Result<Settings, InventoryError> {
+        let or_builtin = |v: Option<String>, builtin: &str| v.unwrap_or_else(|| builtin.to_owned());
+        let identity_files = match self.pick(cx, "identity_files", |l| &l.identity_files)? {
+            Some(paths) => paths,
+            None => BUILTIN_IDENTITY_FILES
+                .iter()
+                .map(|p| builtin_home(cx, "identity_files").map(|home| home.join(p)))
+                .collect::<Result<_, _>>()?,
+        };
+        let known_hosts = match self.pick(cx, "known_hosts", |l| &l.known_hosts)? {
+            Some(path) => path,
+            None => builtin_home(cx, "known_hosts")?.join(BUILTIN_KNOWN_HOSTS),
+        };
+        Ok(Settings {
+            user: or_builtin(self.pick(cx, "user", |l| &l.user)?, BUILTIN_USER),
+            port: self.pick(cx, "port", |l| &l.port)?.unwrap_or(BUILTIN_PORT),
+            identity_files,
+            known_hosts,
+            host_key_check: self
+                .pick(cx, "host_key_check", |l| &l.host_key_check)?
+                .unwrap_or(HostKeyCheck::Strict),
+            connect_timeout: self
+                .pick(cx, "connect_timeout", |l| &l.connect_timeout)?
+                .unwrap_or(BUILTIN_CONNECT_TIMEOUT),
+            command_timeout: self
+                .pick(cx, "command_timeout", |l| &l.command_timeout)?
+                .unwrap_or(BUILTIN_COMMAND_TIMEOUT),
+            repo_dir: or_builtin(
+                self.pick(cx, "repo_dir", |l| &l.repo_dir)?,
+                BUILTIN_REPO_DIR,
+            ),
+            remote: or_builtin(self.pick(cx, "remote", |l| &l.remote)?, BUILTIN_REMOTE),
+            branch: or_builtin(self.pick(cx, "branch", |l| &l.branch)?, BUILTIN_BRANCH),
+            manifest: or_builtin(
+                self.pick(cx, "manifest", |l| &l.manifest)?,
+                BUILTIN_MANIFEST,
+            ),
+            modulepath: self
+                .pick(cx, "modulepath", |l| &l.modulepath)?
+                .unwrap_or_else(|| vec![BUILTIN_MODULEPATH.to_owned()]),
+            puppet: or_builtin(self.pick(cx, "puppet", |l| &l.puppet)?, BUILTIN_PUPPET),
+            puppet_args: self
+                .pick(cx, "puppet_args", |l| &l.puppet_args)?
+                .unwrap_or_default(),
+            certname: self.pick(cx, "certname", |l| &l.certname)?,
+        })
+    }
+
+    /// The value of one key by precedence, or `None` if no layer sets it.
+    ///
+    /// Groups have no order among themselves, so two of the host's groups
+    /// setting different values is an error, unless the host's own table
+    /// settles it.
+    fn pick<T: Clone + PartialEq + Show>(
+        &self,
+        cx: &Ctx<'_>,
+        key: &'static str,
+        field: impl Fn(&Layer) -> &Option<Val<T>>,
+    ) -> Result<Option<T>, InventoryError> {
+        if let Some(v) = self.host.and_then(|l| field(l).as_ref()) {
+            return Ok(Some(v.value.clone()));
+        }
+        let mut chosen: Option<(&str, &Val<T>)> = None;
+        for &(group, layer) in &self.groups {
+            let Some(v) = field(layer) else { continue };
+            match chosen {
+                None => chosen = Some((group, v)),
+                Some((first_group, first)) if first.value != v.value => {
+                    return Err(cx.error(
+                        v.key_span.start,
+                        ErrorKind::GroupConflict {
+                            host: self.host_name.to_owned(),
+                            host_key: toml_key(self.host_name),
+                            key,
+                            first_group: first_group.to_owned(),
+                            first_value: first.value.show(),
+                            second_group: group.to_owned(),
+                            second_value: v.value.show(),
+                        },
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(chosen
+            .map(|(_, v)| v)
+            .or(field(self.defaults).as_ref())
+            .map(|v| v.value.clone()))
+    }
+}
+
+fn builtin_home<'a>(cx: &Ctx<'a>, key: &'static str) -> Result<&'a Path, InventoryError> {
+    cx.home
+        .ok_or_else(|| cx.error_here(ErrorKind::NoHome { key, builtin: true }))
+}
+
+/// How a value is quoted in a group-conflict message.
+trait Show {
+    fn show(&self) -> String;
+}
+
+impl Show for String {
+    fn show(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+impl Show for u16 {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Show for PathBuf {
+    fn show(&self) -> String {
+        format!("{:?}", self.display().to_string())
+    }
+}
+
+impl Show for HostKeyCheck {
+    fn show(&self) -> String {
+        format!("\"{self}\"")
+    }
+}
+
+impl Show for Duration {
+    fn show(&self) -> String {
+        format!("\"{}\"", duration::format(*self))
+    }
+}
+
+impl<T: Show> Show for Vec<T> {
+    fn show(&self) -> String {
+        let items: Vec<String> = self.iter().map(Show::show).collect();
+        format!("[{}]", items.join(", "))
+    }
+}
+
+pub(crate) fn wrong_type(
+    cx: &Ctx<'_>,
+    what: String,
+    expected: &'static str,
+    value: &Spanned<DeValue<'_>>,
+) -> InventoryError {
+    cx.error(
+        value.span().start,
+        ErrorKind::WrongType {
+            what,
+            expected,
+            found: type_name(value.get_ref()),
+        },
+    )
+}
+
+fn bad_value(
+    cx: &Ctx<'_>,
+    key: &str,
+    value: &str,
+    offset: usize,
+    reason: String,
+) -> InventoryError {
+    cx.error(
+        offset,
+        ErrorKind::BadValue {
+            key: key.to_owned(),
+            value: format!("{value:?}"),
+            reason,
+        },
+    )
+}
+
+pub(crate) fn string<'v>(
+    cx: &Ctx<'_>,
+    key: &str,
+    value: &'v Spanned<DeValue<'_>>,
+) -> Result<&'v str, InventoryError> {
+    match value.get_ref() {
+        DeValue::String(s) => Ok(s.as_ref()),
+        _ => Err(wrong_type(cx, format!("`{key}`"), "a string", value)),
+    }
+}
+
+/// The strings of an array, each with the offset of its element.
+fn string_array<'v>(
+    cx: &Ctx<'_>,
+    key: &str,
+    value: &'v Spanned<DeValue<'_>>,
+) -> Result<Vec<(&'v str, usize)>, InventoryError> {
+    let DeValue::Array(items) = value.get_ref() else {
+        return Err(wrong_type(
+            cx,
+            format!("`{key}`"),
+            "an array of strings",
+            value,
+        ));
+    };
+    items
+        .iter()
+        .map(|item| match item.get_ref() {
+            DeValue::String(s) => Ok((s.as_ref(), item.span().start)),
+            _ => Err(wrong_type(
+                cx,
+                format!("each entry of `{key}`"),
+                "a string",
+                item,
+            )),
+        })
+        .collect()
+}
+
+/// A free-form string: non-empty and free of control characters, which
+/// would garble logs and remote command lines.
+fn text(cx: &Ctx<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Result<String, InventoryError> {
+    let s = string(cx, key, value)?;
+    check_text(cx, key, s, value.span().start)?;
+    Ok(s.to_owned())
+}
+
+fn check_text(cx: &Ctx<'_>, key: &str, s: &str, offset: usize) -> Result<(), InventoryError> {
+    if s.is_empty() {
+        return Err(bad_value(cx, key, s, offset, "must not be empty".into()));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(bad_value(
+            cx,
+            key,
+            s,
+            offset,
+            "must not contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A single word that ends up as a command-line argument (git's remote and
+/// branch, Puppet's certname): a leading `-` would be read as an option.
+fn word(cx: &Ctx<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Result<String, InventoryError> {
+    let s = string(cx, key, value)?;
+    check_word(s).map_err(|reason| bad_value(cx, key, s, value.span().start, reason))?;
+    Ok(s.to_owned())
+}
+
+/// Checks a value that must be one command-line word. Returns the reason it
+/// is not. Whitespace and shell syntax are allowed on purpose: the value is
+/// quoted on its way to the host, so git or Puppet get to reject it with their
+/// own message, and nothing in it ever runs as a command.
+pub(crate) fn check_word(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        Err("must not be empty".into())
+    } else if s.starts_with('-') {
+        Err("must not start with `-`".into())
+    } else if s.chars().any(char::is_control) {
+        Err("must not contain control characters".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn port(cx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<u16, InventoryError> {
+    let DeValue::Integer(n) = value.get_ref() else {
+        return Err(wrong_type(cx, "`port`".into(), "an integer", value));
+    };
+    i128::from_str_radix(n.as_str(), n.radix())
+        .ok()
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|&p| p != 0)
+        .ok_or_else(|| {
+            cx.error(
+                value.span().start,
+                ErrorKind::BadValue {
+                    key: "port".into(),
+                    value: n.to_string(),
+                    reason: "must be between 1 and 65535".into(),
+                },
+            )
+        })
+}
+
+fn timeout(
+    cx: &Ctx<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Result<Duration, InventoryError> {
+    let offset = value.span().start;
+    let bad = |shown: String, reason| {
+        cx.error(
+            offset,
+            ErrorKind::BadDuration {
+                key: key.to_owned(),
+                value: shown,
+                reason,
+            },
+        )
+    };
+    let d = match value.get_ref() {
+        DeValue::String(s) => duration::parse(s).map_err(|reason| bad(format!("{s:?}"), reason))?,
+        // `connect_timeout = 10` is the likeliest mistake of all; answer it
+        // with the same hint as the string "10".
+        DeValue::Integer(n) if n.radix() == 10 && !n.as_str().starts_with('-') => {
+            let digits = n.as_str().trim_start_matches('+').to_owned();
+            return Err(bad(n.to_string(), DurationError::MissingUnit(digits)));
+        }
+        _ => {
+            return Err(wrong_type(
+                cx,
+                format!("`{key}`"),
+                "a duration string such as \"10s\"",
+                value,
+            ))
+        }
+    };
+    if d.is_zero() {
+        return Err(cx.error(
+            offset,
+            ErrorKind::BadValue {
+                key: key.to_owned(),
+                value: format!("{:?}", duration::format(d)),
+                reason: "must be greater than zero".into(),
+            },
+        ));
+    }
+    Ok(d)
+}
+
+/// Resolves a local path: `~` and `~/...` against `$HOME`, relative paths
+/// against the inventory file's directory, so that the same inventory works
+/// whatever directory capo is run from.
+fn local_path(
+    cx: &Ctx<'_>,
+    key: &'static str,
+    s: &str,
+    offset: usize,
+) -> Result<PathBuf, InventoryError> {
+    if s.is_empty() {
+        return Err(bad_value(cx, key, s, offset, "must not be empty".into()));
+    }
+    if s.contains('\0') {
+        return Err(bad_value(
+            cx,
+            key,
+            s,
+            offset,
+            "must not contain NUL characters".into(),
+        ));
+    }
+    if let Some(rest) = s.strip_prefix('~') {
+        let rest = match rest.strip_prefix('/') {
+            Some(rest) => rest,
+            None if rest.is_empty() => rest,
+            None => {
+                return Err(bad_value(
+                    cx,
+                    key,
+                    s,
+                    offset,
+                    "only `~` and `~/` are expanded, not `~user`".into(),
+                ))
+            }
+        };
+        let home = cx.home.ok_or_else(|| {
+            cx.error(
+                offset,
+                ErrorKind::NoHome {
+                    key,
+                    builtin: false,
+                },
+            )
+        })?;
+        return Ok(if rest.is_empty() {
+            home.to_path_buf()
+        } else {
+            home.join(rest)
+        });
+    }
+    Ok(cx.base.join(s))
+}

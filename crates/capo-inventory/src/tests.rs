@@ -1,0 +1,779 @@
+//! Whole-file tests: every key, precedence, error messages and positions,
+//! path resolution, host order, and the shipped example.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use crate::parse::parse;
+use crate::{ErrorKind, HostKeyCheck, Inventory, InventoryError, Settings};
+
+const HOME: &str = "/home/op";
+
+fn parse_at(text: &str, path: &str) -> Result<Inventory, InventoryError> {
+    parse(text, Path::new(path), Some(Path::new(HOME)))
+}
+
+fn ok(text: &str) -> Inventory {
+    parse_at(text, "inventory.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(text: &str) -> String {
+    match parse_at(text, "inventory.toml") {
+        Ok(inv) => panic!("parsed, expected an error: {inv:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn builtin() -> Settings {
+    Settings {
+        user: "root".into(),
+        port: 22,
+        identity_files: vec![
+            PathBuf::from("/home/op/.ssh/id_ed25519"),
+            PathBuf::from("/home/op/.ssh/id_ecdsa"),
+            PathBuf::from("/home/op/.ssh/id_rsa"),
+        ],
+        known_hosts: PathBuf::from("/home/op/.ssh/known_hosts"),
+        host_key_check: HostKeyCheck::Strict,
+        connect_timeout: Duration::from_secs(10),
+        command_timeout: Duration::from_secs(1800),
+        repo_dir: "/etc/puppetlabs/code/capo".into(),
+        remote: "origin".into(),
+        branch: "main".into(),
+        manifest: "manifests/site.pp".into(),
+        modulepath: vec!["modules".into()],
+        puppet: "puppet".into(),
+        puppet_args: vec![],
+        certname: None,
+    }
+}
+
+fn names(inv: &Inventory) -> Vec<&str> {
+    inv.hosts.iter().map(|h| h.name.as_str()).collect()
+}
+
+#[test]
+fn builtin_defaults_apply_when_nothing_is_set() {
+    let inv = ok("[hosts.a]\n");
+    assert_eq!(inv.hosts.len(), 1);
+    let host = &inv.hosts[0];
+    assert_eq!(host.name, "a");
+    assert_eq!(host.address, "a");
+    assert!(host.groups.is_empty());
+    assert_eq!(host.settings, builtin());
+    assert_eq!(inv.path, PathBuf::from("inventory.toml"));
+}
+
+#[test]
+fn every_key_is_parsed() {
+    let inv = parse_at(
+        r#"
+[defaults]
+user = "deploy"
+port = 2200
+identity_files = ["keys/a", "/abs/b", "~/c"]
+known_hosts = "known"
+host_key_check = "accept-new"
+connect_timeout = "1500ms"
+command_timeout = "1h30m"
+repo_dir = "/srv/puppet"
+remote = "upstream"
+branch = "production"
+manifest = "site.pp"
+modulepath = ["modules", "site-modules"]
+puppet = "/opt/puppetlabs/bin/puppet"
+puppet_args = ["--noop", "--tags", "a b", ""]
+certname = "node.example.com"
+
+[hosts."web01.example.com"]
+address = "192.0.2.10"
+"#,
+        "/etc/capo/inventory.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let host = &inv.hosts[0];
+    assert_eq!(host.address, "192.0.2.10");
+    assert_eq!(
+        host.settings,
+        Settings {
+            user: "deploy".into(),
+            port: 2200,
+            identity_files: vec![
+                PathBuf::from("/etc/capo/keys/a"),
+                PathBuf::from("/abs/b"),
+                PathBuf::from("/home/op/c"),
+            ],
+            known_hosts: PathBuf::from("/etc/capo/known"),
+            host_key_check: HostKeyCheck::AcceptNew,
+            connect_timeout: Duration::from_millis(1500),
+            command_timeout: Duration::from_secs(5400),
+            repo_dir: "/srv/puppet".into(),
+            remote: "upstream".into(),
+            branch: "production".into(),
+            manifest: "site.pp".into(),
+            modulepath: vec!["modules".into(), "site-modules".into()],
+            puppet: "/opt/puppetlabs/bin/puppet".into(),
+            puppet_args: vec![
+                "--noop".into(),
+                "--tags".into(),
+                "a b".into(),
+                String::new()
+            ],
+            certname: Some("node.example.com".into()),
+        }
+    );
+}
+
+#[test]
+fn host_key_check_values() {
+    for (text, want) in [
+        ("strict", HostKeyCheck::Strict),
+        ("accept-new", HostKeyCheck::AcceptNew),
+        ("off", HostKeyCheck::Off),
+    ] {
+        let inv = ok(&format!(
+            "[defaults]\nhost_key_check = \"{text}\"\n[hosts.a]\n"
+        ));
+        assert_eq!(inv.hosts[0].settings.host_key_check, want);
+    }
+    assert_eq!(
+        err("[defaults]\nhost_key_check = \"yes\"\n[hosts.a]\n"),
+        "inventory.toml:2:18: bad value \"yes\" for `host_key_check`: expected one of: strict, accept-new, off"
+    );
+}
+
+#[test]
+fn precedence_host_over_group_over_defaults_over_builtin() {
+    let inv = ok(r#"
+[defaults]
+user = "d"
+port = 2022
+branch = "from-defaults"
+
+[groups.g]
+hosts = ["a", "b"]
+user = "g"
+port = 3022
+
+[hosts.a]
+user = "h"
+"#);
+    let a = &inv.hosts[0].settings;
+    let b = &inv.hosts[1].settings;
+    assert_eq!(
+        (a.user.as_str(), a.port, a.branch.as_str()),
+        ("h", 3022, "from-defaults")
+    );
+    assert_eq!(
+        (b.user.as_str(), b.port, b.branch.as_str()),
+        ("g", 3022, "from-defaults")
+    );
+    assert_eq!(a.remote, "origin");
+    assert_eq!(inv.hosts[0].groups, ["g"]);
+}
+
+#[test]
+fn conflicting_groups_are_an_error_naming_both() {
+    let text = r#"[groups.web]
+hosts = ["web[1-2]"]
+user = "deploy"
+
+[groups.canary]
+hosts = ["web2"]
+user = "admin"
+"#;
+    assert_eq!(
+        err(text),
+        "inventory.toml:7:1: host \"web2\" is in groups \"web\" and \"canary\", which set `user` \
+         differently (\"deploy\" and \"admin\"); set `user` in [hosts.web2] to choose"
+    );
+    let e = parse_at(text, "inventory.toml")
+        .err()
+        .map(|e| (e.line(), e.column()));
+    assert_eq!(e, Some((Some(7), Some(1))));
+}
+
+#[test]
+fn conflict_message_quotes_values_by_type() {
+    let e = err(r#"[groups.a]
+hosts = ["h.example.com"]
+connect_timeout = "90s"
+[groups.b]
+hosts = ["h.example.com"]
+connect_timeout = "1m"
+"#);
+    assert_eq!(
+        e,
+        "inventory.toml:6:1: host \"h.example.com\" is in groups \"a\" and \"b\", which set \
+         `connect_timeout` differently (\"1m30s\" and \"1m\"); set `connect_timeout` in \
+         [hosts.\"h.example.com\"] to choose"
+    );
+}
+
+#[test]
+fn groups_agreeing_on_a_value_are_fine() {
+    let inv = ok(r#"
+[groups.a]
+hosts = ["h"]
+port = 2222
+[groups.b]
+hosts = ["h"]
+port = 2222
+"#);
+    assert_eq!(inv.hosts[0].settings.port, 2222);
+    assert_eq!(inv.hosts[0].groups, ["a", "b"]);
+}
+
+#[test]
+fn host_override_settles_a_group_conflict() {
+    let inv = ok(r#"
+[groups.a]
+hosts = ["h"]
+port = 2222
+user = "x"
+[groups.b]
+hosts = ["h"]
+port = 2222
+user = "y"
+[hosts.h]
+user = "z"
+"#);
+    let h = &inv.hosts[0];
+    assert_eq!((h.settings.user.as_str(), h.settings.port), ("z", 2222));
+    assert_eq!(h.groups, ["a", "b"]);
+}
+
+#[test]
+fn unknown_keys_are_reported_at_the_key() {
+    let all = "user, port, identity_files, known_hosts, host_key_check, connect_timeout, \
+               command_timeout, repo_dir, remote, branch, manifest, modulepath, puppet, \
+               puppet_args, certname";
+    assert_eq!(
+        err("[groups.web]\nhosts = [\"a\"]\n\n  usr = \"x\"\n"),
+        format!(
+            "inventory.toml:4:3: unknown key `usr` in [groups.web]; expected one of: hosts, {all}"
+        )
+    );
+    assert_eq!(
+        err("[defaults]\nuser = \"a\"\nprot = 22\n"),
+        format!("inventory.toml:3:1: unknown key `prot` in [defaults]; expected one of: {all}")
+    );
+    assert_eq!(
+        err("[hosts.\"a.example.com\"]\nadress = \"x\"\n"),
+        format!(
+            "inventory.toml:2:1: unknown key `adress` in [hosts.\"a.example.com\"]; \
+             expected one of: address, {all}"
+        )
+    );
+    assert_eq!(
+        err("[hosts.a]\n[default]\nuser = \"x\"\n"),
+        "inventory.toml:2:2: unknown key `default` in the top-level table; expected one of: \
+         defaults, groups, hosts"
+    );
+    // Dotted and inline forms still point at the key itself.
+    assert_eq!(
+        err("[hosts.a]\nx = 1\n").split(';').next(),
+        Some("inventory.toml:2:1: unknown key `x` in [hosts.a]")
+    );
+    assert_eq!(
+        err("groups.web = { hosts = [\"a\"], bad = 1 }\n")
+            .split(';')
+            .next(),
+        Some("inventory.toml:1:31: unknown key `bad` in [groups.web]")
+    );
+}
+
+#[test]
+fn unknown_key_hints() {
+    assert!(err("[groups.g]\nhosts = [\"a\"]\naddress = \"1.2.3.4\"\n")
+        .ends_with("; `address` can only be set in a [hosts.NAME] table"));
+    assert!(err("[hosts.a]\nhosts = [\"b\"]\n")
+        .ends_with("; hosts are listed in a [groups.NAME] table's `hosts`"));
+}
+
+#[test]
+fn first_error_in_file_order_is_reported() {
+    // toml sorts keys; errors must still come out in file order.
+    assert_eq!(
+        err("[hosts.a]\nzz = 1\naa = 2\n").split(';').next(),
+        Some("inventory.toml:2:1: unknown key `zz` in [hosts.a]")
+    );
+}
+
+#[test]
+fn bad_ranges_name_the_pattern_and_position() {
+    assert_eq!(
+        err("[groups.web]\nhosts = [\"ok\", \"web[5-1]\"]\n"),
+        "inventory.toml:2:16: bad host pattern \"web[5-1]\" in [groups.web]: range `5-1` is \
+         backwards (start is greater than end)"
+    );
+    assert_eq!(
+        err("[groups.web]\nhosts = [\"web[1-\"]\n"),
+        "inventory.toml:2:10: bad host pattern \"web[1-\" in [groups.web]: `[` is never closed"
+    );
+    assert_eq!(
+        err("[groups.web]\nhosts = [\"web[1-99999999]\"]\n"),
+        "inventory.toml:2:10: bad host pattern \"web[1-99999999]\" in [groups.web]: pattern \
+         expands to more than 100000 names"
+    );
+    assert_eq!(
+        err("[groups.web]\nhosts = [\"\"]\n"),
+        "inventory.toml:2:10: bad host pattern \"\" in [groups.web]: empty pattern"
+    );
+}
+
+#[test]
+fn total_expansion_is_capped() {
+    let patterns: Vec<String> = (0..11).map(|i| format!("\"g{i}-[1-100000]\"")).collect();
+    let text = format!("[groups.big]\nhosts = [{}]\n", patterns.join(", "));
+    let e = err(&text);
+    assert!(
+        e.ends_with(": the inventory expands to more than 1000000 host names"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_durations() {
+    assert_eq!(
+        err("[defaults]\nconnect_timeout = \"10 seconds\"\n"),
+        "inventory.toml:2:19: bad duration \"10 seconds\" for `connect_timeout`: expected a \
+         number followed by ms, s, m, h or d (e.g. \"10s\")"
+    );
+    assert_eq!(
+        err("[defaults]\ncommand_timeout = \"30\"\n"),
+        "inventory.toml:2:19: bad duration \"30\" for `command_timeout`: a bare number has no \
+         unit; write \"30s\" for 30 seconds (units: ms, s, m, h, d)"
+    );
+    assert_eq!(
+        err("[defaults]\nconnect_timeout = 10\n"),
+        "inventory.toml:2:19: bad duration 10 for `connect_timeout`: a bare number has no unit; \
+         write \"10s\" for 10 seconds (units: ms, s, m, h, d)"
+    );
+    assert_eq!(
+        err("[defaults]\nconnect_timeout = \"0s\"\n"),
+        "inventory.toml:2:19: bad value \"0s\" for `connect_timeout`: must be greater than zero"
+    );
+    assert_eq!(
+        err("[defaults]\nconnect_timeout = 1.5\n"),
+        "inventory.toml:2:19: `connect_timeout` must be a duration string such as \"10s\", found float"
+    );
+}
+
+#[test]
+fn wrong_types() {
+    assert_eq!(
+        err("[defaults]\nport = \"22\"\n"),
+        "inventory.toml:2:8: `port` must be an integer, found string"
+    );
+    assert_eq!(
+        err("[defaults]\nidentity_files = \"~/.ssh/id\"\n"),
+        "inventory.toml:2:18: `identity_files` must be an array of strings, found string"
+    );
+    assert_eq!(
+        err("[defaults]\nmodulepath = [\"a\", 1]\n"),
+        "inventory.toml:2:20: each entry of `modulepath` must be a string, found integer"
+    );
+    assert_eq!(
+        err("[groups.g]\nhosts = \"a\"\n"),
+        "inventory.toml:2:9: `hosts` must be an array of host names, found string"
+    );
+    assert_eq!(
+        err("[groups.g]\nhosts = [[\"a\"]]\n"),
+        "inventory.toml:2:10: each entry of `hosts` must be a string, found array"
+    );
+    assert_eq!(
+        err("hosts = [\"a\"]\n"),
+        "inventory.toml:1:9: `hosts` must be a table of [hosts.NAME] tables, found array"
+    );
+    assert_eq!(
+        err("[[groups]]\nname = \"x\"\n"),
+        "inventory.toml:1:1: `groups` must be a table of [groups.NAME] tables, found array"
+    );
+    assert_eq!(
+        err("[groups]\nweb = 1\n"),
+        "inventory.toml:2:7: `groups.web` must be a table, found integer"
+    );
+    assert_eq!(
+        err("defaults = true\n"),
+        "inventory.toml:1:12: `defaults` must be a table, found boolean"
+    );
+    assert_eq!(
+        err("[defaults]\nuser = 1979-05-27\n"),
+        "inventory.toml:2:8: `user` must be a string, found datetime"
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = 7\n"),
+        "inventory.toml:2:11: `address` must be a string, found integer"
+    );
+}
+
+#[test]
+fn port_range() {
+    for (port, shown) in [
+        ("0", "0"),
+        ("65536", "65536"),
+        ("-1", "-1"),
+        ("99999999999999999999999", "99999999999999999999999"),
+    ] {
+        assert_eq!(
+            err(&format!("[defaults]\nport = {port}\n")),
+            format!(
+                "inventory.toml:2:8: bad value {shown} for `port`: must be between 1 and 65535"
+            )
+        );
+    }
+    assert_eq!(
+        ok("[defaults]\nport = 65535\n[hosts.a]\n").hosts[0]
+            .settings
+            .port,
+        65535
+    );
+    assert_eq!(
+        ok("[defaults]\nport = 0x16\n[hosts.a]\n").hosts[0]
+            .settings
+            .port,
+        22
+    );
+    assert_eq!(
+        ok("[defaults]\nport = 1\n[hosts.a]\n").hosts[0]
+            .settings
+            .port,
+        1
+    );
+}
+
+#[test]
+fn string_value_checks() {
+    assert_eq!(
+        err("[defaults]\nrepo_dir = \"\"\n"),
+        "inventory.toml:2:12: bad value \"\" for `repo_dir`: must not be empty"
+    );
+    assert_eq!(
+        err("[defaults]\nbranch = \"--upload-pack=evil\"\n"),
+        "inventory.toml:2:10: bad value \"--upload-pack=evil\" for `branch`: must not start with `-`"
+    );
+    assert_eq!(
+        err("[defaults]\nbranch = \"a\\tb\"\n"),
+        "inventory.toml:2:10: bad value \"a\\tb\" for `branch`: must not contain control characters"
+    );
+    assert_eq!(
+        err("[defaults]\npuppet_args = [\"ok\", \"a\\u0000b\"]\n"),
+        "inventory.toml:2:22: bad value \"a\\0b\" for `puppet_args`: must not contain NUL characters"
+    );
+    assert_eq!(
+        err("[defaults]\nmodulepath = [\"a:b\"]\n"),
+        "inventory.toml:2:15: bad value \"a:b\" for `modulepath`: entries must not contain `:`; \
+         list each directory separately"
+    );
+    assert_eq!(
+        err("[defaults]\nrepo_dir = \"/srv/a\\nb\"\n"),
+        "inventory.toml:2:12: bad value \"/srv/a\\nb\" for `repo_dir`: must not contain control characters"
+    );
+    assert_eq!(
+        err("[defaults]\ncertname = \"-x\"\n"),
+        "inventory.toml:2:12: bad value \"-x\" for `certname`: must not start with `-`"
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"\"\n"),
+        "inventory.toml:2:11: bad value \"\" for `address`: must not be empty"
+    );
+    assert_eq!(
+        err("[defaults]\nuser = \"\"\n"),
+        "inventory.toml:2:8: bad value \"\" for `user`: must not be empty"
+    );
+}
+
+#[test]
+fn local_paths_resolve_against_the_inventory_dir_and_home() {
+    let text = r#"
+[defaults]
+identity_files = ["keys/id", "~", "~/.ssh/k", "/abs/k", "../up/k"]
+known_hosts = "kh"
+[hosts.a]
+"#;
+    let s = &parse_at(text, "/etc/capo/inventory.toml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .hosts[0]
+        .settings;
+    assert_eq!(
+        s.identity_files,
+        [
+            PathBuf::from("/etc/capo/keys/id"),
+            PathBuf::from("/home/op"),
+            PathBuf::from("/home/op/.ssh/k"),
+            PathBuf::from("/abs/k"),
+            PathBuf::from("/etc/capo/../up/k"),
+        ]
+    );
+    assert_eq!(s.known_hosts, PathBuf::from("/etc/capo/kh"));
+
+    // A bare file name stays relative to the working directory, which is
+    // where the inventory is.
+    let s = &ok(text).hosts[0].settings;
+    assert_eq!(s.identity_files[0], PathBuf::from("keys/id"));
+    let s = &parse_at(text, "conf/inventory.toml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .hosts[0]
+        .settings;
+    assert_eq!(s.known_hosts, PathBuf::from("conf/kh"));
+
+    // Remote paths are left alone.
+    let s = &ok("[defaults]\nrepo_dir = \"code\"\nmanifest = \"~/site.pp\"\n[hosts.a]\n").hosts[0]
+        .settings;
+    assert_eq!(
+        (s.repo_dir.as_str(), s.manifest.as_str()),
+        ("code", "~/site.pp")
+    );
+}
+
+#[test]
+fn tilde_user_and_missing_home() {
+    assert_eq!(
+        err("[defaults]\nknown_hosts = \"~bob/kh\"\n"),
+        "inventory.toml:2:15: bad value \"~bob/kh\" for `known_hosts`: only `~` and `~/` are \
+         expanded, not `~user`"
+    );
+    let no_home = |text: &str| match parse(text, Path::new("inventory.toml"), None) {
+        Ok(_) => panic!("parsed without $HOME"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        no_home("[defaults]\nknown_hosts = \"~/kh\"\n[hosts.a]\n"),
+        "inventory.toml:2:15: cannot expand `~` in `known_hosts`: $HOME is not set"
+    );
+    assert_eq!(
+        no_home("[defaults]\nknown_hosts = \"/kh\"\n[hosts.a]\n"),
+        "inventory.toml: cannot expand `~` in the built-in default for `identity_files`: $HOME \
+         is not set; set it in [defaults]"
+    );
+    let inv = parse(
+        "[defaults]\nknown_hosts = \"/kh\"\nidentity_files = []\n[hosts.a]\n",
+        Path::new("inventory.toml"),
+        None,
+    );
+    assert!(inv.is_ok());
+}
+
+#[test]
+fn host_order_is_first_appearance_in_the_file() {
+    let inv = ok(r#"
+[hosts.z]
+[groups.web]
+hosts = ["web[01-03]", "lb", "web02"]
+[hosts.a]
+[groups.db]
+hosts = ["db1", "web03", "a", "db0"]
+[hosts.lb]
+port = 2222
+"#);
+    assert_eq!(
+        names(&inv),
+        ["z", "web01", "web02", "web03", "lb", "a", "db1", "db0"]
+    );
+    let groups: Vec<(&str, Vec<&str>)> = inv
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.name.as_str(),
+                g.hosts.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("web", vec!["web01", "web02", "web03", "lb"]),
+            ("db", vec!["db1", "web03", "a", "db0"]),
+        ]
+    );
+    let web03 = inv.host("web03").map(|h| h.groups.clone());
+    assert_eq!(web03, Some(vec!["web".to_owned(), "db".to_owned()]));
+    assert_eq!(inv.host("lb").map(|h| h.settings.port), Some(2222));
+    assert_eq!(inv.group("db").map(|g| g.hosts.len()), Some(4));
+}
+
+#[test]
+fn groups_are_in_file_order_not_alphabetical() {
+    let inv = ok("[groups.zeta]\nhosts = [\"b\"]\n[groups.alpha]\nhosts = [\"a\"]\n");
+    let groups: Vec<&str> = inv.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(groups, ["zeta", "alpha"]);
+    assert_eq!(names(&inv), ["b", "a"]);
+}
+
+#[test]
+fn address_defaults_to_the_name() {
+    let inv = ok("[groups.g]\nhosts = [\"a\", \"b\"]\n[hosts.b]\naddress = \"10.0.0.2\"\n");
+    let addrs: Vec<&str> = inv.hosts.iter().map(|h| h.address.as_str()).collect();
+    assert_eq!(addrs, ["a", "10.0.0.2"]);
+    let inv = ok("[hosts.v6]\naddress = \"2001:db8::1\"\n");
+    assert_eq!(inv.hosts[0].address, "2001:db8::1");
+}
+
+#[test]
+fn no_hosts_is_an_error() {
+    assert_eq!(
+        err(""),
+        "inventory.toml: no hosts defined; list some in a group's `hosts` or add a [hosts.NAME] table"
+    );
+    assert!(err("[defaults]\nuser = \"x\"\n[groups.g]\nhosts = []\n")
+        .starts_with("inventory.toml: no hosts defined"));
+    let e = parse_at("", "inventory.toml").err();
+    assert!(matches!(
+        e.as_ref().map(InventoryError::kind),
+        Some(ErrorKind::NoHosts)
+    ));
+}
+
+#[test]
+fn bad_names() {
+    assert_eq!(
+        err("[hosts.\"web[1-2]\"]\n"),
+        "inventory.toml:1:8: bad host name \"web[1-2]\": must not contain `[` or `]`; ranges are \
+         only expanded in a group's `hosts` list"
+    );
+    assert_eq!(
+        err("[groups.\"a,b\"]\nhosts = [\"x\"]\n"),
+        "inventory.toml:1:9: bad group name \"a,b\": must not contain `,`, which separates \
+         --limit terms"
+    );
+    assert_eq!(
+        err("[groups.g]\nhosts = [\"!x\"]\n"),
+        "inventory.toml:2:10: bad host name \"!x\": must not start with `!`, which excludes in --limit"
+    );
+    assert_eq!(
+        err("[groups.g]\nhosts = [\"web*\"]\n"),
+        "inventory.toml:2:10: bad host name \"web*\": must not contain `*` or `?`, which are \
+         --limit wildcards"
+    );
+    assert!(err("[hosts.\"a b\"]\n").ends_with("must not contain whitespace or control characters"));
+    assert!(err("[hosts.\"\"]\n").ends_with("bad host name \"\": must not be empty"));
+}
+
+#[test]
+fn toml_syntax_errors_have_positions() {
+    assert_eq!(
+        err("[hosts.a]\nport = \n"),
+        "inventory.toml:2:8: string values must be quoted, expected literal string"
+    );
+    assert_eq!(
+        err("[hosts.a]\n[hosts.a]\n"),
+        "inventory.toml:2:8: duplicate key"
+    );
+}
+
+#[test]
+fn error_accessors() {
+    let e = parse_at("[hosts.a]\nport = \"x\"\n", "dir/inv.toml").err();
+    let e = e.unwrap_or_else(|| panic!("expected an error"));
+    assert_eq!(e.path(), Path::new("dir/inv.toml"));
+    assert_eq!((e.line(), e.column()), (Some(2), Some(8)));
+    assert!(matches!(e.kind(), ErrorKind::WrongType { .. }));
+    assert_eq!(
+        e.to_string(),
+        "dir/inv.toml:2:8: `port` must be an integer, found string"
+    );
+}
+
+#[test]
+fn example_inventory_parses_and_documents_the_builtins() {
+    let text = include_str!("../../../inventory.example.toml");
+    let inv = parse_at(text, "inventory.example.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(!inv.hosts.is_empty());
+    // The example's [defaults] spells out every built-in value, so a host
+    // the example does not customise must equal the built-ins.
+    let plain = inv
+        .hosts
+        .iter()
+        .find(|h| h.settings == builtin())
+        .map(|h| h.name.as_str());
+    assert!(
+        plain.is_some(),
+        "no host in the example has exactly the built-in settings"
+    );
+    // Every settings key appears in the example, documented.
+    for key in crate::settings::SETTING_KEYS
+        .iter()
+        .chain(&["address", "hosts"])
+    {
+        assert!(
+            text.lines().any(|l| l
+                .trim_start()
+                .trim_start_matches("# ")
+                .starts_with(&format!("{key} ="))),
+            "`{key}` is not shown in inventory.example.toml"
+        );
+    }
+}
+
+/// TOML-ish lines built from inventory vocabulary, so that generated inputs
+/// get past the TOML parser and exercise the inventory rules.
+fn inventory_like() -> impl Strategy<Value = String> {
+    let header = prop::sample::select(vec![
+        "[defaults]",
+        "[groups.web]",
+        "[groups.db]",
+        "[hosts.a]",
+        "[hosts.\"b.example.com\"]",
+        "[groups]",
+        "[hosts]",
+        "[[groups]]",
+    ])
+    .prop_map(str::to_owned);
+    let key = prop::sample::select(vec![
+        "hosts",
+        "address",
+        "user",
+        "port",
+        "identity_files",
+        "known_hosts",
+        "host_key_check",
+        "connect_timeout",
+        "command_timeout",
+        "repo_dir",
+        "remote",
+        "branch",
+        "manifest",
+        "modulepath",
+        "puppet",
+        "puppet_args",
+        "certname",
+        "web",
+        "bogus",
+    ]);
+    let value = prop_oneof![
+        "[a-z0-9\\[\\],~/. -]{0,12}".prop_map(|s| format!("{s:?}")),
+        "[a-z0-9\\[\\],-]{0,12}".prop_map(|s| format!("[{s:?}, \"x\"]")),
+        any::<i64>().prop_map(|n| n.to_string()),
+        "[0-9]{1,3}(ms|s|m|h|d|x)?".prop_map(|s| format!("{s:?}")),
+        Just("true".to_owned()),
+        Just("{}".to_owned()),
+        Just("[]".to_owned()),
+    ];
+    let line = prop_oneof![header, (key, value).prop_map(|(k, v)| format!("{k} = {v}"))];
+    prop::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"))
+}
+
+proptest! {
+    #[test]
+    fn parse_never_panics_on_arbitrary_text(text in "\\PC{0,200}") {
+        let _ = parse_at(&text, "inventory.toml");
+    }
+
+    #[test]
+    fn parse_never_panics_on_inventory_like_text(text in inventory_like()) {
+        if let Ok(inv) = parse_at(&text, "inventory.toml") {
+            prop_assert!(!inv.hosts.is_empty());
+            let _ = inv.select(Some("web,!a,b*"));
+        }
+    }
+
+    #[test]
+    fn select_never_panics(limit in "[a-z0-9!*?\\[\\],-]{0,16}") {
+        let inv = ok("[groups.web]\nhosts = [\"web[1-3]\"]\n[hosts.a]\n");
+        let _ = inv.select(Some(&limit));
+    }
+}
