@@ -1,0 +1,466 @@
+//! Error type. Every message is one line a person can act on, and never
+//! contains key material.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Coarse classification of an [`SshError`], for retry and reporting decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The host could not be reached or the SSH handshake failed (including
+    /// timeouts while connecting, exchanging keys or authenticating).
+    Connect,
+    /// The host key was unknown, changed, revoked, or could not be recorded.
+    HostKey,
+    /// The server refused every identity, or none was usable.
+    Auth,
+    /// A command ran longer than the caller allowed.
+    Timeout,
+    /// Opening the exec channel failed, or the connection was lost mid-command.
+    Channel,
+}
+
+/// Which part of [`crate::connect`] was under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// DNS resolution and TCP connect.
+    Connecting,
+    /// SSH version exchange, key exchange and host key check.
+    KeyExchange,
+    /// Public-key authentication.
+    Authenticating,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Connecting => "connecting",
+            Phase::KeyExchange => "exchanging keys",
+            Phase::Authenticating => "authenticating",
+        })
+    }
+}
+
+/// Why an identity file was not offered to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The file does not exist.
+    Missing,
+    /// The key is protected by a passphrase.
+    Encrypted,
+    /// The file exists but cannot be read.
+    Unreadable(String),
+    /// The file is not a private key russh understands.
+    Invalid(String),
+}
+
+/// One entry of the identity list in auth errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityAttempt {
+    /// The identity file as configured.
+    pub path: PathBuf,
+    /// `None` if the key was offered to (and refused by) the server.
+    pub skipped: Option<SkipReason>,
+}
+
+/// Everything that can go wrong talking to a host.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SshError {
+    /// TCP connect got RST.
+    #[error("connection refused ({addr})")]
+    Refused {
+        /// `ip:port` that refused.
+        addr: String,
+    },
+    /// The host name did not resolve.
+    #[error("DNS failure: cannot resolve {host}: {detail}")]
+    Resolve {
+        /// Name as configured.
+        host: String,
+        /// Resolver message.
+        detail: String,
+    },
+    /// Any other TCP connect failure (no route, network unreachable, ...).
+    #[error("cannot connect to {addr}: {detail}")]
+    Unreachable {
+        /// `ip:port` tried last.
+        addr: String,
+        /// OS message.
+        detail: String,
+    },
+    /// The server hung up before we were authenticated (e.g. sshd's
+    /// `MaxStartups` dropping excess connections).
+    #[error("connection closed by remote during {}", closed_during(*.phase))]
+    Closed {
+        /// Where we were when it happened.
+        phase: Phase,
+    },
+    /// `connect_timeout` ran out.
+    #[error("timed out after {} while {phase}", fmt_duration(*.after))]
+    ConnectTimeout {
+        /// The configured `connect_timeout`.
+        after: Duration,
+        /// Where we were when time ran out.
+        phase: Phase,
+    },
+    /// SSH protocol failure during the handshake (no common algorithm, bad
+    /// signature, garbage instead of an SSH banner, ...).
+    #[error("SSH handshake failed while {phase}: {detail}")]
+    Protocol {
+        /// Where we were.
+        phase: Phase,
+        /// russh's description.
+        detail: String,
+    },
+
+    /// Strict checking and the host is not in known_hosts.
+    #[error(
+        "host key for {host} is not in {} ({key_type} {fingerprint}); add it or set host_key_check = \"accept-new\"",
+        .known_hosts.display()
+    )]
+    HostKeyUnknown {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// The known_hosts file consulted.
+        known_hosts: PathBuf,
+        /// e.g. `ssh-ed25519`.
+        key_type: String,
+        /// `SHA256:...` of the presented key.
+        fingerprint: String,
+    },
+    /// The host presented a key different from every key on record.
+    #[error(
+        "HOST KEY CHANGED for {host}: presented {key_type} {fingerprint}, expected {}; possible man-in-the-middle, host not touched",
+        fmt_expected(.expected)
+    )]
+    HostKeyChanged {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// Type of the presented key.
+        key_type: String,
+        /// `SHA256:...` of the presented key.
+        fingerprint: String,
+        /// `(fingerprint, file, line)` of each key on record for the host.
+        expected: Vec<(String, PathBuf, usize)>,
+    },
+    /// The presented key is `@revoked`.
+    #[error(
+        "host key for {host} ({key_type} {fingerprint}) is marked @revoked in {}:{line}",
+        .known_hosts.display()
+    )]
+    HostKeyRevoked {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// Type of the presented key.
+        key_type: String,
+        /// `SHA256:...` of the presented key.
+        fingerprint: String,
+        /// File holding the `@revoked` line.
+        known_hosts: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// The server presented a host certificate, which capo does not verify.
+    #[error("host {host} presented a host certificate; only plain host keys are supported")]
+    HostCertificate {
+        /// `host` or `[host]:port`.
+        host: String,
+    },
+    /// known_hosts exists but could not be read.
+    #[error("cannot read known_hosts {}: {detail}", .path.display())]
+    KnownHostsRead {
+        /// The file.
+        path: PathBuf,
+        /// OS message.
+        detail: String,
+    },
+    /// accept-new could not write the new key; refusing to trust a key we
+    /// cannot pin.
+    #[error("cannot record new host key for {host} in {}: {detail}", .path.display())]
+    KnownHostsWrite {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// The file.
+        path: PathBuf,
+        /// OS message.
+        detail: String,
+    },
+
+    /// Every usable key was refused.
+    #[error("authentication refused for user {user} (tried: {})", fmt_identities(.tried))]
+    AuthRefused {
+        /// Remote user.
+        user: String,
+        /// Each configured identity file and what became of it.
+        tried: Vec<IdentityAttempt>,
+    },
+    /// No identity file could be loaded, so nothing was offered.
+    #[error("no usable identity file (tried: {})", fmt_identities(.tried))]
+    NoIdentity {
+        /// Each configured identity file and why it was skipped.
+        tried: Vec<IdentityAttempt>,
+    },
+
+    /// The server would not open a session channel.
+    #[error("cannot open session channel: {detail}")]
+    ChannelOpen {
+        /// russh's description.
+        detail: String,
+    },
+    /// The server answered the exec request with a failure.
+    #[error("server refused to run the command (exec request failed)")]
+    ExecRefused,
+    /// The server did not confirm the channel or exec request in time.
+    #[error("timed out after {} waiting for the server to start the command", fmt_duration(*.after))]
+    ChannelTimeout {
+        /// The configured `connect_timeout`, reused for this wait.
+        after: Duration,
+    },
+    /// The connection went away while a command was running (or starting).
+    #[error("connection lost while running command{}", fmt_reason(.reason))]
+    ConnectionLost {
+        /// e.g. `keepalive timeout`, if known.
+        reason: Option<String>,
+    },
+    /// The channel closed without the server reporting how the command ended.
+    #[error("command ended without an exit status")]
+    NoExitStatus,
+    /// The caller's command deadline passed. Never produced by this crate on
+    /// its own; offered so callers can report it uniformly.
+    #[error("command timed out after {}", fmt_duration(*.after))]
+    CommandTimeout {
+        /// The deadline.
+        after: Duration,
+    },
+}
+
+impl SshError {
+    /// Coarse category, see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        use SshError::*;
+        match self {
+            Refused { .. }
+            | Resolve { .. }
+            | Unreachable { .. }
+            | Closed { .. }
+            | ConnectTimeout { .. }
+            | Protocol { .. } => ErrorKind::Connect,
+            HostKeyUnknown { .. }
+            | HostKeyChanged { .. }
+            | HostKeyRevoked { .. }
+            | HostCertificate { .. }
+            | KnownHostsRead { .. }
+            | KnownHostsWrite { .. } => ErrorKind::HostKey,
+            AuthRefused { .. } | NoIdentity { .. } => ErrorKind::Auth,
+            ChannelOpen { .. }
+            | ExecRefused
+            | ChannelTimeout { .. }
+            | ConnectionLost { .. }
+            | NoExitStatus => ErrorKind::Channel,
+            CommandTimeout { .. } => ErrorKind::Timeout,
+        }
+    }
+}
+
+fn closed_during(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Connecting | Phase::KeyExchange => "handshake",
+        Phase::Authenticating => "authentication",
+    }
+}
+
+fn fmt_reason(reason: &Option<String>) -> String {
+    match reason {
+        Some(r) => format!(" ({r})"),
+        None => String::new(),
+    }
+}
+
+fn fmt_expected(expected: &[(String, PathBuf, usize)]) -> String {
+    expected
+        .iter()
+        .map(|(fp, path, line)| format!("{fp} ({}:{line})", path.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fmt_identities(tried: &[IdentityAttempt]) -> String {
+    if tried.is_empty() {
+        return "no identity files configured".to_string();
+    }
+    tried
+        .iter()
+        .map(|a| {
+            let path = a.path.display();
+            match &a.skipped {
+                None => format!("{path}"),
+                Some(SkipReason::Missing) => format!("{path} (missing)"),
+                Some(SkipReason::Encrypted) => {
+                    format!("{path} (encrypted: passphrases are not supported yet)")
+                }
+                Some(SkipReason::Unreadable(e)) => format!("{path} (unreadable: {e})"),
+                Some(SkipReason::Invalid(e)) => format!("{path} (invalid: {e})"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `5s`, `1.5s`, `250ms`, `2m`, `1m30s`: the shortest form a person reads at a glance.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    if !ms.is_multiple_of(1000) && secs < 60 {
+        let tenths = (ms % 1000) / 100;
+        return if tenths == 0 {
+            format!("{secs}s")
+        } else {
+            format!("{secs}.{tenths}s")
+        };
+    }
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(Duration::from_secs(5)), "5s");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(fmt_duration(Duration::from_millis(1020)), "1s");
+        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(fmt_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(fmt_duration(Duration::from_secs(3600)), "1h");
+    }
+
+    #[test]
+    fn messages() {
+        let e = SshError::ConnectTimeout {
+            after: Duration::from_secs(5),
+            phase: Phase::KeyExchange,
+        };
+        assert_eq!(e.to_string(), "timed out after 5s while exchanging keys");
+        assert_eq!(e.kind(), ErrorKind::Connect);
+
+        let e = SshError::Refused {
+            addr: "127.0.0.1:2222".into(),
+        };
+        assert_eq!(e.to_string(), "connection refused (127.0.0.1:2222)");
+
+        let e = SshError::Closed {
+            phase: Phase::KeyExchange,
+        };
+        assert_eq!(
+            e.to_string(),
+            "connection closed by remote during handshake"
+        );
+
+        let e = SshError::HostKeyUnknown {
+            host: "[127.0.0.1]:2222".into(),
+            known_hosts: "/kh".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:abc".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "host key for [127.0.0.1]:2222 is not in /kh (ssh-ed25519 SHA256:abc); \
+             add it or set host_key_check = \"accept-new\""
+        );
+        assert_eq!(e.kind(), ErrorKind::HostKey);
+
+        let e = SshError::HostKeyChanged {
+            host: "[127.0.0.1]:2222".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:xxx".into(),
+            expected: vec![("SHA256:yyy".into(), "/kh".into(), 3)],
+        };
+        assert_eq!(
+            e.to_string(),
+            "HOST KEY CHANGED for [127.0.0.1]:2222: presented ssh-ed25519 SHA256:xxx, \
+             expected SHA256:yyy (/kh:3); possible man-in-the-middle, host not touched"
+        );
+
+        let e = SshError::HostKeyRevoked {
+            host: "h".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:xxx".into(),
+            known_hosts: "/kh".into(),
+            line: 7,
+        };
+        assert_eq!(
+            e.to_string(),
+            "host key for h (ssh-ed25519 SHA256:xxx) is marked @revoked in /kh:7"
+        );
+
+        let e = SshError::AuthRefused {
+            user: "root".into(),
+            tried: vec![
+                IdentityAttempt {
+                    path: "/k/id_ed25519".into(),
+                    skipped: None,
+                },
+                IdentityAttempt {
+                    path: "/k/id_rsa".into(),
+                    skipped: Some(SkipReason::Missing),
+                },
+            ],
+        };
+        assert_eq!(
+            e.to_string(),
+            "authentication refused for user root (tried: /k/id_ed25519, /k/id_rsa (missing))"
+        );
+        assert_eq!(e.kind(), ErrorKind::Auth);
+
+        let e = SshError::NoIdentity {
+            tried: vec![
+                IdentityAttempt {
+                    path: "a".into(),
+                    skipped: Some(SkipReason::Missing),
+                },
+                IdentityAttempt {
+                    path: "b".into(),
+                    skipped: Some(SkipReason::Encrypted),
+                },
+            ],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no usable identity file (tried: a (missing), b (encrypted: passphrases are not supported yet))"
+        );
+
+        let e = SshError::ConnectionLost {
+            reason: Some("keepalive timeout".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "connection lost while running command (keepalive timeout)"
+        );
+        assert_eq!(e.kind(), ErrorKind::Channel);
+        assert_eq!(
+            SshError::CommandTimeout {
+                after: Duration::from_secs(1800)
+            }
+            .kind(),
+            ErrorKind::Timeout
+        );
+    }
+}

@@ -1,0 +1,611 @@
+//! Connecting: TCP, SSH handshake, host key check, public-key auth.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, AuthResult, DisconnectReason, Handle};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{Disconnect, Preferred};
+use tokio::net::TcpStream;
+
+use crate::error::{IdentityAttempt, Phase, SshError};
+use crate::exec::Exec;
+use crate::identity;
+use crate::known_hosts::{self, HostKeyStatus, KnownHosts};
+
+/// What to do with the server's host key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// The key must already be in known_hosts.
+    Strict,
+    /// Unknown hosts are trusted on first use and recorded; changed or
+    /// revoked keys are still refused.
+    AcceptNew,
+    /// No checking at all (throwaway test hosts only).
+    Off,
+}
+
+/// Where and how to connect. Build with [`ConnectConfig::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    /// The address to connect to; also the name looked up in known_hosts.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Remote user.
+    pub user: String,
+    /// Private keys, tried in order; missing files are skipped.
+    pub identity_files: Vec<PathBuf>,
+    /// known_hosts file to check (and, with [`HostKeyPolicy::AcceptNew`], append to).
+    pub known_hosts: PathBuf,
+    /// Host key policy.
+    pub host_key_policy: HostKeyPolicy,
+    /// Budget for TCP connect + SSH handshake + auth, all together. Also
+    /// bounds the wait for the server to accept each exec request.
+    pub connect_timeout: Duration,
+    /// Send a keepalive after this much silence from the server. Zero
+    /// disables keepalives (a dead server is then only noticed by TCP).
+    pub keepalive_interval: Duration,
+    /// Unanswered keepalives before the connection is considered dead.
+    /// Zero turns the count off (russh's convention); the connection is then
+    /// only dropped after a longer stretch of total silence.
+    pub keepalive_max: usize,
+}
+
+impl ConnectConfig {
+    /// Defaults: `~/.ssh/id_ed25519`, `~/.ssh/id_ecdsa`, `~/.ssh/id_rsa`,
+    /// `~/.ssh/known_hosts`, strict host key checking, 10 s connect timeout,
+    /// keepalive every 15 s, dead after 3 unanswered. `~` is `$HOME`; without
+    /// it the paths are relative to the working directory.
+    pub fn new(host: impl Into<String>, port: u16, user: impl Into<String>) -> Self {
+        let ssh_dir = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".ssh");
+        ConnectConfig {
+            host: host.into(),
+            port,
+            user: user.into(),
+            identity_files: ["id_ed25519", "id_ecdsa", "id_rsa"]
+                .iter()
+                .map(|f| ssh_dir.join(f))
+                .collect(),
+            known_hosts: ssh_dir.join("known_hosts"),
+            host_key_policy: HostKeyPolicy::Strict,
+            connect_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(15),
+            keepalive_max: 3,
+        }
+    }
+
+    /// `host` for port 22, `[host]:port` otherwise, as in known_hosts.
+    fn display_host(&self) -> String {
+        known_hosts::lookup_name(&self.host, self.port)
+    }
+}
+
+/// One authenticated SSH connection. Reusable for many [`Session::exec`] calls.
+pub struct Session {
+    handle: Handle<ClientHandler>,
+    shared: Arc<Shared>,
+    op_timeout: Duration,
+    target: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// State the russh handler task shares with [`connect`] and [`Exec`].
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Why the host key was refused. russh only reports a generic
+    /// "unknown key", so the handler leaves the precise error here.
+    host_key_error: Mutex<Option<SshError>>,
+    /// Why the connection ended, once it has.
+    disconnect: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn set_host_key_error(&self, e: SshError) {
+        *lock(&self.host_key_error) = Some(e);
+    }
+
+    fn take_host_key_error(&self) -> Option<SshError> {
+        lock(&self.host_key_error).take()
+    }
+
+    fn set_disconnect(&self, reason: String) {
+        lock(&self.disconnect).get_or_insert(reason);
+    }
+
+    /// Why the connection ended, if it has.
+    pub(crate) fn disconnect_reason(&self) -> Option<String> {
+        lock(&self.disconnect).clone()
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update of a plain
+/// `Option`; the value is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opens a connection and authenticates, all within `cfg.connect_timeout`.
+pub async fn connect(cfg: &ConnectConfig) -> Result<Session, SshError> {
+    let mut phase = Phase::Connecting;
+    // Bound to a variable so the future (which borrows `phase`) is gone
+    // before we read `phase` to say where the time ran out.
+    let res = tokio::time::timeout(cfg.connect_timeout, connect_inner(cfg, &mut phase)).await;
+    match res {
+        Ok(r) => r,
+        Err(_) => Err(SshError::ConnectTimeout {
+            after: cfg.connect_timeout,
+            phase,
+        }),
+    }
+}
+
+async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session, SshError> {
+    // Local checks first: no point dialling a host we could not log in to.
+    let identities = identity::load_all(&cfg.identity_files).await;
+    let mut tried: Vec<IdentityAttempt> = Vec::with_capacity(identities.len());
+    let mut keys = Vec::new();
+    for id in identities {
+        match id.key {
+            Ok(k) => {
+                tried.push(IdentityAttempt {
+                    path: id.path,
+                    skipped: None,
+                });
+                keys.push(k);
+            }
+            Err(reason) => tried.push(IdentityAttempt {
+                path: id.path,
+                skipped: Some(reason),
+            }),
+        }
+    }
+    if keys.is_empty() {
+        return Err(SshError::NoIdentity { tried });
+    }
+
+    let known = match cfg.host_key_policy {
+        HostKeyPolicy::Off => KnownHosts::default(),
+        HostKeyPolicy::Strict | HostKeyPolicy::AcceptNew => KnownHosts::load(&cfg.known_hosts)
+            .await
+            .map_err(|e| SshError::KnownHostsRead {
+                path: cfg.known_hosts.clone(),
+                detail: e.to_string(),
+            })?,
+    };
+
+    let stream = tcp_connect(&cfg.host, cfg.port).await?;
+
+    *phase = Phase::KeyExchange;
+    let shared = Arc::new(Shared::default());
+    let config = Arc::new(russh_config(cfg, &known));
+    let handler = ClientHandler {
+        host: cfg.host.clone(),
+        port: cfg.port,
+        policy: cfg.host_key_policy,
+        known_hosts_path: cfg.known_hosts.clone(),
+        known,
+        shared: Arc::clone(&shared),
+    };
+    let mut handle = match client::connect_stream(config, stream, handler).await {
+        Ok(h) => h,
+        Err(e) => {
+            return Err(shared
+                .take_host_key_error()
+                .unwrap_or_else(|| handshake_error(e, *phase)))
+        }
+    };
+
+    *phase = Phase::Authenticating;
+    let mut rsa_hash: Option<Option<HashAlg>> = None;
+    for key in keys {
+        let hash = if key.algorithm().is_rsa() {
+            match rsa_hash {
+                Some(h) => h,
+                None => {
+                    let h = handle
+                        .best_supported_rsa_hash()
+                        .await
+                        .map_err(|e| handshake_error(e, *phase))?
+                        .flatten();
+                    rsa_hash = Some(h);
+                    h
+                }
+            }
+        } else {
+            None
+        };
+        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        match handle.authenticate_publickey(cfg.user.clone(), key).await {
+            Ok(AuthResult::Success) => {
+                return Ok(Session {
+                    handle,
+                    shared,
+                    op_timeout: cfg.connect_timeout,
+                    target: format!("{}@{}", cfg.user, cfg.display_host()),
+                })
+            }
+            Ok(AuthResult::Failure { .. }) => {}
+            Err(e) => return Err(handshake_error(e, *phase)),
+        }
+    }
+    // Be polite so the server logs a clean disconnect rather than a reset.
+    let _ = handle.disconnect(Disconnect::ByApplication, "", "en").await;
+    Err(SshError::AuthRefused {
+        user: cfg.user.clone(),
+        tried,
+    })
+}
+
+/// Resolves and connects to each address in turn, like OpenSSH.
+async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, SshError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| SshError::Resolve {
+            host: host.to_string(),
+            detail: e.to_string(),
+        })?
+        .collect();
+    let mut last: Option<SshError> = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                // Commands and replies are small; Nagle would only add latency.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Some(SshError::Refused {
+                    addr: addr.to_string(),
+                })
+            }
+            Err(e) => {
+                last = Some(SshError::Unreachable {
+                    addr: addr.to_string(),
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| SshError::Resolve {
+        host: host.to_string(),
+        detail: "no addresses found".to_string(),
+    }))
+}
+
+fn russh_config(cfg: &ConnectConfig, known: &KnownHosts) -> client::Config {
+    let defaults = Preferred::default();
+
+    // curve25519-sha256 first: every OpenSSH since 6.5 has it and it costs a
+    // fraction of the post-quantum hybrid's CPU, which adds up when opening
+    // hundreds of connections from one machine. The rest stay as fallbacks.
+    let mut kex = vec![russh::kex::CURVE25519];
+    kex.extend(
+        defaults
+            .kex
+            .iter()
+            .copied()
+            .filter(|k| *k != russh::kex::CURVE25519),
+    );
+
+    // Ask for a host key type we already know for this host, as OpenSSH
+    // does; otherwise a host known only by its RSA key would present
+    // ed25519 and look like a changed key.
+    let known_algs = known.known_algorithms(&cfg.host, cfg.port);
+    let is_known = |a: &russh::keys::Algorithm| {
+        known_algs
+            .iter()
+            .any(|k| k == a || (k.clone().is_rsa() && a.clone().is_rsa()))
+    };
+    let mut key_algs: Vec<_> = defaults
+        .key
+        .iter()
+        .filter(|a| is_known(a))
+        .cloned()
+        .collect();
+    key_algs.extend(defaults.key.iter().filter(|a| !is_known(a)).cloned());
+
+    let keepalive = (!cfg.keepalive_interval.is_zero()).then_some(cfg.keepalive_interval);
+    // Backstop for what keepalives cannot see: russh's writer blocks without
+    // a timer when the peer stops reading, and a stalled handshake left
+    // behind by our connect timeout would otherwise linger forever.
+    let inactivity = keepalive.map(|k| {
+        let by_keepalive = k.saturating_mul(
+            u32::try_from(cfg.keepalive_max)
+                .unwrap_or(u32::MAX)
+                .saturating_add(2),
+        );
+        by_keepalive.max(cfg.connect_timeout.saturating_add(k))
+    });
+
+    client::Config {
+        keepalive_interval: keepalive,
+        keepalive_max: cfg.keepalive_max,
+        inactivity_timeout: inactivity,
+        nodelay: true,
+        preferred: Preferred {
+            kex: Cow::Owned(kex),
+            key: Cow::Owned(key_algs),
+            ..defaults
+        },
+        ..Default::default()
+    }
+}
+
+/// Maps a russh failure before authentication completed.
+fn handshake_error(e: russh::Error, phase: Phase) -> SshError {
+    use std::io::ErrorKind as Io;
+    match e {
+        russh::Error::Disconnect
+        | russh::Error::HUP
+        | russh::Error::SendError
+        | russh::Error::RecvError => SshError::Closed { phase },
+        russh::Error::IO(ref io)
+            if matches!(
+                io.kind(),
+                Io::UnexpectedEof | Io::ConnectionReset | Io::BrokenPipe | Io::ConnectionAborted
+            ) =>
+        {
+            SshError::Closed { phase }
+        }
+        other => SshError::Protocol {
+            phase,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Maps a russh failure on an established connection (channel work).
+pub(crate) fn channel_error(e: russh::Error, shared: &Shared) -> SshError {
+    match e {
+        russh::Error::ChannelOpenFailure(reason) => SshError::ChannelOpen {
+            detail: format!("{reason:?}"),
+        },
+        russh::Error::Disconnect
+        | russh::Error::HUP
+        | russh::Error::SendError
+        | russh::Error::RecvError
+        | russh::Error::IO(_) => SshError::ConnectionLost {
+            reason: shared.disconnect_reason(),
+        },
+        other => SshError::ChannelOpen {
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn describe_disconnect(e: &russh::Error) -> String {
+    match e {
+        russh::Error::KeepaliveTimeout => "no reply to keepalives".to_string(),
+        russh::Error::InactivityTimeout => {
+            "nothing received from the server for too long".to_string()
+        }
+        russh::Error::Disconnect | russh::Error::HUP => "connection closed by remote".to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl Session {
+    /// Open a new session channel and exec `command` (a string given to the
+    /// remote user's shell).
+    ///
+    /// Waits (up to `connect_timeout`) for the server to confirm the channel
+    /// and accept the exec request, so a refused command is an error here
+    /// rather than a silent empty [`Exec`].
+    pub async fn exec(&self, command: &str) -> Result<Exec, SshError> {
+        let res = tokio::time::timeout(self.op_timeout, async {
+            let channel = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| channel_error(e, &self.shared))?;
+            let mut exec = Exec::new(channel, Arc::clone(&self.shared));
+            exec.start(command).await?;
+            Ok(exec)
+        })
+        .await;
+        match res {
+            Ok(r) => r,
+            Err(_) => Err(SshError::ChannelTimeout {
+                after: self.op_timeout,
+            }),
+        }
+    }
+
+    /// True once the connection is gone (server closed it, keepalives
+    /// failed, ...); a closed session cannot run commands.
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// `user@host` or `user@[host]:port`, for messages.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Polite disconnect, bounded by a short timeout; never errors.
+    pub async fn close(mut self) {
+        // Claim the disconnect reason first, so an `Exec` outliving its
+        // session reports this rather than "closed by remote".
+        self.shared
+            .set_disconnect("session closed locally".to_string());
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = self
+                .handle
+                .disconnect(Disconnect::ByApplication, "", "en")
+                .await;
+            // Wait for russh to flush the disconnect and drop the socket.
+            let _ = (&mut self.handle).await;
+        })
+        .await;
+    }
+}
+
+struct ClientHandler {
+    host: String,
+    port: u16,
+    policy: HostKeyPolicy,
+    known: KnownHosts,
+    known_hosts_path: PathBuf,
+    shared: Arc<Shared>,
+}
+
+impl ClientHandler {
+    async fn verify(&self, key: &PublicKey) -> Result<(), SshError> {
+        let host = known_hosts::lookup_name(&self.host, self.port);
+        let key_type = key.algorithm().as_str().to_string();
+        let fingerprint = known_hosts::fingerprint(key);
+        match self.known.check(&self.host, self.port, key) {
+            HostKeyStatus::Match { .. } => Ok(()),
+            HostKeyStatus::Revoked { line } => Err(SshError::HostKeyRevoked {
+                host,
+                key_type,
+                fingerprint,
+                known_hosts: self.known_hosts_path.clone(),
+                line,
+            }),
+            HostKeyStatus::Mismatch { expected } => Err(SshError::HostKeyChanged {
+                host,
+                key_type,
+                fingerprint,
+                expected,
+            }),
+            HostKeyStatus::Unknown => match self.policy {
+                HostKeyPolicy::AcceptNew => {
+                    known_hosts::append(&self.known_hosts_path, &self.host, self.port, key)
+                        .await
+                        .map_err(|e| SshError::KnownHostsWrite {
+                            host,
+                            path: self.known_hosts_path.clone(),
+                            detail: e.to_string(),
+                        })
+                }
+                HostKeyPolicy::Strict | HostKeyPolicy::Off => Err(SshError::HostKeyUnknown {
+                    host,
+                    known_hosts: self.known_hosts_path.clone(),
+                    key_type,
+                    fingerprint,
+                }),
+            },
+        }
+    }
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        if self.policy == HostKeyPolicy::Off {
+            return Ok(true);
+        }
+        let key = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(_) => {
+                self.shared.set_host_key_error(SshError::HostCertificate {
+                    host: known_hosts::lookup_name(&self.host, self.port),
+                });
+                return Ok(false);
+            }
+        };
+        match self.verify(key).await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.shared.set_host_key_error(e);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        // Recorded before russh drops the channels, so an `Exec` that sees
+        // its channel vanish can already tell why.
+        match reason {
+            DisconnectReason::ReceivedDisconnect(info) => {
+                let msg = if info.message.is_empty() {
+                    format!("server disconnected: {:?}", info.reason_code)
+                } else {
+                    format!("server disconnected: {}", info.message)
+                };
+                self.shared.set_disconnect(msg);
+                Ok(())
+            }
+            DisconnectReason::Error(e) => {
+                self.shared.set_disconnect(describe_disconnect(&e));
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn session_is_send_sync() {
+        assert_send_sync::<Session>();
+    }
+
+    #[test]
+    fn config_defaults() {
+        let cfg = ConnectConfig::new("web1", 22, "root");
+        assert_eq!(cfg.keepalive_interval, Duration::from_secs(15));
+        assert_eq!(cfg.keepalive_max, 3);
+        assert_eq!(cfg.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(cfg.identity_files.len(), 3);
+        assert!(cfg.known_hosts.ends_with(".ssh/known_hosts"));
+    }
+
+    #[test]
+    fn russh_config_prefers_curve25519_and_known_key_types() {
+        let mut cfg = ConnectConfig::new("web1", 22, "root");
+        cfg.connect_timeout = Duration::from_secs(5);
+        let rsa = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCwzHVEJWDDwB8D3t9Zaxc7ysJgucsFZlqtDKww715P6AZVXaKpvpL+l76JcK9n6tRDTRKw+z/i76YA+Kmj1g+RyBIwCkngm/zjYmLr8mxaW8mH3VbDwUK7b67B7tVbQu5cb3QIW0NKr21BpwVpWi6IZ9gaYMGw48GDZbVCbu7ji3C1uTiUNCOct4R1PChBUON4zKKCqCm3ivkZlIc7BvrO2P0vB2KlNF4sap0/2e1Bls5xPTVBnP7Xbi59Fj4BFK5dBYe/1tbES7RKXeGJXdgBTSFFaCdS6RfB4qfYIhjcsAk4YSS2xzKdi8w2o0/YQw7RLoGN7LiYRT6pMc4FOMiH";
+        let known = KnownHosts::parse(&format!("web1 {rsa}\n"), std::path::Path::new("/kh"));
+        let c = russh_config(&cfg, &known);
+        assert_eq!(c.preferred.kex.first(), Some(&russh::kex::CURVE25519));
+        assert!(c.preferred.kex.contains(&russh::kex::MLKEM768X25519_SHA256));
+        assert_eq!(
+            c.preferred.kex.len(),
+            Preferred::default().kex.len(),
+            "only reordered"
+        );
+        assert!(c.preferred.key.iter().take(3).all(|a| a.clone().is_rsa()));
+        assert_eq!(c.keepalive_interval, Some(Duration::from_secs(15)));
+        assert_eq!(c.keepalive_max, 3);
+        assert_eq!(c.inactivity_timeout, Some(Duration::from_secs(75)));
+        assert!(c.nodelay);
+
+        let c = russh_config(&cfg, &KnownHosts::default());
+        assert_eq!(
+            c.preferred.key.first(),
+            Some(&russh::keys::Algorithm::Ed25519)
+        );
+
+        cfg.keepalive_interval = Duration::ZERO;
+        let c = russh_config(&cfg, &KnownHosts::default());
+        assert_eq!(c.keepalive_interval, None);
+        assert_eq!(c.inactivity_timeout, None);
+    }
+}
