@@ -1,0 +1,125 @@
+//! Builds the [`Report`] from the engine's events.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use capo_rollout::{Event, HostOutcome, HostStatus, RunMeta, StepRecord};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::model::{ErrorReport, HostReport, Report, StepReport, Summary, SCHEMA};
+
+/// Subscribes to events and, once the run has finished, yields the report.
+#[derive(Debug, Default)]
+pub struct Collector {
+    meta: Option<RunMeta>,
+    order: Vec<String>,
+    started_at: Option<DateTime<Utc>>,
+    finished: Option<(DateTime<Utc>, Duration)>,
+    outcomes: HashMap<String, HostOutcome>,
+}
+
+impl Collector {
+    /// An empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes in one event.
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted {
+                meta,
+                hosts,
+                started_at,
+            } => {
+                self.meta = Some(meta.clone());
+                self.order = hosts.clone();
+                self.started_at = Some(*started_at);
+            }
+            Event::HostFinished { outcome } => {
+                self.outcomes.insert(outcome.name.clone(), outcome.clone());
+            }
+            Event::RunFinished {
+                finished_at,
+                duration,
+            } => self.finished = Some((*finished_at, *duration)),
+            Event::HostStarted { .. } | Event::StepStarted { .. } | Event::StepFinished { .. } => {}
+        }
+    }
+
+    /// The outcomes seen so far, in inventory order.
+    pub fn outcomes(&self) -> impl Iterator<Item = &HostOutcome> {
+        self.order.iter().filter_map(|n| self.outcomes.get(n))
+    }
+
+    /// The report, or None if the run never started.
+    pub fn report(&self) -> Option<Report> {
+        let meta = self.meta.as_ref()?;
+        let started_at = self.started_at.unwrap_or_else(Utc::now);
+        let (finished_at, duration) = self.finished.unwrap_or_else(|| {
+            let now = Utc::now();
+            (now, (now - started_at).to_std().unwrap_or_default())
+        });
+        let hosts: Vec<HostReport> = self.outcomes().map(host_report).collect();
+        let mut summary = Summary {
+            total: self.order.len(),
+            ..Summary::default()
+        };
+        for o in self.outcomes() {
+            match o.status {
+                HostStatus::Unchanged => summary.unchanged += 1,
+                HostStatus::Changed => summary.changed += 1,
+                HostStatus::Failed => summary.failed += 1,
+                HostStatus::Unreachable => summary.unreachable += 1,
+            }
+        }
+        Some(Report {
+            schema: SCHEMA.to_string(),
+            run_id: meta.run_id.clone(),
+            mode: meta.mode.as_str().to_string(),
+            started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            finished_at: finished_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            duration_ms: millis(duration),
+            inventory: meta.inventory.display().to_string(),
+            limit: meta.limit.clone(),
+            run_dir: meta.run_dir.display().to_string(),
+            summary,
+            hosts,
+        })
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn host_report(o: &HostOutcome) -> HostReport {
+    HostReport {
+        name: o.name.clone(),
+        address: o.address.clone(),
+        port: o.port,
+        status: o.status.as_str().to_string(),
+        error: o.error.as_ref().map(|e| ErrorReport {
+            kind: e.kind.as_str().to_string(),
+            message: e.message.clone(),
+        }),
+        rev_before: o.rev_before.clone(),
+        rev_after: o.rev_after.clone(),
+        duration_ms: millis(o.duration),
+        log_dir: o.log_dir.display().to_string(),
+        steps: o.steps.iter().map(step_report).collect(),
+    }
+}
+
+fn step_report(s: &StepRecord) -> StepReport {
+    StepReport {
+        name: s.name.as_str().to_string(),
+        command: s.command.clone(),
+        exit_code: s.exit_code,
+        duration_ms: millis(s.duration),
+        stdout_tail: String::from_utf8_lossy(&s.stdout_tail).into_owned(),
+        stderr_tail: String::from_utf8_lossy(&s.stderr_tail).into_owned(),
+        truncated: (s.stdout_tail.len() as u64) < s.stdout_bytes
+            || (s.stderr_tail.len() as u64) < s.stderr_bytes,
+    }
+}

@@ -1,0 +1,103 @@
+//! The JSON report, schema `capo.report/v1` (documented in docs/report-schema.md). Fields are
+//! only ever added, never renamed or removed.
+
+use serde::{Deserialize, Serialize};
+
+/// The schema identifier written into every report.
+pub const SCHEMA: &str = "capo.report/v1";
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Unique id of the run.
+    pub run_id: String,
+    /// `rollout`.
+    pub mode: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC.
+    pub finished_at: String,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+    /// The inventory file as given.
+    pub inventory: String,
+    /// The --limit expression, or null.
+    pub limit: Option<String>,
+    /// Directory holding every host's full output.
+    pub run_dir: String,
+    /// Counts per status.
+    pub summary: Summary,
+    /// Every selected host, in inventory order.
+    pub hosts: Vec<HostReport>,
+}
+
+/// Counts per status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Selected hosts.
+    pub total: usize,
+    /// Puppet changed nothing.
+    pub unchanged: usize,
+    /// Puppet changed something.
+    pub changed: usize,
+    /// A step failed.
+    pub failed: usize,
+    /// Could not connect.
+    pub unreachable: usize,
+}
+
+/// One host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReport {
+    /// Inventory name.
+    pub name: String,
+    /// Address connected to.
+    pub address: String,
+    /// SSH port.
+    pub port: u16,
+    /// unchanged | changed | failed | unreachable.
+    pub status: String,
+    /// Set for failed and unreachable hosts.
+    pub error: Option<ErrorReport>,
+    /// Full commit id before sync.
+    pub rev_before: Option<String>,
+    /// Full commit id after sync.
+    pub rev_after: Option<String>,
+    /// Wall time on this host.
+    pub duration_ms: u64,
+    /// Directory with this host's full output (`<step>.stdout`, `<step>.stderr`, `<step>.cmd`).
+    pub log_dir: String,
+    /// Steps in the order they ran.
+    pub steps: Vec<StepReport>,
+}
+
+/// Why a host failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    /// connect | host_key | auth | sync | puppet | timeout | internal.
+    pub kind: String,
+    /// One line a person can act on.
+    pub message: String,
+}
+
+/// One remote step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// sync | apply.
+    pub name: String,
+    /// The command as a person would type it.
+    pub command: String,
+    /// Remote exit code, or null if the command did not finish.
+    pub exit_code: Option<i32>,
+    /// Wall time of the step.
+    pub duration_ms: u64,
+    /// Last bytes of stdout, decoded as lossy UTF-8 (invalid bytes become U+FFFD).
+    pub stdout_tail: String,
+    /// Last bytes of stderr, lossy UTF-8.
+    pub stderr_tail: String,
+    /// Whether the tails hold less than the whole output (the log files have all of it).
+    #[serde(default)]
+    pub truncated: bool,
+}

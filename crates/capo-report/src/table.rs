@@ -1,0 +1,95 @@
+//! The terminal table and summary line for people.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, ContentArrangement, Table};
+
+use crate::model::Report;
+use crate::sanitize;
+
+/// Renders the per-host table, the summary line and where the logs are.
+pub fn render(report: &Report) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["HOST", "STATUS", "REVISION", "DURATION", "REASON"]);
+    for h in &report.hosts {
+        let reason = h
+            .error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.kind, e.message))
+            .unwrap_or_default();
+        table.add_row(vec![
+            Cell::new(sanitize::line(&h.name)),
+            Cell::new(&h.status),
+            Cell::new(revision(h.rev_before.as_deref(), h.rev_after.as_deref())),
+            Cell::new(seconds(h.duration_ms)),
+            Cell::new(sanitize::line(&reason)),
+        ]);
+    }
+    let mut out = table.to_string();
+    out.push('\n');
+    out.push_str(&summary_line(report));
+    out.push('\n');
+    out.push_str(&format!(
+        "full output of every step: {}/<host>/\n",
+        sanitize::line(&report.run_dir)
+    ));
+    out
+}
+
+/// `5 hosts: 3 changed, 1 unchanged, 1 failed, 0 unreachable in 4.2s`.
+pub fn summary_line(report: &Report) -> String {
+    let s = &report.summary;
+    format!(
+        "{} host{}: {} changed, {} unchanged, {} failed, {} unreachable in {}",
+        s.total,
+        if s.total == 1 { "" } else { "s" },
+        s.changed,
+        s.unchanged,
+        s.failed,
+        s.unreachable,
+        seconds(report.duration_ms)
+    )
+}
+
+/// `3f2a1c9 -> 77b0e41`, or one short id when the revision did not move.
+pub fn revision(before: Option<&str>, after: Option<&str>) -> String {
+    let short = |r: &str| sanitize::line(&r.chars().take(7).collect::<String>());
+    match (before, after) {
+        (Some(b), Some(a)) if b == a => short(a),
+        (Some(b), Some(a)) => format!("{} -> {}", short(b), short(a)),
+        (None, Some(a)) => format!("-> {}", short(a)),
+        (Some(b), None) => short(b),
+        (None, None) => "-".to_string(),
+    }
+}
+
+/// Milliseconds as seconds with one decimal.
+pub fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_are_short() {
+        assert_eq!(
+            revision(Some("3f2a1c9aaaa"), Some("77b0e41bbbb")),
+            "3f2a1c9 -> 77b0e41"
+        );
+        assert_eq!(
+            revision(Some("3f2a1c9aaaa"), Some("3f2a1c9aaaa")),
+            "3f2a1c9"
+        );
+        assert_eq!(revision(None, None), "-");
+    }
+
+    #[test]
+    fn seconds_have_one_decimal() {
+        assert_eq!(seconds(12345), "12.3s");
+        assert_eq!(seconds(0), "0.0s");
+    }
+}

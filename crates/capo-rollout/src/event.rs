@@ -1,0 +1,85 @@
+//! Events the engine emits as a run goes; reporters subscribe to these and nothing else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::outcome::{HostOutcome, StepName, StepRecord};
+
+/// Which command produced the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// `capo rollout`.
+    Rollout,
+}
+
+impl Mode {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Rollout => "rollout",
+        }
+    }
+}
+
+/// Facts about the run that reporters print but the engine does not need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMeta {
+    /// Unique id of the run (also the run directory's name).
+    pub run_id: String,
+    /// Which command.
+    pub mode: Mode,
+    /// The inventory file, as given.
+    pub inventory: PathBuf,
+    /// The --limit expression, if any.
+    pub limit: Option<String>,
+    /// Where per-host output is written.
+    pub run_dir: PathBuf,
+}
+
+/// One thing that happened during a run, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The run begins with these hosts, in order.
+    RunStarted {
+        /// Run facts.
+        meta: RunMeta,
+        /// Selected host names in inventory order.
+        hosts: Vec<String>,
+        /// Wall-clock start.
+        started_at: DateTime<Utc>,
+    },
+    /// A host got a concurrency slot and is being connected to.
+    HostStarted {
+        /// Host name.
+        host: String,
+    },
+    /// A step begins on a host.
+    StepStarted {
+        /// Host name.
+        host: String,
+        /// The step.
+        step: StepName,
+    },
+    /// A step ended (in any way).
+    StepFinished {
+        /// Host name.
+        host: String,
+        /// What it did.
+        record: StepRecord,
+    },
+    /// A host has its final status.
+    HostFinished {
+        /// Everything about the host.
+        outcome: HostOutcome,
+    },
+    /// Every host has finished.
+    RunFinished {
+        /// Wall-clock end.
+        finished_at: DateTime<Utc>,
+        /// Monotonic duration of the run.
+        duration: Duration,
+    },
+}

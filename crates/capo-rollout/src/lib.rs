@@ -1,0 +1,16 @@
+//! capo's rollout engine.
+//!
+//! Data flows one way: selected inventory hosts go in, the engine runs one task per host with
+//! every step over that host's single SSH connection, and [`Event`]s come out. Reporters turn
+//! events into tables and files; the engine itself never formats output for people.
+
+pub mod capture;
+pub mod engine;
+pub mod event;
+pub mod outcome;
+pub mod shell;
+pub mod steps;
+
+pub use engine::{run, EngineOptions, DEFAULT_TAIL_BYTES};
+pub use event::{Event, Mode, RunMeta};
+pub use outcome::{ErrorKind, HostError, HostOutcome, HostStatus, StepName, StepRecord};

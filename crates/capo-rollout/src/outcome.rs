@@ -1,0 +1,273 @@
+//! What happened on a host: statuses, error kinds, step records, and how raw results map to them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The final status of one host in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostStatus {
+    /// Puppet ran and changed nothing (exit 0).
+    Unchanged,
+    /// Puppet ran and changed resources (exit 2).
+    Changed,
+    /// The host was reached but a step failed.
+    Failed,
+    /// The host could not be connected to (network, host key, authentication).
+    Unreachable,
+}
+
+impl HostStatus {
+    /// The lowercase name used in tables and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostStatus::Unchanged => "unchanged",
+            HostStatus::Changed => "changed",
+            HostStatus::Failed => "failed",
+            HostStatus::Unreachable => "unreachable",
+        }
+    }
+
+    /// Whether this status counts against the run's exit code.
+    pub fn is_failure(self) -> bool {
+        matches!(self, HostStatus::Failed | HostStatus::Unreachable)
+    }
+}
+
+/// Why a host failed or was unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// TCP connect, SSH handshake, or the connection dropping.
+    Connect,
+    /// The host key is unknown, changed or revoked.
+    HostKey,
+    /// The server refused every key.
+    Auth,
+    /// Bringing the checkout to the wanted revision failed.
+    Sync,
+    /// `puppet apply` failed.
+    Puppet,
+    /// A step ran past `command_timeout`.
+    Timeout,
+    /// A fault inside capo itself (a bug); the message says what.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::HostKey => "host_key",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Sync => "sync",
+            ErrorKind::Puppet => "puppet",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// A classified failure: a kind for machines and one line for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostError {
+    /// The failure class.
+    pub kind: ErrorKind,
+    /// One line a person can act on.
+    pub message: String,
+}
+
+impl HostError {
+    /// Builds an error of `kind`, folding the message onto one line.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        HostError {
+            kind,
+            message: one_line(&message.into()),
+        }
+    }
+}
+
+/// The steps capo runs on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepName {
+    /// Bring the checkout to the wanted revision.
+    Sync,
+    /// Run `puppet apply`.
+    Apply,
+}
+
+impl StepName {
+    /// The lowercase name, also used for log file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Sync => "sync",
+            StepName::Apply => "apply",
+        }
+    }
+}
+
+/// What one remote step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    /// Which step.
+    pub name: StepName,
+    /// The command as a person would type it (the exact script sent is in the log directory).
+    pub command: String,
+    /// The remote exit code; `None` when the command did not finish (timeout, lost connection,
+    /// killed by a signal).
+    pub exit_code: Option<i32>,
+    /// Wall time of the step.
+    pub duration: Duration,
+    /// The last bytes of stdout (capped), raw.
+    pub stdout_tail: Vec<u8>,
+    /// The last bytes of stderr (capped), raw.
+    pub stderr_tail: Vec<u8>,
+    /// Total bytes of stdout seen (the tail may hold fewer).
+    pub stdout_bytes: u64,
+    /// Total bytes of stderr seen.
+    pub stderr_bytes: u64,
+}
+
+/// Everything the report needs about one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostOutcome {
+    /// The inventory name.
+    pub name: String,
+    /// The address connected to.
+    pub address: String,
+    /// The SSH port.
+    pub port: u16,
+    /// Final status.
+    pub status: HostStatus,
+    /// Set when the status is `failed` or `unreachable`.
+    pub error: Option<HostError>,
+    /// HEAD of the checkout before sync, if it was read.
+    pub rev_before: Option<String>,
+    /// HEAD of the checkout after sync, if it was read.
+    pub rev_after: Option<String>,
+    /// Wall time from connect to the last step.
+    pub duration: Duration,
+    /// Steps that ran, in order.
+    pub steps: Vec<StepRecord>,
+    /// Where this host's full output is.
+    pub log_dir: PathBuf,
+}
+
+/// Maps `puppet apply --detailed-exitcodes` to a status.
+///
+/// 0: nothing changed; 2: changes applied; 4 or 6: some resources failed; 1: the run failed
+/// (e.g. compilation); 127: the shell could not find the puppet executable.
+pub fn classify_apply(
+    exit_code: i32,
+    output_hint: Option<&str>,
+) -> (HostStatus, Option<HostError>) {
+    let hint = output_hint.map(|h| format!(": {h}")).unwrap_or_default();
+    match exit_code {
+        0 => (HostStatus::Unchanged, None),
+        2 => (HostStatus::Changed, None),
+        127 => (
+            HostStatus::Failed,
+            Some(HostError::new(
+                ErrorKind::Puppet,
+                format!("puppet not found on host (exit 127){hint}"),
+            )),
+        ),
+        4 | 6 => (
+            HostStatus::Failed,
+            Some(HostError::new(
+                ErrorKind::Puppet,
+                format!("puppet apply: some resources failed (exit {exit_code}){hint}"),
+            )),
+        ),
+        code => (
+            HostStatus::Failed,
+            Some(HostError::new(
+                ErrorKind::Puppet,
+                format!("puppet apply failed (exit {code}){hint}"),
+            )),
+        ),
+    }
+}
+
+/// The most telling line of Puppet's output: the first `Error:` line, else the last non-empty one.
+pub fn puppet_hint(stderr: &str, stdout: &str) -> Option<String> {
+    let first_error = stderr
+        .lines()
+        .chain(stdout.lines())
+        .map(strip_ansi)
+        .find(|l| l.trim_start().starts_with("Error:"));
+    first_error
+        .or_else(|| last_line(stderr).map(str::to_string))
+        .map(|l| l.trim().to_string())
+}
+
+/// The last non-empty line of `text`.
+pub fn last_line(text: &str) -> Option<&str> {
+    text.lines().rev().map(str::trim).find(|l| !l.is_empty())
+}
+
+/// Folds whitespace runs (including newlines) into single spaces.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Drops SGR colour sequences that Puppet emits even when asked not to.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_exit_codes_map_to_statuses() {
+        assert_eq!(classify_apply(0, None), (HostStatus::Unchanged, None));
+        assert_eq!(classify_apply(2, None), (HostStatus::Changed, None));
+        for code in [1, 4, 6] {
+            let (status, err) = classify_apply(code, None);
+            assert_eq!(status, HostStatus::Failed);
+            assert_eq!(err.map(|e| e.kind), Some(ErrorKind::Puppet));
+        }
+        let (_, err) = classify_apply(127, Some("sh: 1: exec: puppet: not found"));
+        assert_eq!(
+            err.map(|e| e.message),
+            Some("puppet not found on host (exit 127): sh: 1: exec: puppet: not found".into())
+        );
+    }
+
+    #[test]
+    fn hint_prefers_the_first_error_line() {
+        let stderr = "Warning: x\n\u{1b}[1;31mError: Could not parse for environment production: Syntax error at 'x'\u{1b}[0m\nError: second\n";
+        assert_eq!(
+            puppet_hint(stderr, "").as_deref(),
+            Some("Error: Could not parse for environment production: Syntax error at 'x'")
+        );
+        assert_eq!(puppet_hint("a\nlast\n\n", "").as_deref(), Some("last"));
+        assert_eq!(puppet_hint("", ""), None);
+    }
+
+    #[test]
+    fn messages_are_folded_onto_one_line() {
+        let e = HostError::new(ErrorKind::Sync, "fatal: a\n  b\n");
+        assert_eq!(e.message, "fatal: a b");
+    }
+}

@@ -1,0 +1,79 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Roll masterless Puppet changes out to a fleet over SSH.
+#[derive(Debug, Parser)]
+#[command(name = "capo", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring every selected host's checkout up to date and run `puppet apply` there.
+    Rollout(RolloutArgs),
+    /// List the hosts a --limit selects, without connecting to any.
+    Hosts(HostsArgs),
+}
+
+/// Which hosts, from which inventory.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Inventory file (TOML).
+    #[arg(
+        short,
+        long,
+        env = "CAPO_INVENTORY",
+        default_value = "inventory.toml",
+        value_name = "FILE"
+    )]
+    pub inventory: PathBuf,
+
+    /// Hosts, groups or globs, comma-separated; a leading `!` excludes (e.g. 'web*,!web03').
+    #[arg(short, long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// At most this many hosts at a time.
+    #[arg(short = 'j', long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+
+    /// Also write the JSON report (schema capo.report/v1) to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// What to print on stdout when the run ends.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Directory under which each run keeps every host's full output (<DIR>/<run id>/<host>/).
+    #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
+    pub runs_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// JSON for machines.
+    Json,
+}
