@@ -1,0 +1,300 @@
+//! Local test fleet for integration tests: a thin wrapper around `tests/fleet/fleet.sh`.
+//!
+//! Every `Fleet` lives in its own temporary directory with its own loopback ports, so
+//! tests may bring up fleets in parallel. Needs root (the hosts are sshd processes in
+//! their own pid/mount/uts namespaces). See `tests/fleet/README.md`.
+//!
+//! Set `CAPO_FLEET_KEEP=1` to keep a fleet's directory after the test (its hosts are
+//! still stopped); the path is printed on drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Path of the fleet script.
+pub fn fleet_sh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fleet/fleet.sh")
+}
+
+/// A running local fleet of `n` hosts (`host01`..`hostNN`).
+pub struct Fleet {
+    /// The fleet directory (DIR in fleet.sh terms); it is the root of `_tmp`.
+    pub dir: PathBuf,
+    /// `dir/inventory.toml`, as written by `fleet.sh up`.
+    pub inventory: PathBuf,
+    pub hosts: Vec<FleetHost>,
+    _tmp: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone)]
+pub struct FleetHost {
+    /// `host01`, `host02`, ...
+    pub name: String,
+    /// Loopback port of the host's sshd (address is always 127.0.0.1).
+    pub port: u16,
+    /// `dir/hosts/NAME`
+    pub dir: PathBuf,
+}
+
+static INVENTORY_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn describe(what: &str, out: &Output) -> String {
+    format!(
+        "{what} failed ({}):\n--- stdout:\n{}\n--- stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stdout_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Fleet {
+    /// Bring up a fleet of `n` hosts. Panics with fleet.sh's output on failure.
+    pub fn up(n: usize) -> Fleet {
+        assert!((1..=99).contains(&n), "Fleet::up: n must be 1..=99");
+        let mut tmp = tempfile::Builder::new()
+            .prefix("capo-fleet-")
+            .tempdir()
+            .expect("create fleet temp dir");
+        if std::env::var_os("CAPO_FLEET_KEEP").is_some() {
+            tmp.disable_cleanup(true);
+        }
+        let dir = tmp.path().to_path_buf();
+        let out = Command::new("bash")
+            .arg(fleet_sh())
+            .arg("up")
+            .arg(n.to_string())
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tests/fleet/fleet.sh (is bash installed?)");
+        if !out.status.success() {
+            // make sure nothing is left running before the TempDir goes away
+            let _ = Self::run_sh(&dir, &["down"]);
+            panic!("{}", describe("fleet.sh up", &out));
+        }
+        let inventory = PathBuf::from(stdout_line(&out));
+        assert_eq!(
+            inventory,
+            dir.join("inventory.toml"),
+            "unexpected inventory path from fleet.sh up"
+        );
+        let hosts = (1..=n)
+            .map(|i| {
+                let name = format!("host{i:02}");
+                let hdir = dir.join("hosts").join(&name);
+                let port = std::fs::read_to_string(hdir.join("port"))
+                    .unwrap_or_else(|e| panic!("read port of {name}: {e}"))
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("bad port file of {name}: {e}"));
+                FleetHost {
+                    name,
+                    port,
+                    dir: hdir,
+                }
+            })
+            .collect();
+        Fleet {
+            dir,
+            inventory,
+            hosts,
+            _tmp: tmp,
+        }
+    }
+
+    /// `fleet.sh SUBCOMMAND --dir DIR REST...` (the option right after the subcommand, so
+    /// `REST` may hold anything after a `--`).
+    fn run_sh(dir: &Path, args: &[&str]) -> Output {
+        let (sub, rest) = args.split_first().expect("fleet.sh subcommand");
+        Command::new("bash")
+            .arg(fleet_sh())
+            .arg(sub)
+            .arg("--dir")
+            .arg(dir)
+            .args(rest)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tests/fleet/fleet.sh")
+    }
+
+    /// Run `fleet.sh SUB --dir DIR ARGS...` (`args[0]` = SUB), panic unless it succeeds, return its stdout (trimmed).
+    pub fn fleet(&self, args: &[&str]) -> String {
+        let out = Self::run_sh(&self.dir, args);
+        if !out.status.success() {
+            panic!(
+                "{}",
+                describe(&format!("fleet.sh {}", args.join(" ")), &out)
+            );
+        }
+        stdout_line(&out)
+    }
+
+    pub fn host(&self, name: &str) -> &FleetHost {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no host {name} in this fleet"))
+    }
+
+    pub fn host_names(&self) -> Vec<String> {
+        self.hosts.iter().map(|h| h.name.clone()).collect()
+    }
+
+    /// Kill the host's namespace (sshd and everything running in it). Same port on start.
+    pub fn stop(&self, name: &str) {
+        self.host(name);
+        self.fleet(&["stop", name]);
+    }
+
+    /// Restart a stopped host (same port, same host key). No-op if it is running.
+    pub fn start(&self, name: &str) {
+        self.host(name);
+        self.fleet(&["start", name]);
+    }
+
+    /// New host key and restart; `keys/known_hosts` keeps the old key.
+    pub fn rekey(&self, name: &str) {
+        self.host(name);
+        self.fleet(&["rekey", name]);
+    }
+
+    /// Write `content` to `path` (relative to the control repo) in `dir/work`, commit,
+    /// push to origin main; returns the new commit sha (= new origin head).
+    pub fn commit(&self, path: &str, content: &str, message: &str) -> String {
+        let sha = self.fleet(&["commit", "--", path, content, message]);
+        assert_eq!(sha.len(), 40, "fleet.sh commit printed {sha:?}");
+        sha
+    }
+
+    /// Full sha of `main` in `dir/origin.git`.
+    pub fn origin_head(&self) -> String {
+        git(&[
+            "--git-dir",
+            path_str(&self.dir.join("origin.git")),
+            "rev-parse",
+            "refs/heads/main",
+        ])
+    }
+
+    /// Full sha of HEAD of the host's checkout (`/srv/puppet` inside the host).
+    pub fn checkout_head(&self, name: &str) -> String {
+        git(&[
+            "-C",
+            path_str(&self.checkout_dir(name)),
+            "rev-parse",
+            "HEAD",
+        ])
+    }
+
+    /// `dir/hosts/NAME/checkout` (mounted at `/srv/puppet` inside the host).
+    pub fn checkout_dir(&self, name: &str) -> PathBuf {
+        self.host(name).dir.join("checkout")
+    }
+
+    /// `dir/hosts/NAME/managed/REL` (`/srv/managed/REL` inside the host).
+    pub fn managed_path(&self, name: &str, rel: &str) -> PathBuf {
+        self.host(name).dir.join("managed").join(rel)
+    }
+
+    /// `dir/hosts/NAME/state` (`/srv/state` inside the host: Puppet's vardir etc.).
+    pub fn state_dir(&self, name: &str) -> PathBuf {
+        self.host(name).dir.join("state")
+    }
+
+    /// `dir/hosts/NAME/sshd.log`.
+    pub fn sshd_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.host(name).dir.join("sshd.log")).unwrap_or_default()
+    }
+
+    /// The client private key (`dir/keys/client_ed25519`).
+    pub fn client_key(&self) -> PathBuf {
+        self.dir.join("keys/client_ed25519")
+    }
+
+    /// `dir/keys/known_hosts` (as written by `up`; rekey does not update it).
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("keys/known_hosts")
+    }
+
+    /// Run `sh -c CMD` inside the host's namespaces (as the host sees itself: hostname,
+    /// /srv/puppet, /srv/managed, /etc/puppet). Does not panic on failure.
+    pub fn host_exec(&self, name: &str, cmd: &str) -> Output {
+        self.host(name);
+        Command::new("bash")
+            .arg(fleet_sh())
+            .args(["exec", "--dir"])
+            .arg(&self.dir)
+            .args([name, "--", "sh", "-c", cmd])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run fleet.sh exec")
+    }
+
+    /// `capo` binary with cwd = fleet dir, `CAPO_INVENTORY` = the fleet inventory, `NO_COLOR=1`.
+    pub fn capo(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_capo"));
+        cmd.current_dir(&self.dir)
+            .env("CAPO_INVENTORY", &self.inventory)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Write an alternative inventory into the fleet dir (so relative `keys/...` paths
+    /// still resolve) and return its path. Each call writes a new file.
+    pub fn write_inventory(&self, text: &str) -> PathBuf {
+        let n = INVENTORY_SEQ.fetch_add(1, Ordering::SeqCst);
+        let path = self.dir.join(format!("inventory-alt{n}.toml"));
+        std::fs::write(&path, text).expect("write inventory");
+        path
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // shown with the failing test's output
+            eprintln!(
+                "---- fleet {} (test failed); last sshd log lines:",
+                self.dir.display()
+            );
+            for h in &self.hosts {
+                let log = self.sshd_log(&h.name);
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(8)..];
+                eprintln!("-- {} (port {}):\n{}", h.name, h.port, tail.join("\n"));
+            }
+        }
+        let out = Self::run_sh(&self.dir, &["down"]);
+        if !out.status.success() {
+            eprintln!("{}", describe("fleet.sh down", &out));
+        }
+        if std::env::var_os("CAPO_FLEET_KEEP").is_some() {
+            eprintln!("CAPO_FLEET_KEEP: fleet dir kept at {}", self.dir.display());
+        }
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("fleet paths are UTF-8")
+}
+
+fn git(args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run git");
+    if !out.status.success() {
+        panic!("{}", describe(&format!("git {}", args.join(" ")), &out));
+    }
+    stdout_line(&out)
+}

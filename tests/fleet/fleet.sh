@@ -1,0 +1,714 @@
+#!/usr/bin/env bash
+# fleet.sh -- local test fleet for capo: N "hosts", each an sshd running as pid 1
+# of its own pid+mount+uts namespace on a loopback port, with a per-host Puppet
+# setup and a git checkout of a shared control repo.  See README.md next to this file.
+#
+# Needs root (unshare/nsenter/mount).  Everything a fleet owns lives under DIR
+# (default ./.fleet); the only things outside DIR are /run/sshd (created if missing,
+# as the Debian sshd service would), the port lock /tmp/capo-fleet-ports.lock and the
+# port registry /tmp/capo-fleet-ports.d/.
+set -euo pipefail
+
+SELF="$(readlink -f "${BASH_SOURCE[0]}")"
+HERE="$(dirname "$SELF")"
+CONTROL_REPO="$HERE/control-repo"
+PORT_LOCK=/tmp/capo-fleet-ports.lock
+PORT_REG=/tmp/capo-fleet-ports.d
+SSHD=/usr/sbin/sshd
+# Fixed identity for commits made by the harness (deterministic initial commit sha).
+export GIT_AUTHOR_NAME="capo fleet" GIT_AUTHOR_EMAIL="fleet@capo.test"
+export GIT_COMMITTER_NAME="capo fleet" GIT_COMMITTER_EMAIL="fleet@capo.test"
+# Keep git away from the caller's configuration.
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
+# Environment every command inside a host gets with `exec` (mimics an ssh session).
+HOST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+die() { echo "fleet.sh: $*" >&2; exit 1; }
+log() { [[ -n "${FLEET_QUIET:-}" ]] || echo "fleet.sh: $*" >&2; }
+
+usage() {
+  cat <<'EOF'
+usage: fleet.sh COMMAND [ARGS] [--dir DIR]        (DIR defaults to ./.fleet)
+  up N [--ports P1,P2,...]   create and start hosts host01..hostNN; prints the inventory path
+  down [--purge]             kill every host (idempotent); --purge also removes DIR
+  stop HOST | start HOST     stop / restart one host (same port, same host key)
+  rekey HOST                 new host key for HOST, restart it (known_hosts keeps the old key)
+  exec HOST -- CMD...        run CMD inside HOST's namespaces (mount, uts, pid)
+  status                     show hosts, ports, pids, state
+  commit PATH CONTENT MSG    write CONTENT to PATH in DIR/work, commit, push; prints the sha
+                             (also: commit [--dir DIR] -- PATH CONTENT MSG)
+EOF
+}
+
+# ---------------------------------------------------------------- helpers
+host_name() { printf 'host%02d' "$1"; }
+hdir() { echo "$DIR/hosts/$1"; }
+
+need_root() { [[ $EUID -eq 0 ]] || die "must run as root (needs unshare/nsenter/mount)"; }
+
+need_fleet() {
+  [[ -d "$DIR/hosts" ]] || die "no fleet in $DIR (run: fleet.sh up N --dir $DIR)"
+}
+
+need_host() {
+  [[ -n "${1:-}" ]] || die "missing HOST argument"
+  [[ -f "$(hdir "$1")/sshd_config" ]] || die "no host '$1' in fleet $DIR"
+}
+
+all_hosts() {
+  local d
+  for d in "$DIR"/hosts/*/; do
+    [[ -f "$d/sshd_config" ]] && basename "$d"
+  done
+  return 0
+}
+
+host_port() { cat "$(hdir "$1")/port"; }
+
+# pid of the host's top process (unshare) if it is alive and really ours
+host_top_pid() {
+  local f pid
+  f="$(hdir "$1")/pid"
+  [[ -f "$f" ]] || return 1
+  pid="$(cat "$f")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  proc_is_ours "$pid" "$1" || return 1
+  echo "$pid"
+}
+
+proc_alive() {  # running and not a zombie
+  local st
+  { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+  st="${st##*) }"
+  st="${st%% *}"
+  [[ -n "$st" && "$st" != Z && "$st" != X ]]
+}
+
+proc_is_ours() {  # pid name: is this the unshare process of host NAME of this fleet?
+  local cmd
+  proc_alive "$1" || return 1
+  cmd="$(tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline")" || return 1
+  grep -qxF -- "__init" <<<"$cmd" && grep -qxF -- "$DIR" <<<"$cmd" && grep -qxF -- "$2" <<<"$cmd"
+}
+
+# pid (in our pid namespace) of the host's namespace init, i.e. its sshd
+host_init_pid() {
+  local top child
+  top="$(host_top_pid "$1")" || return 1
+  child="$(pgrep -P "$top" | head -n1)" || return 1
+  [[ -n "$child" ]] && proc_alive "$child" || return 1
+  echo "$child"
+}
+
+host_running() { host_init_pid "$1" >/dev/null 2>&1; }
+
+port_listening() {  # port -> 0 if something listens on it (any address)
+  [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]
+}
+
+port_listener_pids() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+
+# ---------------------------------------------------------------- port registry
+# Called with the port lock held.  A registry entry PORT -> DIR reserves a port for a
+# fleet even while one of its hosts is stopped; entries whose DIR is gone are stale.
+reg_sweep() {
+  local f owner
+  mkdir -p "$PORT_REG"
+  for f in "$PORT_REG"/*; do
+    [[ -f "$f" ]] || continue
+    owner="$(cat "$f" 2>/dev/null || true)"
+    if [[ -z "$owner" || ! -d "$owner/hosts" ]]; then rm -f "$f"; fi
+  done
+}
+reg_owner() { cat "$PORT_REG/$1" 2>/dev/null || true; }
+reg_claim() { mkdir -p "$PORT_REG"; echo "$DIR" >"$PORT_REG/$1"; }
+reg_release_fleet() {
+  local f
+  for f in "$PORT_REG"/*; do
+    [[ -f "$f" ]] || continue
+    [[ "$(cat "$f" 2>/dev/null || true)" == "$DIR" ]] && rm -f "$f"
+  done
+  return 0
+}
+
+with_port_lock() {  # run "$@" holding the global port lock (fd 9, never inherited by hosts)
+  # (not in a condition context, so set -e still applies inside "$@"; on exit the lock is released)
+  exec 9>>"$PORT_LOCK"
+  flock -w 120 9 || die "timeout waiting for $PORT_LOCK"
+  "$@"
+  flock -u 9
+  exec 9>&-
+}
+
+# choose a free port outside the ephemeral range (so outgoing connections never hold it)
+pick_port() {
+  local lo hi a b p tries=0
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
+  if ((lo > 12000)); then a=10000; b=$((lo - 1)); elif ((hi < 60000)); then a=$((hi + 1)); b=65000; else a=20000; b=60000; fi
+  while ((tries++ < 500)); do
+    p=$((a + (SRANDOM % (b - a + 1))))
+    [[ -z "$(reg_owner "$p")" ]] || continue
+    port_listening "$p" && continue
+    grep -qw "$p" <<<"${PICKED_PORTS:-}" && continue
+    echo "$p"
+    return 0
+  done
+  die "could not find a free loopback port"
+}
+
+# ---------------------------------------------------------------- host files
+write_sshd_config() {  # name port
+  local d
+  d="$(hdir "$1")"
+  cat >"$d/sshd_config" <<EOF
+# sshd for capo test fleet host $1 (generated by tests/fleet/fleet.sh)
+ListenAddress 127.0.0.1
+Port $2
+HostKey $d/ssh_host_ed25519_key
+AuthorizedKeysFile $DIR/keys/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+UseDNS no
+MaxStartups 1000:30:2000
+MaxSessions 100
+PidFile none
+LogLevel VERBOSE
+PrintMotd no
+PrintLastLog no
+X11Forwarding no
+AllowAgentForwarding no
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+  echo "$2" >"$d/port"
+}
+
+write_puppet_conf() {  # name
+  local d
+  d="$(hdir "$1")"
+  mkdir -p "$d/puppet/code"
+  cat >"$d/puppet/puppet.conf" <<EOF
+# Puppet config of capo test fleet host $1 (generated by tests/fleet/fleet.sh).
+# Inside the host this directory is /etc/puppet (root's default confdir on Debian).
+[main]
+certname = $1
+vardir = /srv/state/var
+logdir = /srv/state/log
+rundir = /srv/state/run
+ssldir = /srv/state/ssl
+publicdir = /srv/state/public
+# statedir (lastrunfile, lastrunreport) defaults to \$vardir/state = /srv/state/var/state
+# keep the last run report (lastrunreport) but do not pile up per-run report files
+reports = none
+# plain output through ssh (puppet colors even without a tty otherwise)
+color = false
+# nothing in this fleet talks to a puppet server
+server = localhost
+usecacheonfailure = false
+EOF
+  cat >"$d/puppet/hiera.yaml" <<'EOF'
+---
+version: 5
+hierarchy: []
+EOF
+}
+
+# ---------------------------------------------------------------- host process
+# Runs as pid 1 of the host's namespaces (via unshare, see start_host_proc).
+cmd___init() {
+  local dir="$1" name="$2" h
+  h="$dir/hosts/$name"
+  # never propagate any mount back to the real machine
+  mount --make-rprivate /
+  hostname "$name"
+  mount -t tmpfs -o size=64m,mode=0755 "capo-$name" /srv
+  mkdir -p /srv/puppet /srv/managed /srv/state
+  mount --bind "$h/checkout" /srv/puppet
+  mount --bind "$h/managed" /srv/managed
+  mount --bind "$h/state" /srv/state
+  mount --bind "$h/puppet" /etc/puppet
+  # the host's own name resolves locally, so facter never waits for DNS
+  mount --bind "$h/etc-hosts" /etc/hosts
+  # root's home is per host too: the real machine's dotfiles (.bashrc, .ssh, .gitconfig)
+  # neither slow down nor leak into ssh sessions
+  mount --bind "$h/root" /root
+  mkdir -p /run/sshd
+  echo "fleet.sh: $name: namespace ready, exec sshd (pid $$)"
+  exec "$SSHD" -D -e -f "$h/sshd_config"
+}
+
+start_host_proc() {  # name -> starts in background, records pid
+  local name="$1" d
+  d="$(hdir "$name")"
+  mkdir -p /run/sshd
+  echo "---- $(date '+%F %T') fleet.sh: starting $name on port $(host_port "$name")" >>"$d/sshd.log"
+  unshare --pid --fork --mount-proc --mount --uts --kill-child \
+    "$SELF" __init "$DIR" "$name" </dev/null >>"$d/sshd.log" 2>&1 9>&- &
+  echo $! >"$d/pid"
+}
+
+# wait until the host's sshd listens on its port; 0 ok, 1 died (e.g. bind failure), 2 timeout
+wait_listening() {  # name
+  local name="$1" port i init
+  port="$(host_port "$name")"
+  for ((i = 0; i < 200; i++)); do
+    if init="$(host_init_pid "$name")"; then
+      if [[ "$(cat "/proc/$init/comm" 2>/dev/null)" == sshd ]] &&
+        port_listener_pids "$port" | grep -qx "$init"; then
+        return 0
+      fi
+    elif ((i > 2)) && ! host_top_pid "$name" >/dev/null; then
+      return 1
+    fi
+    sleep 0.05
+  done
+  return 2
+}
+
+kill_host() {  # name: kill the namespace (idempotent)
+  local name="$1" top i p
+  top="$(host_top_pid "$name" 2>/dev/null)" || top=""
+  if [[ -n "$top" ]]; then
+    # SIGKILL to pid 1 of the namespace kills everything in it (sshd, sessions, puppet);
+    # unshare (which ignores SIGTERM) exits once its child is reaped, and by then every
+    # process of the namespace is gone and the listening socket is closed.
+    for p in $(pgrep -P "$top" || true); do kill -KILL "$p" 2>/dev/null || true; done
+    for ((i = 0; i < 200; i++)); do proc_alive "$top" || break; sleep 0.05; done
+    if proc_alive "$top"; then kill -KILL "$top" 2>/dev/null || true; fi
+  fi
+  # belt and braces: anything still running with this host's paths on its command line
+  for p in $(fleet_pids "$(hdir "$name")/"); do kill -KILL "$p" 2>/dev/null || true; done
+  rm -f "$(hdir "$name")/pid"
+}
+
+fleet_pids() {  # pids of sshd/unshare processes whose command line contains the fixed string $1
+  local f p comm
+  for f in $(grep -laF -- "$1" /proc/[0-9]*/cmdline 2>/dev/null || true); do
+    p="${f#/proc/}"
+    p="${p%/cmdline}"
+    [[ "$p" == "$$" || "$p" == "$BASHPID" ]] && continue
+    comm="$(cat "/proc/$p/comm" 2>/dev/null)" || continue
+    [[ "$comm" == sshd || "$comm" == unshare ]] && echo "$p"
+  done
+  return 0
+}
+
+ssh_check() {  # name: can the client log in?
+  local port
+  port="$(host_port "$1")"
+  ssh -F /dev/null -i "$DIR/keys/client_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes \
+    -o UserKnownHostsFile="$DIR/keys/known_hosts" -o GlobalKnownHostsFile=/dev/null \
+    -o StrictHostKeyChecking=yes -o ConnectTimeout=5 -o LogLevel=ERROR \
+    -p "$port" root@127.0.0.1 true </dev/null
+}
+
+wait_ssh() {  # name
+  local i
+  for ((i = 0; i < 20; i++)); do
+    ssh_check "$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  ssh_check "$1" || true
+  echo "---- tail of $(hdir "$1")/sshd.log:" >&2
+  tail -n 20 "$(hdir "$1")/sshd.log" >&2 || true
+  return 1
+}
+
+# Start every host in $@ (port lock held) and wait until each sshd listens.  With
+# FIXED_PORTS=1 the ports in the configs are kept (fail if taken); otherwise a host whose
+# port turns out to be busy gets a new one.  Hosts are launched in parallel first, then
+# waited for one by one (retrying the ones that failed to bind).
+start_hosts_locked() {
+  local name
+  reg_sweep
+  for name in "$@"; do launch_host "$name" || true; done
+  for name in "$@"; do settle_host "$name"; done
+}
+
+port_free_for_us() {  # port -> 0 if neither reserved by another fleet nor in use
+  local owner
+  owner="$(reg_owner "$1")"
+  if [[ -n "$owner" && "$owner" != "$DIR" ]]; then
+    [[ "${FIXED_PORTS:-0}" == 1 ]] && die "port $1 is reserved by fleet $owner"
+    return 1
+  fi
+  if port_listening "$1"; then
+    [[ "${FIXED_PORTS:-0}" == 1 ]] && die "port $1 is in use by another process"
+    return 1
+  fi
+  return 0
+}
+
+launch_host() {  # name -> 0 launched, 1 port not free (nothing launched)
+  local port
+  port="$(host_port "$1")"
+  if ! port_free_for_us "$port"; then rm -f "$(hdir "$1")/pid"; return 1; fi
+  reg_claim "$port"
+  start_host_proc "$1"
+}
+
+settle_host() {  # name: wait for the launched host; move it to another port if it cannot bind
+  local name="$1" port rc tries=0
+  while :; do
+    port="$(host_port "$name")"
+    rc=1
+    if [[ -f "$(hdir "$name")/pid" ]]; then
+      rc=0
+      wait_listening "$name" || rc=$?
+      ((rc == 0)) && return 0
+      kill_host "$name"
+      if ((rc == 2)); then
+        tail -n 20 "$(hdir "$name")/sshd.log" >&2
+        die "$name: sshd did not start listening on port $port"
+      fi
+      rm -f "$PORT_REG/$port"
+      if ! tail -n 5 "$(hdir "$name")/sshd.log" | grep -q "Address already in use"; then
+        tail -n 20 "$(hdir "$name")/sshd.log" >&2
+        die "$name: host failed to start (see $(hdir "$name")/sshd.log)"
+      fi
+      if [[ "${FIXED_PORTS:-0}" == 1 ]]; then
+        tail -n 20 "$(hdir "$name")/sshd.log" >&2
+        die "$name: sshd failed to start on port $port"
+      fi
+    fi
+    ((++tries < 20)) || die "$name: could not start sshd (tried $tries ports)"
+    PICKED_PORTS="${PICKED_PORTS:-} $port"
+    port="$(pick_port)"
+    log "$name: port $(host_port "$name") busy, retrying on $port"
+    write_sshd_config "$name" "$port"
+    launch_host "$name" || true
+  done
+}
+
+# ---------------------------------------------------------------- generated files
+host_range() {  # first last -> TOML string for an inventory host pattern
+  if (($1 == $2)); then printf '"%s"' "$(host_name "$1")"; else printf '"host[%02d-%02d]"' "$1" "$2"; fi
+}
+
+write_known_hosts() {
+  local name port key
+  : >"$DIR/keys/known_hosts.new"
+  for name in $(all_hosts); do
+    port="$(host_port "$name")"
+    key="$(awk '{print $1" "$2}' "$(hdir "$name")/ssh_host_ed25519_key.pub")"
+    if [[ "$port" == 22 ]]; then echo "127.0.0.1 $key"; else echo "[127.0.0.1]:$port $key"; fi \
+      >>"$DIR/keys/known_hosts.new"
+  done
+  chmod 600 "$DIR/keys/known_hosts.new"
+  mv "$DIR/keys/known_hosts.new" "$DIR/keys/known_hosts"
+}
+
+write_inventory_and_env() {
+  local n web i name
+  n="$(all_hosts | wc -l)"
+  # web: first ~60% of the hosts (at least one); db: the rest (at least one if n >= 2)
+  web=$(((6 * n + 5) / 10))
+  ((web < 1)) && web=1
+  ((n >= 2 && web > n - 1)) && web=$((n - 1))
+  {
+    echo "# capo inventory for the local test fleet (generated by tests/fleet/fleet.sh)"
+    echo "[defaults]"
+    echo 'user = "root"'
+    echo 'identity_files = ["keys/client_ed25519"]'
+    echo 'known_hosts = "keys/known_hosts"'
+    echo 'host_key_check = "strict"'
+    echo 'connect_timeout = "5s"'
+    echo 'command_timeout = "5m"'
+    echo 'repo_dir = "/srv/puppet"'
+    echo 'remote = "origin"'
+    echo 'branch = "main"'
+    echo 'manifest = "manifests/site.pp"'
+    echo 'modulepath = ["modules"]'
+    echo
+    echo "[groups.all]"
+    echo "hosts = [$(host_range 1 "$n")]"
+    echo
+    echo "[groups.web]"
+    echo "hosts = [$(host_range 1 "$web")]"
+    if ((web < n)); then
+      echo
+      echo "[groups.db]"
+      echo "hosts = [$(host_range $((web + 1)) "$n")]"
+    fi
+    for ((i = 1; i <= n; i++)); do
+      name="$(host_name "$i")"
+      echo
+      echo "[hosts.$name]"
+      echo 'address = "127.0.0.1"'
+      echo "port = $(host_port "$name")"
+    done
+  } >"$DIR/inventory.toml.new"
+  mv "$DIR/inventory.toml.new" "$DIR/inventory.toml"
+
+  {
+    echo "# capo test fleet (generated by tests/fleet/fleet.sh); source me"
+    echo "FLEET_DIR=$(printf %q "$DIR")"
+    echo "FLEET_HOSTS=$(printf %q "$(all_hosts | tr '\n' ' ' | sed 's/ $//')")"
+    echo "FLEET_INVENTORY=$(printf %q "$DIR/inventory.toml")"
+    echo "FLEET_KEY=$(printf %q "$DIR/keys/client_ed25519")"
+    echo "FLEET_KNOWN_HOSTS=$(printf %q "$DIR/keys/known_hosts")"
+    echo "FLEET_ORIGIN=$(printf %q "$DIR/origin.git")"
+    echo "FLEET_WORK=$(printf %q "$DIR/work")"
+    for name in $(all_hosts); do
+      echo "FLEET_PORT_$name=$(host_port "$name")"
+    done
+  } >"$DIR/fleet.env"
+}
+
+# ---------------------------------------------------------------- commands
+cmd_up() {
+  need_root
+  local n="${POS[0]:-}" i name d ports=() t0
+  t0=$(date +%s.%N)
+  if ! [[ "$n" =~ ^[0-9]+$ ]] || ((10#$n < 1 || 10#$n > 99)); then die "up: N must be 1..99"; fi
+  n=$((10#$n))
+  if [[ -n "$PORTS" ]]; then
+    IFS=, read -r -a ports <<<"$PORTS"
+    ((${#ports[@]} == n)) || die "up: --ports needs exactly $n ports"
+    for i in "${ports[@]}"; do
+      if ! [[ "$i" =~ ^[0-9]+$ ]] || ((10#$i < 1 || 10#$i > 65535)); then die "up: bad port '$i'"; fi
+    done
+  fi
+  for cmd in unshare nsenter ss flock ssh ssh-keygen git puppet "$SSHD"; do
+    command -v "$cmd" >/dev/null || die "missing $cmd"
+  done
+  [[ -d "$CONTROL_REPO/manifests" ]] || die "control repo template not found at $CONTROL_REPO"
+  if [[ -d "$DIR/hosts" ]]; then
+    for name in $(all_hosts); do
+      host_running "$name" && die "fleet in $DIR is already up (run: fleet.sh down --dir $DIR)"
+    done
+    die "$DIR already holds a fleet (run: fleet.sh down --purge --dir $DIR, or start HOST)"
+  fi
+  mkdir -p "$DIR/keys" "$DIR/hosts"
+
+  # client key
+  ssh-keygen -q -t ed25519 -N '' -C "capo-fleet-client" -f "$DIR/keys/client_ed25519"
+  chmod 600 "$DIR/keys/client_ed25519" "$DIR/keys/client_ed25519.pub"
+  cp "$DIR/keys/client_ed25519.pub" "$DIR/keys/authorized_keys"
+  chmod 600 "$DIR/keys/authorized_keys"
+
+  # control repo: origin.git (bare) <- seed commit; DIR/work is a clone for tests
+  local seed
+  seed="$(mktemp -d)"
+  cp -a "$CONTROL_REPO/." "$seed/"
+  git -C "$seed" init -q -b main
+  git -C "$seed" add -A
+  GIT_AUTHOR_DATE="2024-01-01T00:00:00Z" GIT_COMMITTER_DATE="2024-01-01T00:00:00Z" \
+    git -C "$seed" commit -q -m "Initial control repo"
+  git init -q --bare -b main "$DIR/origin.git"
+  git -C "$seed" push -q "$DIR/origin.git" main:main
+  rm -rf "$seed"
+  git clone -q -b main "$DIR/origin.git" "$DIR/work"
+  git -C "$DIR/work" config user.name "$GIT_AUTHOR_NAME"
+  git -C "$DIR/work" config user.email "$GIT_AUTHOR_EMAIL"
+
+  # hosts
+  for ((i = 1; i <= n; i++)); do
+    name="$(host_name "$i")"
+    d="$(hdir "$name")"
+    mkdir -p "$d/state" "$d/managed" "$d/root"
+    chmod 0755 "$d/managed"
+    chmod 0700 "$d/root"
+    chmod 0750 "$d/state"
+    ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$d/ssh_host_ed25519_key"
+    git clone -q -b main "$DIR/origin.git" "$d/checkout"
+    write_puppet_conf "$name"
+    { cat /etc/hosts 2>/dev/null || echo "127.0.0.1 localhost"
+      echo "127.0.1.1 $name.capo.test $name  # capo test fleet"; } >"$d/etc-hosts"
+    : >"$d/sshd.log"
+  done
+
+  # ports + start, under the global lock so concurrent fleets never pick the same port
+  local -a names=()
+  for ((i = 1; i <= n; i++)); do names+=("$(host_name "$i")"); done
+  up_locked() {
+    local j port
+    reg_sweep
+    PICKED_PORTS=""
+    for ((j = 0; j < n; j++)); do
+      if [[ -n "$PORTS" ]]; then port="${ports[$j]}"; else port="$(pick_port)"; fi
+      PICKED_PORTS+=" $port"
+      write_sshd_config "${names[$j]}" "$port"
+    done
+    FIXED_PORTS=$([[ -n "$PORTS" ]] && echo 1 || echo 0) start_hosts_locked "${names[@]}"
+  }
+  # on any failure from here on, do not leave half a fleet running
+  UP_NAMES=("${names[@]}")
+  trap 'rc=$?; if ((rc != 0)); then for h in "${UP_NAMES[@]}"; do kill_host "$h"; done; echo "fleet.sh: up failed; hosts stopped (files left in $DIR)" >&2; fi' EXIT
+  with_port_lock up_locked
+
+  write_known_hosts
+  write_inventory_and_env
+
+  # every sshd must accept a real login before we return
+  local -A pids=()
+  for name in "${names[@]}"; do
+    wait_ssh "$name" &
+    pids[$name]=$!
+  done
+  local failed=""
+  for name in "${names[@]}"; do wait "${pids[$name]}" || failed+=" $name"; done
+  [[ -z "$failed" ]] || die "ssh login failed on:$failed"
+  trap - EXIT
+  log "$n hosts up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')s"
+  echo "$DIR/inventory.toml"
+}
+
+cmd_down() {
+  need_root
+  local name
+  if [[ -d "$DIR/hosts" ]]; then
+    for name in $(all_hosts); do kill_host "$name"; done
+  fi
+  # anything left that belongs to this fleet (e.g. pid files lost)
+  local p
+  for p in $(fleet_pids "$DIR/hosts/"); do kill -KILL "$p" 2>/dev/null || true; done
+  if ((PURGE)); then
+    with_port_lock reg_release_fleet
+    if [[ -d "$DIR" ]]; then
+      # refuse to rm something that does not look like a fleet
+      if [[ -d "$DIR/hosts" || -f "$DIR/fleet.env" || -d "$DIR/keys" || -z "$(ls -A "$DIR")" ]]; then
+        rm -rf "$DIR"
+      else
+        die "down --purge: $DIR does not look like a fleet dir; not removing it"
+      fi
+    fi
+  fi
+  return 0
+}
+
+cmd_stop() {
+  need_root; need_fleet
+  local name="${POS[0]:-}"
+  need_host "$name"
+  kill_host "$name"
+}
+
+cmd_start() {
+  need_root; need_fleet
+  local name="${POS[0]:-}"
+  need_host "$name"
+  if host_running "$name"; then log "$name already running"; return 0; fi
+  kill_host "$name"  # clean up leftovers, if any
+  FIXED_PORTS=1 with_port_lock start_hosts_locked "$name"
+  wait_ssh_any "$name"
+}
+
+# after rekey the known_hosts no longer matches, so only check that sshd answers
+wait_ssh_any() {
+  local i port
+  port="$(host_port "$1")"
+  for ((i = 0; i < 50; i++)); do
+    if ssh-keyscan -T 2 -t ed25519 -p "$port" 127.0.0.1 2>/dev/null | grep -q ssh-ed25519; then return 0; fi
+    sleep 0.1
+  done
+  die "$1: sshd on port $port does not answer"
+}
+
+cmd_rekey() {
+  need_root; need_fleet
+  local name="${POS[0]:-}" d
+  need_host "$name"
+  d="$(hdir "$name")"
+  kill_host "$name"
+  rm -f "$d/ssh_host_ed25519_key" "$d/ssh_host_ed25519_key.pub"
+  ssh-keygen -q -t ed25519 -N '' -C "root@$name (rekeyed)" -f "$d/ssh_host_ed25519_key"
+  FIXED_PORTS=1 with_port_lock start_hosts_locked "$name"
+  wait_ssh_any "$name"
+}
+
+cmd_exec() {
+  need_root; need_fleet
+  local name="${POS[0]:-}" init
+  need_host "$name"
+  ((${#CMD[@]} > 0)) || die "exec: missing command (fleet.sh exec HOST -- CMD...)"
+  init="$(host_init_pid "$name")" || die "$name is not running"
+  exec nsenter -t "$init" --mount --uts --pid -- \
+    env -i PATH="$HOST_PATH" HOME=/root USER=root LOGNAME=root SHELL=/bin/sh \
+    ${TERM:+TERM=$TERM} "${CMD[@]}"
+}
+
+cmd_status() {
+  need_fleet
+  local name port state init
+  printf '%-8s %-6s %-8s %-8s %s\n' HOST PORT PID STATE HEAD
+  for name in $(all_hosts); do
+    port="$(host_port "$name")"
+    if init="$(host_init_pid "$name" 2>/dev/null)"; then
+      if port_listening "$port"; then state=up; else state=starting; fi
+    else
+      state=down init=-
+    fi
+    printf '%-8s %-6s %-8s %-8s %s\n' "$name" "$port" "$(cat "$(hdir "$name")/pid" 2>/dev/null || echo -)" \
+      "$state" "$(git -C "$(hdir "$name")/checkout" rev-parse --short HEAD 2>/dev/null || echo -)"
+  done
+  echo "origin main: $(git --git-dir="$DIR/origin.git" rev-parse --short main 2>/dev/null || echo -)"
+  echo "inventory:   $DIR/inventory.toml"
+}
+
+cmd_commit() {
+  need_fleet
+  # arguments may also follow "--" (safe for contents that look like options)
+  if ((${#CMD[@]} > 0)); then POS+=("${CMD[@]}"); fi
+  local path="${POS[0]:-}" content="${POS[1]-}" msg="${POS[2]:-}"
+  [[ -n "$path" && -n "$msg" && ${#POS[@]} -eq 3 ]] || die "usage: fleet.sh commit [--dir DIR] PATH CONTENT MESSAGE"
+  [[ "$path" != /* && "$path" != *..* ]] || die "commit: PATH must be relative to the repo, without '..'"
+  exec 8>>"$DIR/.commit.lock"
+  flock -w 60 8 || die "timeout waiting for the commit lock"
+  local w="$DIR/work"
+  # follow origin first, in case something else pushed
+  git -C "$w" pull -q --ff-only origin main >/dev/null 2>&1 || true
+  mkdir -p "$(dirname "$w/$path")"
+  printf '%s' "$content" >"$w/$path"
+  git -C "$w" add -A -- "$path"
+  git -C "$w" commit -q --allow-empty -m "$msg"
+  git -C "$w" push -q origin HEAD:main
+  git -C "$w" rev-parse HEAD
+}
+
+# ---------------------------------------------------------------- main
+main() {
+  local sub="${1:-}"
+  [[ -n "$sub" ]] || { usage >&2; exit 2; }
+  shift
+  if [[ "$sub" == __init ]]; then cmd___init "$@"; fi
+  DIR=./.fleet
+  PORTS=""
+  PURGE=0
+  POS=()
+  CMD=()
+  while (($#)); do
+    case "$1" in
+      --dir) [[ $# -ge 2 ]] || die "--dir needs a value"; DIR="$2"; shift 2 ;;
+      --dir=*) DIR="${1#--dir=}"; shift ;;
+      --ports) [[ $# -ge 2 ]] || die "--ports needs a value"; PORTS="$2"; shift 2 ;;
+      --ports=*) PORTS="${1#--ports=}"; shift ;;
+      --purge) PURGE=1; shift ;;
+      --) shift; CMD=("$@"); break ;;
+      -h|--help) usage; exit 0 ;;
+      *) POS+=("$1"); shift ;;
+    esac
+  done
+  [[ -n "$DIR" ]] || die "--dir must not be empty"
+  DIR="$(realpath -m -- "$DIR")"
+  [[ "$DIR" != / ]] || die "refusing to use / as fleet dir"
+  case "$sub" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    stop) cmd_stop ;;
+    start) cmd_start ;;
+    rekey) cmd_rekey ;;
+    exec) cmd_exec ;;
+    status) cmd_status ;;
+    commit) cmd_commit ;;
+    help) usage ;;
+    *) usage >&2; die "unknown command '$sub'" ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,157 @@
+//! Smoke test of the local test fleet harness itself (tests/fleet/fleet.sh + tests/common).
+//! Does not run capo. Needs root.
+
+mod common;
+
+use common::Fleet;
+use std::net::TcpStream;
+use std::time::Duration;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn can_connect(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).is_ok()
+}
+
+const APPLY: &str =
+    "cd /srv/puppet && puppet apply --detailed-exitcodes --modulepath /srv/puppet/modules manifests/site.pp";
+
+#[test]
+fn fleet_harness_smoke() {
+    let fleet = Fleet::up(3);
+    assert_eq!(fleet.hosts.len(), 3);
+    assert!(fleet.inventory.is_file());
+    let inv = std::fs::read_to_string(&fleet.inventory).unwrap();
+    assert!(inv.contains("hosts = [\"host[01-03]\"]"), "{inv}");
+    assert!(
+        inv.contains(&format!("port = {}", fleet.host("host02").port)),
+        "{inv}"
+    );
+
+    // every checkout is at origin main
+    let head = fleet.origin_head();
+    assert_eq!(head.len(), 40);
+    for h in fleet.host_names() {
+        assert_eq!(fleet.checkout_head(&h), head, "{h}");
+    }
+
+    // a host sees itself as itself
+    let out = fleet.host_exec("host02", "hostname");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "host02");
+    let out = fleet.host_exec("host02", "cat /etc/puppet/puppet.conf; ls /srv/puppet");
+    assert!(stdout(&out).contains("certname = host02"), "{out:?}");
+    assert!(stdout(&out).contains("manifests"), "{out:?}");
+
+    // puppet apply inside a host: changes first, idempotent second
+    let out = fleet.host_exec("host01", APPLY);
+    assert_eq!(out.status.code(), Some(2), "first apply: {out:?}");
+    let motd = std::fs::read_to_string(fleet.managed_path("host01", "motd")).unwrap();
+    assert!(
+        motd.contains("certname: host01") && motd.contains("hostname: host01"),
+        "{motd}"
+    );
+    assert!(fleet.managed_path("host01", "www/index.html").is_file());
+    let out = fleet.host_exec("host01", APPLY);
+    assert_eq!(out.status.code(), Some(0), "second apply: {out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("rror"),
+        "{out:?}"
+    );
+
+    // stop / start keep the port
+    let port = fleet.host("host03").port;
+    assert!(can_connect(port));
+    fleet.stop("host03");
+    assert!(
+        !can_connect(port),
+        "host03 still accepts connections after stop"
+    );
+    assert!(!fleet.host_exec("host03", "true").status.success());
+    fleet.start("host03");
+    assert!(can_connect(port));
+    assert_eq!(stdout(&fleet.host_exec("host03", "hostname")), "host03");
+
+    // rekey: known_hosts keeps the old key, the host now has another one
+    let pubkey = |f: &Fleet| {
+        let s =
+            std::fs::read_to_string(f.host("host03").dir.join("ssh_host_ed25519_key.pub")).unwrap();
+        s.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let old = pubkey(&fleet);
+    fleet.rekey("host03");
+    let new = pubkey(&fleet);
+    assert_ne!(old, new);
+    let kh = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+    assert!(
+        kh.contains(&format!("[127.0.0.1]:{port} ssh-ed25519 {old}")),
+        "{kh}"
+    );
+    assert!(!kh.contains(&new));
+    assert!(can_connect(port));
+
+    // commit moves origin, not the hosts
+    let sha = fleet.commit(
+        "modules/capo_demo/files/message.txt",
+        "v2 from the smoke test\n",
+        "bump",
+    );
+    assert_eq!(fleet.origin_head(), sha);
+    assert_ne!(sha, head);
+    assert_eq!(fleet.checkout_head("host01"), head);
+    // ... until a host fetches it
+    let out = fleet.host_exec(
+        "host01",
+        "cd /srv/puppet && git pull -q --ff-only origin main && git rev-parse HEAD",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), sha);
+    assert_eq!(fleet.checkout_head("host01"), sha);
+    let out = fleet.host_exec("host01", APPLY);
+    assert_eq!(out.status.code(), Some(2), "apply after commit: {out:?}");
+    let motd = std::fs::read_to_string(fleet.managed_path("host01", "motd")).unwrap();
+    assert!(motd.contains("v2 from the smoke test"), "{motd}");
+
+    // contents and messages that look like options are passed through untouched
+    let sha2 = fleet.commit("notes/odd.txt", "--purge", "--dir /");
+    assert_eq!(fleet.origin_head(), sha2);
+    let odd = std::fs::read_to_string(fleet.dir.join("work/notes/odd.txt")).unwrap();
+    assert_eq!(odd, "--purge");
+
+    // alternative inventories live next to the generated one
+    let alt = fleet.write_inventory("# empty\n");
+    assert_eq!(alt.parent(), fleet.inventory.parent());
+
+    // the capo command is wired to this fleet (not run here)
+    let cmd = fleet.capo();
+    assert_eq!(cmd.get_current_dir(), Some(fleet.dir.as_path()));
+
+    let ports: Vec<u16> = fleet.hosts.iter().map(|h| h.port).collect();
+    drop(fleet);
+    for p in ports {
+        assert!(!can_connect(p), "port {p} still open after drop");
+    }
+}
+
+#[test]
+fn fleets_in_parallel_do_not_collide() {
+    let fleets: Vec<Fleet> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3).map(|_| s.spawn(|| Fleet::up(2))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ports: Vec<u16> = fleets
+        .iter()
+        .flat_map(|f| f.hosts.iter().map(|h| h.port))
+        .collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 6);
+    for f in &fleets {
+        for h in &f.hosts {
+            assert!(can_connect(h.port));
+            assert_eq!(stdout(&f.host_exec(&h.name, "hostname")), h.name);
+        }
+    }
+}
