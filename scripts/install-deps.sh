@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system packages capo's demo and tests need on Debian 12, if they are missing:
+# OpenSSH's server (each test host runs its own sshd), Puppet, git, and the tools the fleet
+# harness uses (unshare/nsenter from util-linux, ss from iproute2, ps from procps).
+set -euo pipefail
+
+need=()
+for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages (${need[*]}); run as root or install them first" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+command -v cargo >/dev/null || { echo "install-deps: cargo not found (install Rust, e.g. with rustup)" >&2; exit 1; }
