@@ -356,18 +356,23 @@ impl StepContext<'_> {
                     ExecEvent::Exit(s) => status = Some(s),
                 }
             }
-            Ok::<_, String>(status)
+            match status {
+                Some(status) => Ok(status),
+                None => Err(exec
+                    .missing_exit_error()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "command ended without an exit status".into())),
+            }
         })
         .await;
 
         let end = match streamed {
             Err(_) => StepEnd::TimedOut(self.timeout),
             Ok(Err(why)) => StepEnd::Lost(why),
-            Ok(Ok(None)) => StepEnd::Lost("connection lost before the command finished".into()),
-            Ok(Ok(Some(ExitStatus::Code(code)))) => {
+            Ok(Ok(ExitStatus::Code(code))) => {
                 StepEnd::Exited(i32::try_from(code).unwrap_or(i32::MAX))
             }
-            Ok(Ok(Some(ExitStatus::Signal { name, .. }))) => StepEnd::Signal(name),
+            Ok(Ok(ExitStatus::Signal { name, .. })) => StepEnd::Signal(name),
         };
         let exit_code = match end {
             StepEnd::Exited(code) => Some(code),
