@@ -64,6 +64,17 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Limit on each remote step (fetch, checkout, puppet apply, ...).
     pub command_timeout: Duration,
+    /// Send an SSH keepalive after this much silence from the host.
+    pub keepalive_interval: Duration,
+    /// Unanswered keepalives before the host is considered gone, so a
+    /// silent host is detected after about
+    /// `keepalive_interval * (keepalive_count + 1)`.
+    pub keepalive_count: u32,
+    /// Extra connection attempts, with backoff, after a connect failure
+    /// (refused, timed out, dropped during the handshake). Never used for
+    /// host key or authentication failures, and never for a step that may
+    /// have run.
+    pub connect_retries: u32,
     /// The host's git checkout of the Puppet code (a remote path).
     pub repo_dir: String,
     /// The git remote to fetch from.

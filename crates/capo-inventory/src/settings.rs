@@ -1,7 +1,7 @@
 //! The settings keys: reading one layer (`[defaults]`, a group or a host)
 //! from TOML, and merging layers into a host's final [`Settings`].
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use crate::model::{HostKeyCheck, Settings};
 use crate::parse::{toml_key, type_name, Ctx};
 
 /// Every settings key, in the order error messages list them.
-pub(crate) const SETTING_KEYS: [&str; 15] = [
+pub(crate) const SETTING_KEYS: [&str; 18] = [
     "user",
     "port",
     "identity_files",
@@ -22,6 +22,9 @@ pub(crate) const SETTING_KEYS: [&str; 15] = [
     "host_key_check",
     "connect_timeout",
     "command_timeout",
+    "keepalive_interval",
+    "keepalive_count",
+    "connect_retries",
     "repo_dir",
     "remote",
     "branch",
@@ -38,12 +41,18 @@ const BUILTIN_IDENTITY_FILES: [&str; 3] = [".ssh/id_ed25519", ".ssh/id_ecdsa", "
 const BUILTIN_KNOWN_HOSTS: &str = ".ssh/known_hosts";
 const BUILTIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const BUILTIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const BUILTIN_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const BUILTIN_KEEPALIVE_COUNT: u32 = 3;
+const BUILTIN_CONNECT_RETRIES: u32 = 2;
 const BUILTIN_REPO_DIR: &str = "/etc/puppetlabs/code/capo";
 const BUILTIN_REMOTE: &str = "origin";
 const BUILTIN_BRANCH: &str = "main";
 const BUILTIN_MANIFEST: &str = "manifests/site.pp";
 const BUILTIN_MODULEPATH: &str = "modules";
 const BUILTIN_PUPPET: &str = "puppet";
+
+const KEEPALIVE_COUNT_RANGE: RangeInclusive<u32> = 1..=100;
+const CONNECT_RETRIES_RANGE: RangeInclusive<u32> = 0..=10;
 
 /// A value together with where its key was written, so that a group
 /// conflict can point at the offending line.
@@ -63,6 +72,9 @@ pub(crate) struct Layer {
     host_key_check: Option<Val<HostKeyCheck>>,
     connect_timeout: Option<Val<Duration>>,
     command_timeout: Option<Val<Duration>>,
+    keepalive_interval: Option<Val<Duration>>,
+    keepalive_count: Option<Val<u32>>,
+    connect_retries: Option<Val<u32>>,
     repo_dir: Option<Val<String>>,
     remote: Option<Val<String>>,
     branch: Option<Val<String>>,
@@ -118,6 +130,25 @@ impl Layer {
             }
             "connect_timeout" => self.connect_timeout = at!(timeout(cx, "connect_timeout", value)?),
             "command_timeout" => self.command_timeout = at!(timeout(cx, "command_timeout", value)?),
+            "keepalive_interval" => {
+                self.keepalive_interval = at!(timeout(cx, "keepalive_interval", value)?);
+            }
+            "keepalive_count" => {
+                self.keepalive_count = at!(integer(
+                    cx,
+                    "keepalive_count",
+                    value,
+                    KEEPALIVE_COUNT_RANGE
+                )?);
+            }
+            "connect_retries" => {
+                self.connect_retries = at!(integer(
+                    cx,
+                    "connect_retries",
+                    value,
+                    CONNECT_RETRIES_RANGE
+                )?);
+            }
             "repo_dir" => self.repo_dir = at!(text(cx, "repo_dir", value)?),
             "remote" => self.remote = at!(word(cx, "remote", value)?),
             "branch" => self.branch = at!(word(cx, "branch", value)?),
@@ -210,6 +241,15 @@ impl Sources<'_> {
             command_timeout: self
                 .pick(cx, "command_timeout", |l| &l.command_timeout)?
                 .unwrap_or(BUILTIN_COMMAND_TIMEOUT),
+            keepalive_interval: self
+                .pick(cx, "keepalive_interval", |l| &l.keepalive_interval)?
+                .unwrap_or(BUILTIN_KEEPALIVE_INTERVAL),
+            keepalive_count: self
+                .pick(cx, "keepalive_count", |l| &l.keepalive_count)?
+                .unwrap_or(BUILTIN_KEEPALIVE_COUNT),
+            connect_retries: self
+                .pick(cx, "connect_retries", |l| &l.connect_retries)?
+                .unwrap_or(BUILTIN_CONNECT_RETRIES),
             repo_dir: or_builtin(
                 self.pick(cx, "repo_dir", |l| &l.repo_dir)?,
                 BUILTIN_REPO_DIR,
@@ -291,6 +331,12 @@ impl Show for String {
 }
 
 impl Show for u16 {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Show for u32 {
     fn show(&self) -> String {
         self.to_string()
     }
@@ -442,20 +488,34 @@ pub(crate) fn check_word(s: &str) -> Result<(), String> {
 }
 
 fn port(cx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<u16, InventoryError> {
+    let n = integer(cx, "port", value, 1..=u32::from(u16::MAX))?;
+    // In range, so this cannot fail; the fallback only avoids a panic path.
+    Ok(u16::try_from(n).unwrap_or(u16::MAX))
+}
+
+/// An integer within `range`; anything else, including numbers too large
+/// for any integer type, is reported as out of range, showing the number as
+/// written.
+fn integer(
+    cx: &Ctx<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    range: RangeInclusive<u32>,
+) -> Result<u32, InventoryError> {
     let DeValue::Integer(n) = value.get_ref() else {
-        return Err(wrong_type(cx, "`port`".into(), "an integer", value));
+        return Err(wrong_type(cx, format!("`{key}`"), "an integer", value));
     };
     i128::from_str_radix(n.as_str(), n.radix())
         .ok()
-        .and_then(|n| u16::try_from(n).ok())
-        .filter(|&p| p != 0)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| range.contains(n))
         .ok_or_else(|| {
             cx.error(
                 value.span().start,
                 ErrorKind::BadValue {
-                    key: "port".into(),
+                    key: key.to_owned(),
                     value: n.to_string(),
-                    reason: "must be between 1 and 65535".into(),
+                    reason: format!("must be between {} and {}", range.start(), range.end()),
                 },
             )
         })

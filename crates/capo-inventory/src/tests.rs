@@ -39,6 +39,9 @@ fn builtin() -> Settings {
         host_key_check: HostKeyCheck::Strict,
         connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(1800),
+        keepalive_interval: Duration::from_secs(15),
+        keepalive_count: 3,
+        connect_retries: 2,
         repo_dir: "/etc/puppetlabs/code/capo".into(),
         remote: "origin".into(),
         branch: "main".into(),
@@ -78,6 +81,9 @@ known_hosts = "known"
 host_key_check = "accept-new"
 connect_timeout = "1500ms"
 command_timeout = "1h30m"
+keepalive_interval = "5s"
+keepalive_count = 7
+connect_retries = 0
 repo_dir = "/srv/puppet"
 remote = "upstream"
 branch = "production"
@@ -109,6 +115,9 @@ address = "192.0.2.10"
             host_key_check: HostKeyCheck::AcceptNew,
             connect_timeout: Duration::from_millis(1500),
             command_timeout: Duration::from_secs(5400),
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_count: 7,
+            connect_retries: 0,
             repo_dir: "/srv/puppet".into(),
             remote: "upstream".into(),
             branch: "production".into(),
@@ -248,7 +257,7 @@ user = "z"
 #[test]
 fn unknown_keys_are_reported_at_the_key() {
     let all = "user, port, identity_files, known_hosts, host_key_check, connect_timeout, \
-               command_timeout, repo_dir, remote, branch, manifest, modulepath, puppet, \
+               command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, remote, branch, manifest, modulepath, puppet, \
                puppet_args, certname";
     assert_eq!(
         err("[groups.web]\nhosts = [\"a\"]\n\n  usr = \"x\"\n"),
@@ -443,6 +452,178 @@ fn port_range() {
             .port,
         1
     );
+}
+
+#[test]
+fn keepalive_and_retry_defaults() {
+    let s = &ok("[hosts.a]\n").hosts[0].settings;
+    assert_eq!(
+        (s.keepalive_interval, s.keepalive_count, s.connect_retries),
+        (Duration::from_secs(15), 3, 2)
+    );
+}
+
+#[test]
+fn keepalive_and_retry_values() {
+    let s = &ok(
+        "[defaults]\nkeepalive_interval = \"1m30s\"\nkeepalive_count = 100\nconnect_retries = 10\n\
+         [hosts.a]\n",
+    )
+    .hosts[0]
+        .settings;
+    assert_eq!(
+        (s.keepalive_interval, s.keepalive_count, s.connect_retries),
+        (Duration::from_secs(90), 100, 10)
+    );
+    let s = &ok(
+        "[defaults]\nkeepalive_interval = \"250ms\"\nkeepalive_count = 1\nconnect_retries = 0\n\
+         [hosts.a]\n",
+    )
+    .hosts[0]
+        .settings;
+    assert_eq!(
+        (s.keepalive_interval, s.keepalive_count, s.connect_retries),
+        (Duration::from_millis(250), 1, 0)
+    );
+    // Other integer spellings TOML allows.
+    let s = &ok("[defaults]\nkeepalive_count = 0x0a\nconnect_retries = +5\n[hosts.a]\n").hosts[0]
+        .settings;
+    assert_eq!((s.keepalive_count, s.connect_retries), (10, 5));
+}
+
+#[test]
+fn keepalive_count_range() {
+    for shown in ["0", "101", "-1", "4294967296", "99999999999999999999999"] {
+        assert_eq!(
+            err(&format!("[defaults]\nkeepalive_count = {shown}\n")),
+            format!(
+                "inventory.toml:2:19: bad value {shown} for `keepalive_count`: must be between \
+                 1 and 100"
+            )
+        );
+    }
+    assert_eq!(
+        err("[defaults]\nkeepalive_count = \"3\"\n"),
+        "inventory.toml:2:19: `keepalive_count` must be an integer, found string"
+    );
+    assert_eq!(
+        err("[groups.g]\nhosts = [\"a\"]\nkeepalive_count = 2.5\n"),
+        "inventory.toml:3:19: `keepalive_count` must be an integer, found float"
+    );
+}
+
+#[test]
+fn connect_retries_range() {
+    for shown in ["11", "-1", "4294967296"] {
+        assert_eq!(
+            err(&format!("[hosts.a]\nconnect_retries = {shown}\n")),
+            format!(
+                "inventory.toml:2:19: bad value {shown} for `connect_retries`: must be between \
+                 0 and 10"
+            )
+        );
+    }
+    assert_eq!(
+        err("[defaults]\nconnect_retries = \"2\"\n"),
+        "inventory.toml:2:19: `connect_retries` must be an integer, found string"
+    );
+    assert_eq!(
+        err("[defaults]\nconnect_retries = true\n"),
+        "inventory.toml:2:19: `connect_retries` must be an integer, found boolean"
+    );
+}
+
+#[test]
+fn keepalive_interval_is_a_duration() {
+    assert_eq!(
+        err("[defaults]\nkeepalive_interval = \"0s\"\n"),
+        "inventory.toml:2:22: bad value \"0s\" for `keepalive_interval`: must be greater than zero"
+    );
+    assert_eq!(
+        err("[defaults]\nkeepalive_interval = 15\n"),
+        "inventory.toml:2:22: bad duration 15 for `keepalive_interval`: a bare number has no \
+         unit; write \"15s\" for 15 seconds (units: ms, s, m, h, d)"
+    );
+    assert_eq!(
+        err("[defaults]\nkeepalive_interval = \"15 s\"\n"),
+        "inventory.toml:2:22: bad duration \"15 s\" for `keepalive_interval`: expected a number \
+         followed by ms, s, m, h or d (e.g. \"10s\")"
+    );
+    assert_eq!(
+        err("[defaults]\nkeepalive_interval = [\"15s\"]\n"),
+        "inventory.toml:2:22: `keepalive_interval` must be a duration string such as \"10s\", \
+         found array"
+    );
+}
+
+#[test]
+fn keepalive_and_retry_precedence() {
+    let inv = ok(r#"
+[defaults]
+keepalive_interval = "30s"
+keepalive_count = 5
+connect_retries = 4
+
+[groups.g]
+hosts = ["a", "b", "c"]
+keepalive_count = 6
+connect_retries = 0
+
+[hosts.a]
+keepalive_interval = "1s"
+connect_retries = 9
+
+[hosts.d]
+"#);
+    let got: Vec<(&str, Duration, u32, u32)> = inv
+        .hosts
+        .iter()
+        .map(|h| {
+            let s = &h.settings;
+            (
+                h.name.as_str(),
+                s.keepalive_interval,
+                s.keepalive_count,
+                s.connect_retries,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", Duration::from_secs(1), 6, 9),
+            ("b", Duration::from_secs(30), 6, 0),
+            ("c", Duration::from_secs(30), 6, 0),
+            ("d", Duration::from_secs(30), 5, 4),
+        ]
+    );
+}
+
+#[test]
+fn keepalive_and_retry_group_conflicts() {
+    assert_eq!(
+        err("[groups.a]\nhosts = [\"h\"]\nkeepalive_count = 3\n\
+             [groups.b]\nhosts = [\"h\"]\nkeepalive_count = 4\n"),
+        "inventory.toml:6:1: host \"h\" is in groups \"a\" and \"b\", which set `keepalive_count` \
+         differently (3 and 4); set `keepalive_count` in [hosts.h] to choose"
+    );
+    assert_eq!(
+        err(
+            "[groups.a]\nhosts = [\"h\"]\nkeepalive_interval = \"60s\"\n\
+             [groups.b]\nhosts = [\"h\"]\nkeepalive_interval = \"2m\"\n"
+        ),
+        "inventory.toml:6:1: host \"h\" is in groups \"a\" and \"b\", which set \
+         `keepalive_interval` differently (\"1m\" and \"2m\"); set `keepalive_interval` in \
+         [hosts.h] to choose"
+    );
+    // Equal values agree; the host table settles a disagreement.
+    let inv = ok(
+        "[groups.a]\nhosts = [\"h\"]\nconnect_retries = 1\nkeepalive_count = 3\n\
+                  [groups.b]\nhosts = [\"h\"]\nconnect_retries = 1\nkeepalive_count = 4\n\
+                  [hosts.h]\nkeepalive_count = 8\n",
+    );
+    let s = &inv.hosts[0].settings;
+    assert_eq!((s.connect_retries, s.keepalive_count), (1, 8));
 }
 
 #[test]
@@ -733,6 +914,9 @@ fn inventory_like() -> impl Strategy<Value = String> {
         "host_key_check",
         "connect_timeout",
         "command_timeout",
+        "keepalive_interval",
+        "keepalive_count",
+        "connect_retries",
         "repo_dir",
         "remote",
         "branch",
