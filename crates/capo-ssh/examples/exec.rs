@@ -3,11 +3,15 @@
 //! ```text
 //! cargo run -p capo-ssh --example exec -- [--key FILE]... [--known-hosts FILE]
 //!     [-p PORT] [--policy strict|accept-new|off] [--timeout SECS]
-//!     [--keepalive SECS] [--count] [--repeat N] user@host 'command'
+//!     [--keepalive SECS] [--count] [--repeat N] [--stdin TEXT] [--close-stdin]
+//!     user@host 'command'
 //! ```
 //!
 //! `--count` prints byte totals instead of output (for big outputs);
 //! `--repeat N` runs the command N times on the same connection.
+//! `--stdin TEXT` writes TEXT to the command's input and then closes it;
+//! `--close-stdin` closes the input right away (a remote `cat` then ends).
+//! Without either, the input stays open until the command ends.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,12 +24,15 @@ struct Args {
     command: String,
     count: bool,
     repeat: usize,
+    /// Text for the command's input, if any.
+    stdin: Option<String>,
+    close_stdin: bool,
 }
 
 fn usage() -> String {
     "usage: exec [--key FILE]... [--known-hosts FILE] [-p PORT] \
      [--policy strict|accept-new|off] [--timeout SECS] [--keepalive SECS] \
-     [--count] [--repeat N] user@host COMMAND"
+     [--count] [--repeat N] [--stdin TEXT] [--close-stdin] user@host COMMAND"
         .to_string()
 }
 
@@ -38,6 +45,8 @@ fn parse_args() -> Result<Args, String> {
     let mut keepalive: Option<Duration> = None;
     let mut count = false;
     let mut repeat = 1usize;
+    let mut stdin: Option<String> = None;
+    let mut close_stdin = false;
     let mut positional: Vec<String> = Vec::new();
 
     let mut it = std::env::args().skip(1);
@@ -63,6 +72,8 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("bad repeat: {e}"))?
             }
+            "--stdin" => stdin = Some(value(&arg)?),
+            "--close-stdin" => close_stdin = true,
             "-h" | "--help" => return Err(usage()),
             _ => positional.push(arg),
         }
@@ -89,6 +100,8 @@ fn parse_args() -> Result<Args, String> {
         command,
         count,
         repeat,
+        close_stdin: close_stdin || stdin.is_some(),
+        stdin,
     })
 }
 
@@ -134,6 +147,18 @@ async fn main() -> ExitCode {
                 break;
             }
         };
+        if let Some(text) = &args.stdin {
+            if let Err(e) = exec.write_stdin(text.as_bytes()).await {
+                eprintln!("write_stdin failed [{:?}]: {e}", e.kind());
+                code = ExitCode::from(1);
+            }
+        }
+        if args.close_stdin {
+            if let Err(e) = exec.close_stdin().await {
+                eprintln!("close_stdin failed [{:?}]: {e}", e.kind());
+                code = ExitCode::from(1);
+            }
+        }
         let (mut out_bytes, mut err_bytes, mut chunks) = (0usize, 0usize, 0usize);
         let mut exit = None;
         while let Some(event) = exec.next().await {

@@ -53,6 +53,29 @@ pub enum SkipReason {
     Unreadable(String),
     /// The file is not a private key russh understands.
     Invalid(String),
+    /// The file is readable or writable by group or others (any of `0o077`
+    /// set), which OpenSSH refuses too: such a key may already be copied.
+    TooOpen {
+        /// The file's permission bits (`mode & 0o777`), e.g. `0o644`.
+        mode: u32,
+    },
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Missing => f.write_str("missing"),
+            SkipReason::Encrypted => f.write_str("encrypted: passphrases are not supported yet"),
+            SkipReason::Unreadable(e) => write!(f, "unreadable: {e}"),
+            SkipReason::Invalid(e) => write!(f, "invalid: {e}"),
+            // OpenSSH's wording, so people recognise it (and know `chmod 600`).
+            SkipReason::TooOpen { mode } => write!(
+                f,
+                "permissions {:04o} are too open: private key files must not be accessible by others",
+                mode & 0o777
+            ),
+        }
+    }
 }
 
 /// One entry of the identity list in auth errors.
@@ -224,6 +247,13 @@ pub enum SshError {
         /// e.g. `keepalive timeout`, if known.
         reason: Option<String>,
     },
+    /// Input could not be sent: the command's channel has already closed
+    /// (the command ended), or its input was closed before.
+    #[error("cannot send input to the command: {detail}")]
+    InputClosed {
+        /// Which of the two.
+        detail: String,
+    },
     /// The channel closed without the server reporting how the command ended.
     #[error("command ended without an exit status")]
     NoExitStatus,
@@ -258,6 +288,7 @@ impl SshError {
             | ExecRefused
             | ChannelTimeout { .. }
             | ConnectionLost { .. }
+            | InputClosed { .. }
             | NoExitStatus => ErrorKind::Channel,
             CommandTimeout { .. } => ErrorKind::Timeout,
         }
@@ -296,12 +327,7 @@ fn fmt_identities(tried: &[IdentityAttempt]) -> String {
             let path = a.path.display();
             match &a.skipped {
                 None => format!("{path}"),
-                Some(SkipReason::Missing) => format!("{path} (missing)"),
-                Some(SkipReason::Encrypted) => {
-                    format!("{path} (encrypted: passphrases are not supported yet)")
-                }
-                Some(SkipReason::Unreadable(e)) => format!("{path} (unreadable: {e})"),
-                Some(SkipReason::Invalid(e)) => format!("{path} (invalid: {e})"),
+                Some(reason) => format!("{path} ({reason})"),
             }
         })
         .collect::<Vec<_>>()
@@ -445,6 +471,34 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "no usable identity file (tried: a (missing), b (encrypted: passphrases are not supported yet))"
+        );
+
+        let e = SshError::NoIdentity {
+            tried: vec![
+                IdentityAttempt {
+                    path: "/k/id_ed25519".into(),
+                    skipped: Some(SkipReason::TooOpen { mode: 0o644 }),
+                },
+                IdentityAttempt {
+                    path: "/k/id_rsa".into(),
+                    skipped: Some(SkipReason::Invalid("unsupported key type".into())),
+                },
+                IdentityAttempt {
+                    path: "/k/id_ecdsa".into(),
+                    skipped: Some(SkipReason::Unreadable("Permission denied".into())),
+                },
+            ],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no usable identity file (tried: /k/id_ed25519 (permissions 0644 are too open: \
+             private key files must not be accessible by others), \
+             /k/id_rsa (invalid: unsupported key type), /k/id_ecdsa (unreadable: Permission denied))"
+        );
+        assert_eq!(e.kind(), ErrorKind::Auth);
+        assert_eq!(
+            SkipReason::TooOpen { mode: 0o4 }.to_string(),
+            "permissions 0004 are too open: private key files must not be accessible by others"
         );
 
         let e = SshError::ConnectionLost {

@@ -43,6 +43,10 @@ pub enum ExecEvent {
 /// here: when the caller stops reading, russh's bounded channel buffer and
 /// the SSH window stop the server from sending more.
 ///
+/// The command's standard input stays open until [`Exec::close_stdin`] (or
+/// the end of the channel): a command that reads stdin, like `cat`, waits for
+/// input until then. [`Exec::write_stdin`] feeds it.
+///
 /// Dropping an unfinished `Exec` closes its channel (the remote command then
 /// sees its output pipes close; it is not killed).
 pub struct Exec {
@@ -51,6 +55,8 @@ pub struct Exec {
     /// A message read while waiting for the exec reply, not yet handed out.
     pending: Option<ChannelMsg>,
     exit_seen: bool,
+    /// EOF has been sent on the channel; no more input may follow.
+    stdin_closed: bool,
     shared: Arc<Shared>,
 }
 
@@ -59,6 +65,7 @@ impl std::fmt::Debug for Exec {
         f.debug_struct("Exec")
             .field("open", &self.channel.is_some())
             .field("exit_seen", &self.exit_seen)
+            .field("stdin_closed", &self.stdin_closed)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +76,7 @@ impl Exec {
             channel: Some(channel),
             pending: None,
             exit_seen: false,
+            stdin_closed: false,
             shared,
         }
     }
@@ -157,6 +165,76 @@ impl Exec {
                 Some(_) => continue,
             };
             return Some(event);
+        }
+    }
+
+    /// Sends `data` to the command's standard input.
+    ///
+    /// Returns once russh has taken all of it, which the server's flow
+    /// control (the SSH window) can hold up: a command that stops reading its
+    /// input stalls this call, and so does one whose output fills up while
+    /// the caller is not reading it with [`Exec::next`]. Bound it with the
+    /// command's timeout, as [`Exec::next`]. A dead connection ends it with
+    /// [`SshError::ConnectionLost`] once keepalives notice.
+    ///
+    /// Fails with [`SshError::InputClosed`] after [`Exec::close_stdin`], or
+    /// once [`Exec::next`] has seen the channel close.
+    pub async fn write_stdin(&mut self, data: &[u8]) -> Result<(), SshError> {
+        if self.stdin_closed {
+            return Err(SshError::InputClosed {
+                detail: "its input was already closed".to_string(),
+            });
+        }
+        let Some(channel) = self.channel.as_ref() else {
+            return Err(self.channel_gone());
+        };
+        if data.is_empty() {
+            // An empty SSH data message is legal but pointless.
+            return Ok(());
+        }
+        let send = channel.data_bytes(Bytes::copy_from_slice(data));
+        // russh waits for window space without noticing a dead connection.
+        tokio::select! {
+            res = send => res.map_err(|e| channel_error(e, &self.shared)),
+            () = self.shared.gone() => Err(self.lost()),
+        }
+    }
+
+    /// Closes the command's standard input (sends EOF on the channel), so a
+    /// command reading it, such as `cat`, sees end of file. Output and the
+    /// exit status are still read with [`Exec::next`].
+    ///
+    /// Closing twice, or after the channel has closed, does nothing: the
+    /// command's input is closed either way. A connection lost before the EOF
+    /// could be sent is [`SshError::ConnectionLost`].
+    pub async fn close_stdin(&mut self) -> Result<(), SshError> {
+        if self.stdin_closed {
+            return Ok(());
+        }
+        let Some(channel) = self.channel.as_ref() else {
+            return Ok(());
+        };
+        // The send only waits while russh's outgoing queue is full; it fails
+        // on its own once the session ends, but there is no reason to wait
+        // for that when the connection is known to be gone.
+        let res = tokio::select! {
+            res = channel.eof() => res.map_err(|e| channel_error(e, &self.shared)),
+            () = self.shared.gone() => Err(self.lost()),
+        };
+        res?;
+        self.stdin_closed = true;
+        Ok(())
+    }
+
+    /// Why input cannot be sent on a channel that has closed.
+    fn channel_gone(&self) -> SshError {
+        match self.shared.disconnect_reason() {
+            Some(reason) => SshError::ConnectionLost {
+                reason: Some(reason),
+            },
+            None => SshError::InputClosed {
+                detail: "it has ended (channel closed)".to_string(),
+            },
         }
     }
 

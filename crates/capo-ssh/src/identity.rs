@@ -28,10 +28,22 @@ pub(crate) async fn load_all(paths: &[PathBuf]) -> Vec<Loaded> {
 }
 
 async fn load_one(path: &Path) -> Result<PrivateKey, SkipReason> {
-    let text = match tokio::fs::read(path).await {
-        Ok(bytes) => bytes,
+    // stat before open: opening a FIFO (or a device) named as an identity
+    // would block, and a key that is too open is skipped without being read.
+    let meta = match tokio::fs::metadata(path).await {
+        Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SkipReason::Missing),
         Err(e) => return Err(SkipReason::Unreadable(e.to_string())),
+    };
+    if !meta.is_file() {
+        return Err(SkipReason::Unreadable("not a regular file".into()));
+    }
+    check_mode(&meta)?;
+    let text = match read_checked(path).await {
+        Ok(bytes) => bytes,
+        Err(Read::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Err(SkipReason::Missing),
+        Err(Read::Io(e)) => return Err(SkipReason::Unreadable(e.to_string())),
+        Err(Read::Skip(reason)) => return Err(reason),
     };
     // RSA key parsing does real bignum work; keep it off the runtime threads.
     match tokio::task::spawn_blocking(move || decode(&text)).await {
@@ -40,6 +52,53 @@ async fn load_one(path: &Path) -> Result<PrivateKey, SkipReason> {
             "key decoding task failed: {e}"
         ))),
     }
+}
+
+/// Why [`read_checked`] returned no bytes: an I/O error to classify, or a
+/// reason already decided.
+enum Read {
+    Io(io::Error),
+    Skip(SkipReason),
+}
+
+/// Reads the file, checking the mode again on the opened handle: the
+/// `stat` by path could have seen a different file than the one opened
+/// (replaced in between), and what counts is the file whose bytes we use.
+async fn read_checked(path: &Path) -> Result<Vec<u8>, Read> {
+    use tokio::io::AsyncReadExt;
+
+    let mut file = tokio::fs::File::open(path).await.map_err(Read::Io)?;
+    let meta = file.metadata().await.map_err(Read::Io)?;
+    if !meta.is_file() {
+        return Err(Read::Skip(SkipReason::Unreadable(
+            "not a regular file".into(),
+        )));
+    }
+    check_mode(&meta).map_err(Read::Skip)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).await.map_err(Read::Io)?;
+    Ok(bytes)
+}
+
+/// Refuses key files that group or others can access, as OpenSSH does: such
+/// a key must be considered leaked, and using it anyway would hide that.
+/// Unlike OpenSSH this applies whoever owns the file: when the key is not
+/// ours, we can only be reading it through group or other permissions.
+#[cfg(unix)]
+fn check_mode(meta: &std::fs::Metadata) -> Result<(), SkipReason> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SkipReason::TooOpen { mode });
+    }
+    Ok(())
+}
+
+/// Elsewhere permissions are not Unix modes; nothing to check.
+#[cfg(not(unix))]
+fn check_mode(_meta: &std::fs::Metadata) -> Result<(), SkipReason> {
+    Ok(())
 }
 
 fn decode(bytes: &[u8]) -> Result<PrivateKey, SkipReason> {
@@ -90,9 +149,7 @@ mod tests {
             (&ok, ed25519_pem(None)),
         ];
         for (p, t) in writes {
-            if let Err(e) = tokio::fs::write(p, t).await {
-                panic!("{e}");
-            }
+            write_key_file(p, &t, 0o600).await;
         }
         let missing = dir.path().join("missing");
         let loaded = load_all(&[missing, garbage, public, enc, ok]).await;
@@ -105,6 +162,74 @@ mod tests {
         assert!(matches!(reasons[2], Some(SkipReason::Invalid(_))));
         assert_eq!(reasons[3], Some(SkipReason::Encrypted));
         assert_eq!(reasons[4], None);
+    }
+
+    #[tokio::test]
+    async fn refuses_keys_open_to_group_or_others() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let pem = ed25519_pem(None);
+        let mut paths = Vec::new();
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o700, 0o400, 0o600] {
+            let p = dir.path().join(format!("key{mode:o}"));
+            write_key_file(&p, &pem, mode).await;
+            paths.push((p, mode));
+        }
+        let only: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
+        let loaded = load_all(&only).await;
+        for ((path, mode), l) in paths.iter().zip(&loaded) {
+            assert_eq!(&l.path, path);
+            if mode & 0o077 != 0 {
+                assert_eq!(
+                    l.key.as_ref().err(),
+                    Some(&SkipReason::TooOpen { mode: *mode }),
+                    "mode {mode:o}"
+                );
+            } else {
+                assert!(l.key.is_ok(), "mode {mode:o}: {:?}", l.key.as_ref().err());
+            }
+        }
+
+        // Through `connect`: identities are checked before dialling, so this
+        // never touches the network (port 9 is never reached).
+        let key = &paths[0].0;
+        let mut cfg = crate::ConnectConfig::new("127.0.0.1", 9, "root");
+        cfg.identity_files = vec![key.clone()];
+        let err = match crate::connect(&cfg).await {
+            Ok(_) => panic!("connected with a 0644 key"),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), crate::ErrorKind::Auth);
+        let msg = err.to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "no usable identity file (tried: {} (permissions 0644 are too open: \
+                 private key files must not be accessible by others))",
+                key.display()
+            )
+        );
+        assert!(!msg.contains('\n'));
+        // No key material anywhere: neither the PEM body nor the Debug form.
+        let debug = format!("{err:?}");
+        for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!msg.contains(line) && !debug.contains(line));
+        }
+    }
+
+    async fn write_key_file(path: &Path, text: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+
+        if let Err(e) = tokio::fs::write(path, text).await {
+            panic!("{e}");
+        }
+        // Set explicitly: the umask decides what `write` creates.
+        let perms = std::fs::Permissions::from_mode(mode);
+        if let Err(e) = tokio::fs::set_permissions(path, perms).await {
+            panic!("{e}");
+        }
     }
 
     /// A fixed-seed ed25519 key as OpenSSH PEM text, plain or

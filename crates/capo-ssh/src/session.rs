@@ -10,6 +10,7 @@ use russh::client::{self, AuthResult, DisconnectReason, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{Disconnect, Preferred};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use crate::error::{IdentityAttempt, Phase, SshError};
 use crate::exec::Exec;
@@ -37,7 +38,9 @@ pub struct ConnectConfig {
     pub port: u16,
     /// Remote user.
     pub user: String,
-    /// Private keys, tried in order; missing files are skipped.
+    /// Private keys, tried in order. Files that are missing, unusable or
+    /// accessible by group or others (as OpenSSH, see [`crate::SkipReason`])
+    /// are skipped.
     pub identity_files: Vec<PathBuf>,
     /// known_hosts file to check (and, with [`HostKeyPolicy::AcceptNew`], append to).
     pub known_hosts: PathBuf,
@@ -104,16 +107,41 @@ impl std::fmt::Debug for Session {
 }
 
 /// State the russh handler task shares with [`connect`] and [`Exec`].
-#[derive(Default)]
 pub(crate) struct Shared {
     /// Why the host key was refused. russh only reports a generic
     /// "unknown key", so the handler leaves the precise error here.
     host_key_error: Mutex<Option<SshError>>,
     /// Why the connection ended, once it has.
     disconnect: Mutex<Option<String>>,
+    /// Nothing is ever sent on it: its sender lives in the handler, which
+    /// russh drops when the session task ends for any reason. russh does not
+    /// wake a write waiting for window space when the connection dies, so
+    /// writers wait on this too.
+    alive: watch::Receiver<()>,
 }
 
 impl Shared {
+    /// The shared state and the sender half of its liveness signal, which
+    /// the handler must own.
+    fn new() -> (Shared, watch::Sender<()>) {
+        let (tx, rx) = watch::channel(());
+        let shared = Shared {
+            host_key_error: Mutex::default(),
+            disconnect: Mutex::default(),
+            alive: rx,
+        };
+        (shared, tx)
+    }
+
+    /// Resolves once the connection is gone for good (russh's session task
+    /// has ended). Never resolves while it is alive.
+    pub(crate) async fn gone(&self) {
+        let mut rx = self.alive.clone();
+        // `changed` only errors once the sender is dropped; it is never
+        // sent on, so an `Ok` cannot happen, but looping keeps that honest.
+        while rx.changed().await.is_ok() {}
+    }
+
     fn set_host_key_error(&self, e: SshError) {
         *lock(&self.host_key_error) = Some(e);
     }
@@ -190,9 +218,11 @@ async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session
     let stream = tcp_connect(&cfg.host, cfg.port).await?;
 
     *phase = Phase::KeyExchange;
-    let shared = Arc::new(Shared::default());
+    let (shared, alive) = Shared::new();
+    let shared = Arc::new(shared);
     let config = Arc::new(russh_config(cfg, &known));
     let handler = ClientHandler {
+        _alive: alive,
         host: cfg.host.clone(),
         port: cfg.port,
         policy: cfg.host_key_policy,
@@ -455,6 +485,8 @@ impl Session {
 }
 
 struct ClientHandler {
+    /// Dropped with the handler, which tells [`Shared::gone`] waiters.
+    _alive: watch::Sender<()>,
     host: String,
     port: u16,
     policy: HostKeyPolicy,
@@ -565,6 +597,22 @@ mod tests {
     #[test]
     fn session_is_send_sync() {
         assert_send_sync::<Session>();
+    }
+
+    #[tokio::test]
+    async fn gone_resolves_only_when_the_handler_is_dropped() {
+        let (shared, alive) = Shared::new();
+        let wait = tokio::time::timeout(Duration::from_millis(50), shared.gone()).await;
+        assert!(wait.is_err(), "gone() resolved while the sender lives");
+        drop(alive);
+        let wait = tokio::time::timeout(Duration::from_secs(5), shared.gone()).await;
+        assert!(
+            wait.is_ok(),
+            "gone() did not resolve after the sender was dropped"
+        );
+        // and again: every waiter sees it, not just the first
+        let wait = tokio::time::timeout(Duration::from_secs(5), shared.gone()).await;
+        assert!(wait.is_ok());
     }
 
     #[test]
