@@ -1,6 +1,7 @@
 //! Command-line definitions.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -58,6 +59,15 @@ pub struct RolloutArgs {
     /// Directory under which each run keeps every host's full output (<DIR>/<run id>/<host>/).
     #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
     pub runs_dir: PathBuf,
+
+    /// After a first Ctrl-C (or SIGTERM), how long hosts in flight may take to finish before
+    /// they are stopped; a second Ctrl-C stops them at once.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub grace: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    capo_inventory::duration::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

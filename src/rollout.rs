@@ -1,20 +1,29 @@
-//! `capo rollout`: runs the engine and feeds its events to the reporters.
+//! `capo rollout`: runs the engine, turns signals into stop requests, and feeds the engine's
+//! events to the reporters.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use capo_inventory::{Host, HostKeyCheck};
 use capo_report::Collector;
-use capo_rollout::{EngineOptions, Mode, RunMeta, DEFAULT_TAIL_BYTES};
-use tokio::sync::mpsc;
+use capo_rollout::{EngineOptions, Mode, RunMeta, Stop, DEFAULT_TAIL_BYTES};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::{Format, RolloutArgs};
 use crate::hosts::select;
+
+/// Exit status of a run ended by SIGINT or SIGTERM, as shells report a SIGINT death.
+const EXIT_INTERRUPTED: u8 = 130;
 
 pub fn run(args: &RolloutArgs) -> ExitCode {
     let (_inventory, hosts) = match select(&args.selection) {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let run_id = new_run_id();
+    warn_unchecked_host_keys(&hosts);
+    let started = chrono::Utc::now();
+    let run_id = new_run_id(started);
     let run_dir = args.runs_dir.join(&run_id);
     if let Err(e) = std::fs::create_dir_all(&run_dir) {
         eprintln!(
@@ -23,6 +32,12 @@ pub fn run(args: &RolloutArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let holder = format!(
+        "capo run {run_id} from {} (pid {}), started {}",
+        controller_name(),
+        std::process::id(),
+        started.format("%Y-%m-%dT%H:%M:%SZ")
+    );
     let options = EngineOptions {
         meta: RunMeta {
             run_id,
@@ -33,6 +48,7 @@ pub fn run(args: &RolloutArgs) -> ExitCode {
         },
         concurrency: args.concurrency as usize,
         tail_bytes: DEFAULT_TAIL_BYTES,
+        holder,
     };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -45,9 +61,13 @@ pub fn run(args: &RolloutArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let collector = runtime.block_on(async move {
+    let grace = args.grace;
+    let (collector, interrupted) = runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+        let (signal_tx, mut signal_rx) = watch::channel(None::<&'static str>);
+        let signals = tokio::spawn(watch_signals(stop_tx, signal_tx, grace));
         let (tx, mut rx) = mpsc::channel(1024);
-        let engine = tokio::spawn(capo_rollout::run(hosts, options, tx));
+        let engine = tokio::spawn(capo_rollout::run(hosts, options, tx, stop_rx));
         let mut collector = Collector::new();
         while let Some(event) = rx.recv().await {
             collector.observe(&event);
@@ -55,14 +75,20 @@ pub fn run(args: &RolloutArgs) -> ExitCode {
         if let Err(e) = engine.await {
             eprintln!("capo: the rollout engine stopped unexpectedly: {e}");
         }
-        collector
+        signals.abort();
+        let interrupted = *signal_rx.borrow_and_update();
+        (collector, interrupted)
     });
 
-    let Some(report) = collector.report() else {
+    let Some(mut report) = collector.report() else {
         eprintln!("capo: the run produced no report");
         return ExitCode::FAILURE;
     };
-    let mut code = if report.summary.failed + report.summary.unreachable > 0 {
+    report.interrupted = interrupted.map(str::to_string);
+    let s = &report.summary;
+    let mut code = if interrupted.is_some() {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if s.failed + s.unreachable + s.cancelled + s.skipped > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -86,9 +112,87 @@ pub fn run(args: &RolloutArgs) -> ExitCode {
     code
 }
 
+/// First SIGINT/SIGTERM: start no new hosts and give hosts in flight `grace` to finish.
+/// Second signal, or the grace period over: stop them now. Records which signal came first.
+async fn watch_signals(
+    stop: watch::Sender<Stop>,
+    first_signal: watch::Sender<Option<&'static str>>,
+    grace: Duration,
+) {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("capo: warning: cannot watch for SIGINT/SIGTERM; Ctrl-C will kill capo outright");
+        return;
+    };
+    let name = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    let _ = first_signal.send(Some(name));
+    eprintln!(
+        "capo: {name}: starting no new hosts; hosts in flight have {} to finish (Ctrl-C again to stop them now)",
+        capo_inventory::duration::format(grace)
+    );
+    let _ = stop.send(Stop::Soft {
+        reason: format!("interrupted by {name}"),
+    });
+    let reason = tokio::select! {
+        _ = int.recv() => "interrupted by a second SIGINT".to_string(),
+        _ = term.recv() => "interrupted by a second SIGTERM".to_string(),
+        _ = tokio::time::sleep(grace) => format!(
+            "interrupted by {name}; the grace period of {} ran out",
+            capo_inventory::duration::format(grace)
+        ),
+    };
+    eprintln!("capo: {reason}: stopping hosts in flight");
+    let _ = stop.send(Stop::Hard { reason });
+    // Further signals change nothing; keep receiving them so they do not kill capo before the
+    // report is written.
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }
+}
+
+/// `host_key_check = "off"` is a choice to trust the network; say so once per run.
+fn warn_unchecked_host_keys(hosts: &[Host]) {
+    let off: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.settings.host_key_check == HostKeyCheck::Off)
+        .map(|h| h.name.as_str())
+        .collect();
+    if off.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = off.iter().take(5).copied().collect();
+    let more = if off.len() > shown.len() {
+        format!(" and {} more", off.len() - shown.len())
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "capo: warning: host key checking is off for {} host{} ({}{more}); their identity is not verified",
+        off.len(),
+        if off.len() == 1 { "" } else { "s" },
+        capo_report::sanitize::line(&shown.join(", ")),
+    );
+}
+
+/// This machine's name, for lock holder messages.
+fn controller_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown-controller".to_string())
+}
+
 /// `20261124T224501Z-1a2b`: sortable by time, unique enough for runs started in the same second.
-fn new_run_id() -> String {
-    let now = chrono::Utc::now();
+fn new_run_id(now: chrono::DateTime<chrono::Utc>) -> String {
     let salt = (std::process::id() ^ now.timestamp_subsec_nanos()) & 0xffff;
     format!("{}-{salt:04x}", now.format("%Y%m%dT%H%M%SZ"))
 }

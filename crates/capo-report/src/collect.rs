@@ -60,17 +60,27 @@ impl Collector {
             let now = Utc::now();
             (now, (now - started_at).to_std().unwrap_or_default())
         });
-        let hosts: Vec<HostReport> = self.outcomes().map(host_report).collect();
+        // Every selected host is in the report, even one the engine never finished (it died).
+        let hosts: Vec<HostReport> = self
+            .order
+            .iter()
+            .map(|name| match self.outcomes.get(name) {
+                Some(o) => host_report(o),
+                None => lost_host(name, &meta.run_dir),
+            })
+            .collect();
         let mut summary = Summary {
-            total: self.order.len(),
+            total: hosts.len(),
             ..Summary::default()
         };
-        for o in self.outcomes() {
-            match o.status {
-                HostStatus::Unchanged => summary.unchanged += 1,
-                HostStatus::Changed => summary.changed += 1,
-                HostStatus::Failed => summary.failed += 1,
-                HostStatus::Unreachable => summary.unreachable += 1,
+        for h in &hosts {
+            match h.status.as_str() {
+                "unchanged" => summary.unchanged += 1,
+                "changed" => summary.changed += 1,
+                "unreachable" => summary.unreachable += 1,
+                "skipped" => summary.skipped += 1,
+                "cancelled" => summary.cancelled += 1,
+                _ => summary.failed += 1,
             }
         }
         Some(Report {
@@ -82,6 +92,7 @@ impl Collector {
             duration_ms: millis(duration),
             inventory: meta.inventory.display().to_string(),
             limit: meta.limit.clone(),
+            interrupted: None,
             run_dir: meta.run_dir.display().to_string(),
             summary,
             hosts,
@@ -91,6 +102,24 @@ impl Collector {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
+    HostReport {
+        name: name.to_string(),
+        address: String::new(),
+        port: 0,
+        status: HostStatus::Failed.as_str().to_string(),
+        error: Some(ErrorReport {
+            kind: "internal".to_string(),
+            message: "capo stopped before this host reported a result".to_string(),
+        }),
+        rev_before: None,
+        rev_after: None,
+        duration_ms: 0,
+        log_dir: run_dir.display().to_string(),
+        steps: Vec::new(),
+    }
 }
 
 fn host_report(o: &HostOutcome) -> HostReport {

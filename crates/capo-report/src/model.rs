@@ -25,6 +25,9 @@ pub struct Report {
     pub inventory: String,
     /// The --limit expression, or null.
     pub limit: Option<String>,
+    /// The signal that interrupted the run (`SIGINT`, `SIGTERM`), or null.
+    #[serde(default)]
+    pub interrupted: Option<String>,
     /// Directory holding every host's full output.
     pub run_dir: String,
     /// Counts per status.
@@ -46,6 +49,12 @@ pub struct Summary {
     pub failed: usize,
     /// Could not connect.
     pub unreachable: usize,
+    /// Never started (interrupted or stopped early).
+    #[serde(default)]
+    pub skipped: usize,
+    /// Started, then cut short.
+    #[serde(default)]
+    pub cancelled: usize,
 }
 
 /// One host.
@@ -57,9 +66,9 @@ pub struct HostReport {
     pub address: String,
     /// SSH port.
     pub port: u16,
-    /// unchanged | changed | failed | unreachable.
+    /// unchanged | changed | failed | unreachable | skipped | cancelled.
     pub status: String,
-    /// Set for failed and unreachable hosts.
+    /// Set for every status but unchanged and changed.
     pub error: Option<ErrorReport>,
     /// Full commit id before sync.
     pub rev_before: Option<String>,
@@ -76,7 +85,7 @@ pub struct HostReport {
 /// Why a host failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReport {
-    /// connect | host_key | auth | sync | puppet | timeout | internal.
+    /// connect | host_key | auth | sync | puppet | timeout | locked | interrupted | internal.
     pub kind: String,
     /// One line a person can act on.
     pub message: String,

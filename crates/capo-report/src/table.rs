@@ -38,19 +38,29 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// `5 hosts: 3 changed, 1 unchanged, 1 failed, 0 unreachable in 4.2s`.
+/// `5 hosts: 3 changed, 1 unchanged, 1 failed, 0 unreachable in 4.2s`, with skipped and
+/// cancelled counts only when there are any, and the signal if the run was interrupted.
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
-    format!(
-        "{} host{}: {} changed, {} unchanged, {} failed, {} unreachable in {}",
+    let mut line = format!(
+        "{} host{}: {} changed, {} unchanged, {} failed, {} unreachable",
         s.total,
         if s.total == 1 { "" } else { "s" },
         s.changed,
         s.unchanged,
         s.failed,
         s.unreachable,
-        seconds(report.duration_ms)
-    )
+    );
+    for (count, what) in [(s.skipped, "skipped"), (s.cancelled, "cancelled")] {
+        if count > 0 {
+            line.push_str(&format!(", {count} {what}"));
+        }
+    }
+    line.push_str(&format!(" in {}", seconds(report.duration_ms)));
+    if let Some(signal) = &report.interrupted {
+        line.push_str(&format!(" (interrupted by {signal})"));
+    }
+    line
 }
 
 /// `3f2a1c9 -> 77b0e41`, or one short id when the revision did not move.

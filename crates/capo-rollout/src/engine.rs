@@ -1,26 +1,35 @@
 //! The engine: one task per host, every step over that host's one SSH connection, bounded
-//! concurrency, and events out. It never formats anything for people.
+//! concurrency, deadlines, locking, interruption, and events out. It never formats anything
+//! for people.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capo_inventory::{Host, HostKeyCheck};
-use capo_ssh::{ConnectConfig, ExecEvent, ExitStatus, HostKeyPolicy, Session, SshError};
+use capo_ssh::{ConnectConfig, Exec, ExecEvent, ExitStatus, HostKeyPolicy, Session, SshError};
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::capture::{Capture, Tail};
+use crate::capture::Capture;
 use crate::event::{Event, RunMeta};
 use crate::outcome::{
-    classify_apply, puppet_hint, ErrorKind, HostError, HostOutcome, HostStatus, StepRecord,
+    classify_apply, puppet_hint, ErrorKind, HostError, HostOutcome, HostStatus, StepName,
+    StepRecord,
 };
-use crate::steps::{self, Step};
+use crate::steps::{self, Marks, Step};
 
 /// Bytes of each stream kept in memory for the report; the rest is only in the log files.
 pub const DEFAULT_TAIL_BYTES: usize = 64 * 1024;
+
+/// Bytes of stdout kept from the start of a step, where the scripts' first markers are.
+const HEAD_BYTES: usize = 1024;
+
+/// How long the controller waits beyond `command_timeout` before it gives up on a step itself;
+/// normally the host's own `timeout` ends the step first and says so with exit 124.
+const CLIENT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -31,13 +40,48 @@ pub struct EngineOptions {
     pub concurrency: usize,
     /// Bytes of each step's stdout and stderr kept in memory.
     pub tail_bytes: usize,
+    /// Who holds a host's lock while this run works on it, e.g. `capo run ID from HOST (pid
+    /// N), started TIME`; another run that finds the lock taken reports this.
+    pub holder: String,
+}
+
+/// What the controller wants the engine to do, sent through a `watch` channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep going.
+    Run,
+    /// Start no new host; let hosts in flight finish.
+    Soft {
+        /// Why, for the skipped hosts' messages (e.g. "interrupted by SIGINT").
+        reason: String,
+    },
+    /// Stop hosts in flight now, killing their remote commands.
+    Hard {
+        /// Why, for the cancelled hosts' messages.
+        reason: String,
+    },
+}
+
+impl Stop {
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Stop::Run => None,
+            Stop::Soft { reason } | Stop::Hard { reason } => Some(reason),
+        }
+    }
 }
 
 /// Runs a rollout over `hosts` (in the given order) and sends every event to `events`.
 ///
-/// Every host ends with exactly one `HostFinished`, then `RunFinished` is sent last. A closed
-/// event channel does not stop the run: the hosts' work matters more than its display.
-pub async fn run(hosts: Vec<Host>, options: EngineOptions, events: mpsc::Sender<Event>) {
+/// Every host ends with exactly one `HostFinished`, then `RunFinished` is sent last, also when
+/// `stop` asks to end early. A closed event channel does not stop the run: the hosts' work
+/// matters more than its display.
+pub async fn run(
+    hosts: Vec<Host>,
+    options: EngineOptions,
+    events: mpsc::Sender<Event>,
+    mut stop: watch::Receiver<Stop>,
+) {
     let started = Instant::now();
     let opts = Arc::new(options);
     let emit = Emitter(events);
@@ -49,36 +93,56 @@ pub async fn run(hosts: Vec<Host>, options: EngineOptions, events: mpsc::Sender<
     .await;
 
     let concurrency = opts.concurrency.max(1);
-    let mut pending = hosts.into_iter();
+    let mut pending: VecDeque<Host> = hosts.into();
     let mut running: JoinSet<HostOutcome> = JoinSet::new();
     // Kept so a host whose task panicked still gets a status.
     let mut names: HashMap<tokio::task::Id, Host> = HashMap::new();
+    let mut stop_open = true;
 
     loop {
+        let reason = stop.borrow().reason().map(str::to_string);
+        if let Some(reason) = reason {
+            while let Some(host) = pending.pop_front() {
+                let outcome = skipped(&host, &opts.meta.run_dir, &reason);
+                emit.send(Event::HostFinished { outcome }).await;
+            }
+        }
         // Hosts start in inventory order; the next one starts as soon as a slot frees up.
         while running.len() < concurrency {
-            let Some(host) = pending.next() else { break };
+            let Some(host) = pending.pop_front() else {
+                break;
+            };
             emit.send(Event::HostStarted {
                 host: host.name.clone(),
             })
             .await;
-            let handle = running.spawn(run_host(host.clone(), opts.clone(), emit.clone()));
+            let task = run_host(host.clone(), opts.clone(), emit.clone(), stop.clone());
+            let handle = running.spawn(task);
             names.insert(handle.id(), host);
         }
-        let Some(joined) = running.join_next_with_id().await else {
+        if running.is_empty() {
             break;
-        };
-        let outcome = match joined {
-            Ok((id, outcome)) => {
-                names.remove(&id);
-                outcome
+        }
+        tokio::select! {
+            joined = running.join_next_with_id() => {
+                let outcome = match joined {
+                    Some(Ok((id, outcome))) => {
+                        names.remove(&id);
+                        outcome
+                    }
+                    Some(Err(err)) => {
+                        let host = names.remove(&err.id());
+                        internal_failure(host, &opts.meta.run_dir, &err.to_string())
+                    }
+                    None => continue,
+                };
+                emit.send(Event::HostFinished { outcome }).await;
             }
-            Err(err) => {
-                let host = names.remove(&err.id());
-                internal_failure(host, &opts.meta.run_dir, &err.to_string())
+            changed = stop.changed(), if stop_open => {
+                // A dropped sender means nobody can ask us to stop any more.
+                stop_open = changed.is_ok();
             }
-        };
-        emit.send(Event::HostFinished { outcome }).await;
+        }
     }
 
     emit.send(Event::RunFinished {
@@ -98,24 +162,66 @@ impl Emitter {
     }
 }
 
-fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) -> HostOutcome {
-    let (name, address, port) = host
-        .map(|h| (h.name, h.address, h.settings.port))
-        .unwrap_or_else(|| ("?".into(), "?".into(), 0));
+/// Resolves once `stop` asks for a hard stop, with its reason; never if the sender is gone.
+async fn hard_stop(stop: &mut watch::Receiver<Stop>) -> String {
+    loop {
+        if let Stop::Hard { reason } = &*stop.borrow_and_update() {
+            return reason.clone();
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
     HostOutcome {
-        log_dir: run_dir.join(safe_dir_name(&name)),
-        name,
-        address,
-        port,
-        status: HostStatus::Failed,
-        error: Some(HostError::new(
-            ErrorKind::Internal,
-            format!("capo internal error: {why}"),
-        )),
+        name: host.name.clone(),
+        address: host.address.clone(),
+        port: host.settings.port,
+        status: HostStatus::Skipped,
+        error: None,
         rev_before: None,
         rev_after: None,
         duration: Duration::ZERO,
         steps: Vec::new(),
+        log_dir: run_dir.join(safe_dir_name(&host.name)),
+    }
+}
+
+fn skipped(host: &Host, run_dir: &Path, reason: &str) -> HostOutcome {
+    HostOutcome {
+        error: Some(HostError::new(
+            ErrorKind::Interrupted,
+            format!("not started: {reason}"),
+        )),
+        ..blank_outcome(host, run_dir)
+    }
+}
+
+fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) -> HostOutcome {
+    let error = Some(HostError::new(
+        ErrorKind::Internal,
+        format!("capo internal error: {why}"),
+    ));
+    match host {
+        Some(host) => HostOutcome {
+            status: HostStatus::Failed,
+            error,
+            ..blank_outcome(&host, run_dir)
+        },
+        None => HostOutcome {
+            name: "?".into(),
+            address: "?".into(),
+            port: 0,
+            status: HostStatus::Failed,
+            error,
+            rev_before: None,
+            rev_after: None,
+            duration: Duration::ZERO,
+            steps: Vec::new(),
+            log_dir: run_dir.to_path_buf(),
+        },
     }
 }
 
@@ -149,10 +255,12 @@ pub fn connect_config(host: &Host) -> ConnectConfig {
         HostKeyCheck::Off => HostKeyPolicy::Off,
     };
     cfg.connect_timeout = s.connect_timeout;
+    cfg.keepalive_interval = s.keepalive_interval;
+    cfg.keepalive_max = usize::try_from(s.keepalive_count).unwrap_or(usize::MAX);
     cfg
 }
 
-fn connect_error(err: &SshError) -> HostError {
+fn connect_error(err: &SshError, attempts: u32) -> HostError {
     let kind = match err.kind() {
         capo_ssh::ErrorKind::HostKey => ErrorKind::HostKey,
         capo_ssh::ErrorKind::Auth => ErrorKind::Auth,
@@ -160,170 +268,237 @@ fn connect_error(err: &SshError) -> HostError {
         | capo_ssh::ErrorKind::Timeout
         | capo_ssh::ErrorKind::Channel => ErrorKind::Connect,
     };
-    HostError::new(kind, err.to_string())
+    let tries = if attempts > 1 {
+        format!(" ({attempts} attempts)")
+    } else {
+        String::new()
+    };
+    HostError::new(kind, format!("{err}{tries}"))
 }
+
+/// Only failures to reach the host are worth another try; a host key or auth refusal will
+/// say the same thing again.
+fn retryable(err: &SshError) -> bool {
+    err.kind() == capo_ssh::ErrorKind::Connect
+}
+
+/// 1 s, 2 s, 4 s, ... capped at 10 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(4)).min(Duration::from_secs(10))
+}
+
+/// How one host's work ended, before it is folded into the outcome.
+type Verdict = (HostStatus, Option<HostError>);
 
 struct HostRun {
+    host: Host,
+    opts: Arc<EngineOptions>,
+    emit: Emitter,
+    stop: watch::Receiver<Stop>,
+    log_dir: PathBuf,
     outcome: HostOutcome,
-    started: Instant,
 }
 
-impl HostRun {
-    fn finish(mut self, status: HostStatus, error: Option<HostError>) -> HostOutcome {
-        self.outcome.status = status;
-        self.outcome.error = error;
-        self.outcome.duration = self.started.elapsed();
-        self.outcome
-    }
-}
-
-async fn run_host(host: Host, opts: Arc<EngineOptions>, emit: Emitter) -> HostOutcome {
+async fn run_host(
+    host: Host,
+    opts: Arc<EngineOptions>,
+    emit: Emitter,
+    stop: watch::Receiver<Stop>,
+) -> HostOutcome {
+    let started = Instant::now();
     let log_dir = opts.meta.run_dir.join(safe_dir_name(&host.name));
     // A missing log directory only loses the logs; Capture records that per stream.
     let _ = tokio::fs::create_dir_all(&log_dir).await;
+    let outcome = blank_outcome(&host, &opts.meta.run_dir);
     let mut run = HostRun {
-        started: Instant::now(),
-        outcome: HostOutcome {
-            name: host.name.clone(),
-            address: host.address.clone(),
-            port: host.settings.port,
-            status: HostStatus::Failed,
-            error: None,
-            rev_before: None,
-            rev_after: None,
-            duration: Duration::ZERO,
-            steps: Vec::new(),
-            log_dir: log_dir.clone(),
-        },
-    };
-
-    let session = match capo_ssh::connect(&connect_config(&host)).await {
-        Ok(session) => session,
-        Err(err) => return run.finish(HostStatus::Unreachable, Some(connect_error(&err))),
-    };
-    let result = run_steps(&host, &session, &opts, &emit, &log_dir, &mut run).await;
-    session.close().await;
-    match result {
-        Ok((status, error)) => run.finish(status, error),
-        Err(error) => run.finish(HostStatus::Failed, Some(error)),
-    }
-}
-
-async fn run_steps(
-    host: &Host,
-    session: &Session,
-    opts: &EngineOptions,
-    emit: &Emitter,
-    log_dir: &Path,
-    run: &mut HostRun,
-) -> Result<(HostStatus, Option<HostError>), HostError> {
-    let settings = &host.settings;
-    let ctx = StepContext {
-        host: &host.name,
-        session,
+        host,
+        opts,
         emit,
+        stop,
         log_dir,
-        tail_bytes: opts.tail_bytes,
-        timeout: settings.command_timeout,
+        outcome,
     };
-
-    // Sync: a failed sync means apply does not run.
-    let sync = steps::sync(settings);
-    let (mut record, end, head) = ctx.run(&sync).await;
-    let marks = steps::parse_sync_marks(&String::from_utf8_lossy(&head));
-    let tail_marks = steps::parse_sync_marks(&String::from_utf8_lossy(&record.stdout_tail));
-    run.outcome.rev_before = marks.before.clone().or(tail_marks.before);
-    run.outcome.rev_after = tail_marks.after.or(marks.after.clone());
-    record.stdout_tail = steps::strip_sync_marks(&record.stdout_tail);
-    let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
-    ctx.finished(&mut run.outcome, record).await;
-    match end {
-        StepEnd::Exited(0) => {}
-        StepEnd::Exited(_) => {
-            let marks = steps::SyncMarks {
-                fail: marks.fail.or(tail_marks.fail),
-                ..marks
-            };
-            return Err(steps::classify_sync_failure(settings, &marks, &stderr));
-        }
-        other => return Err(other.into_error(&sync)),
-    }
-
-    let apply = steps::apply(settings);
-    let (record, end, _) = ctx.run(&apply).await;
-    let hint = puppet_hint(
-        &String::from_utf8_lossy(&record.stderr_tail),
-        &String::from_utf8_lossy(&record.stdout_tail),
-    );
-    ctx.finished(&mut run.outcome, record).await;
-    match end {
-        StepEnd::Exited(code) => Ok(classify_apply(code, hint.as_deref())),
-        other => Err(other.into_error(&apply)),
-    }
+    let (status, error) = run.work().await;
+    run.outcome.status = status;
+    run.outcome.error = error;
+    run.outcome.duration = started.elapsed();
+    run.outcome
 }
 
-/// How a remote step ended.
-enum StepEnd {
-    Exited(i32),
-    Signal(String),
-    TimedOut(Duration),
-    Lost(String),
-}
-
-impl StepEnd {
-    fn into_error(self, step: &Step) -> HostError {
-        let name = step.name.as_str();
-        match self {
-            StepEnd::Exited(code) => {
-                HostError::new(ErrorKind::Internal, format!("{name} exited {code}"))
+impl HostRun {
+    async fn work(&mut self) -> Verdict {
+        let session = match self.connect().await {
+            Ok(session) => session,
+            Err(verdict) => return verdict,
+        };
+        let verdict = match self.lock(&session).await {
+            Ok(holder) => {
+                let verdict = self.steps(&session).await;
+                if let Some(mut holder) = holder {
+                    // The holder's `cat` ends on EOF, and the lock dies with it.
+                    let _ = holder.close_stdin().await;
+                }
+                verdict
             }
-            StepEnd::Signal(sig) => HostError::new(
-                match step.name {
-                    crate::outcome::StepName::Sync => ErrorKind::Sync,
-                    crate::outcome::StepName::Apply => ErrorKind::Puppet,
-                },
-                format!("{name} was killed by signal {sig}"),
-            ),
-            StepEnd::TimedOut(after) => HostError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "{name} timed out after {} (command_timeout)",
-                    capo_inventory::duration::format(after)
-                ),
-            ),
-            StepEnd::Lost(why) => HostError::new(ErrorKind::Connect, format!("{name}: {why}")),
+            Err(verdict) => verdict,
+        };
+        session.close().await;
+        verdict
+    }
+
+    async fn connect(&mut self) -> Result<Session, Verdict> {
+        let cfg = connect_config(&self.host);
+        let retries = self.host.settings.connect_retries;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = tokio::select! {
+                r = capo_ssh::connect(&cfg) => r,
+                reason = hard_stop(&mut self.stop) => {
+                    return Err(cancelled("connect", &reason));
+                }
+            };
+            let err = match result {
+                Ok(session) => return Ok(session),
+                Err(err) => err,
+            };
+            let stopping = !matches!(*self.stop.borrow(), Stop::Run);
+            if !retryable(&err) || attempt > retries || stopping {
+                return Err((HostStatus::Unreachable, Some(connect_error(&err, attempt))));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff(attempt)) => {}
+                reason = hard_stop(&mut self.stop) => {
+                    return Err(cancelled("connect", &reason));
+                }
+            }
         }
     }
-}
 
-struct StepContext<'a> {
-    host: &'a str,
-    session: &'a Session,
-    emit: &'a Emitter,
-    log_dir: &'a Path,
-    tail_bytes: usize,
-    timeout: Duration,
-}
+    /// Takes the host's lock; `Ok(None)` when the host has no place for one (no checkout yet:
+    /// the sync step then says what is wrong).
+    async fn lock(&mut self, session: &Session) -> Result<Option<Exec>, Verdict> {
+        let script = steps::lock(&self.host.settings, &self.opts.holder);
+        let failed = |why: String| {
+            Err((
+                HostStatus::Failed,
+                Some(HostError::new(
+                    ErrorKind::Locked,
+                    format!("could not take the host lock: {why}"),
+                )),
+            ))
+        };
+        let mut exec = match session.exec(&script).await {
+            Ok(exec) => exec,
+            Err(e) => return failed(e.to_string()),
+        };
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut exit = None;
+        let waited = tokio::time::timeout(self.host.settings.connect_timeout, async {
+            while let Some(event) = exec.next().await {
+                match event {
+                    ExecEvent::Stdout(b) => {
+                        stdout.extend_from_slice(&b);
+                        let marks = Marks::parse(&stdout);
+                        if matches!(marks.get("lock"), Some("ok" | "none"))
+                            && stdout.ends_with(b"\n")
+                        {
+                            return;
+                        }
+                    }
+                    ExecEvent::Stderr(b) => stderr.extend_from_slice(&b[..b.len().min(4096)]),
+                    ExecEvent::Exit(s) => exit = Some(s),
+                }
+                if stdout.len() > 64 * 1024 {
+                    return;
+                }
+            }
+        })
+        .await;
+        if waited.is_err() {
+            return failed(format!(
+                "no answer within {}",
+                capo_inventory::duration::format(self.host.settings.connect_timeout)
+            ));
+        }
+        let marks = Marks::parse(&stdout);
+        match (marks.get("lock"), exit) {
+            (Some("ok"), _) => Ok(Some(exec)),
+            (Some("none"), _) => Ok(None),
+            (Some("held" | "busy"), _) => {
+                Err((HostStatus::Failed, Some(steps::locked_error(&marks))))
+            }
+            (_, exit) => {
+                let text = String::from_utf8_lossy(&stderr);
+                failed(format!(
+                    "lock script ended ({}) {}",
+                    match exit {
+                        Some(ExitStatus::Code(c)) => format!("exit {c}"),
+                        Some(ExitStatus::Signal { name, .. }) => format!("signal {name}"),
+                        None => "without status".into(),
+                    },
+                    crate::outcome::last_line(&text).unwrap_or("")
+                ))
+            }
+        }
+    }
 
-/// Bytes of stdout kept from the start of a step, where the sync script's first marker is.
-const HEAD_BYTES: usize = 1024;
+    async fn steps(&mut self, session: &Session) -> Verdict {
+        let settings = self.host.settings.clone();
+        let deadline = settings.command_timeout;
+        let holder = self.opts.holder.clone();
 
-impl StepContext<'_> {
-    async fn finished(&self, outcome: &mut HostOutcome, record: StepRecord) {
+        // Sync: a failed sync means apply does not run.
+        let sync = steps::sync(&settings, &holder, deadline);
+        let (record, end, marks) = self.run_step(session, &sync).await;
+        self.outcome.rev_before = marks.get("rev-before").map(str::to_string);
+        self.outcome.rev_after = marks.get("rev-after").map(str::to_string);
+        let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
+        self.finished(record).await;
+        match end {
+            StepEnd::Exited(0) => {}
+            StepEnd::Exited(_) => {
+                return (
+                    HostStatus::Failed,
+                    Some(steps::classify_sync_failure(&settings, &marks, &stderr)),
+                )
+            }
+            other => return other.verdict(&sync),
+        }
+
+        let apply = steps::apply(&settings, &holder, deadline);
+        let (record, end, marks) = self.run_step(session, &apply).await;
+        let hint = puppet_hint(
+            &String::from_utf8_lossy(&record.stderr_tail),
+            &String::from_utf8_lossy(&record.stdout_tail),
+        );
+        self.finished(record).await;
+        match end {
+            StepEnd::Exited(code) => classify_apply(
+                code,
+                hint.as_deref(),
+                steps::missing_puppet(&settings, &marks).as_ref(),
+            ),
+            other => other.verdict(&apply),
+        }
+    }
+
+    async fn finished(&mut self, record: StepRecord) {
         self.emit
             .send(Event::StepFinished {
-                host: self.host.to_string(),
+                host: self.host.name.clone(),
                 record: record.clone(),
             })
             .await;
-        outcome.steps.push(record);
+        self.outcome.steps.push(record);
     }
 
-    /// Runs one step; returns its record, how it ended, and the first bytes of its stdout.
-    async fn run(&self, step: &Step) -> (StepRecord, StepEnd, Vec<u8>) {
+    /// Runs one step; returns its record, how it ended, and the marker lines it printed.
+    async fn run_step(&mut self, session: &Session, step: &Step) -> (StepRecord, StepEnd, Marks) {
         self.emit
             .send(Event::StepStarted {
-                host: self.host.to_string(),
+                host: self.host.name.clone(),
                 step: step.name,
             })
             .await;
@@ -332,64 +507,141 @@ impl StepContext<'_> {
         let log = |ext: &str| -> PathBuf { self.log_dir.join(format!("{name}.{ext}")) };
         // The exact script sent, for whoever debugs a failure from the logs.
         let _ = tokio::fs::write(log("cmd"), format!("{}\n", step.script)).await;
-        let mut out = Capture::create(&log("stdout"), self.tail_bytes).await;
-        let mut err = Capture::create(&log("stderr"), self.tail_bytes).await;
+        let tail_bytes = self.opts.tail_bytes;
+        let mut out = Capture::create(&log("stdout"), tail_bytes).await;
+        let mut err = Capture::create(&log("stderr"), tail_bytes).await;
         let mut head = Vec::new();
+        let timeout = self.host.settings.command_timeout;
 
-        let streamed = tokio::time::timeout(self.timeout, async {
-            let mut exec = self
-                .session
-                .exec(&step.script)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut status = None;
-            while let Some(event) = exec.next().await {
-                match event {
-                    ExecEvent::Stdout(bytes) => {
-                        if head.len() < HEAD_BYTES {
-                            let take = (HEAD_BYTES - head.len()).min(bytes.len());
-                            head.extend_from_slice(&bytes[..take]);
+        let end = {
+            let streamed = async {
+                let mut exec = session
+                    .exec(&step.script)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut status = None;
+                while let Some(event) = exec.next().await {
+                    match event {
+                        ExecEvent::Stdout(bytes) => {
+                            if head.len() < HEAD_BYTES {
+                                let take = (HEAD_BYTES - head.len()).min(bytes.len());
+                                head.extend_from_slice(&bytes[..take]);
+                            }
+                            out.write(&bytes).await;
                         }
-                        out.write(&bytes).await;
+                        ExecEvent::Stderr(bytes) => err.write(&bytes).await,
+                        ExecEvent::Exit(s) => status = Some(s),
                     }
-                    ExecEvent::Stderr(bytes) => err.write(&bytes).await,
-                    ExecEvent::Exit(s) => status = Some(s),
                 }
+                match status {
+                    Some(status) => Ok(status),
+                    None => Err(exec
+                        .missing_exit_error()
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "command ended without an exit status".into())),
+                }
+            };
+            tokio::select! {
+                r = tokio::time::timeout(timeout + steps::KILL_AFTER + CLIENT_DEADLINE_MARGIN, streamed) => match r {
+                    Err(_) => StepEnd::TimedOut(timeout),
+                    Ok(Err(why)) => StepEnd::Lost(why),
+                    Ok(Ok(ExitStatus::Code(code))) => StepEnd::Exited(i32::try_from(code).unwrap_or(i32::MAX)),
+                    Ok(Ok(ExitStatus::Signal { name, .. })) => StepEnd::Signal(name),
+                },
+                reason = hard_stop(&mut self.stop) => StepEnd::Cancelled(reason),
             }
-            match status {
-                Some(status) => Ok(status),
-                None => Err(exec
-                    .missing_exit_error()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "command ended without an exit status".into())),
-            }
-        })
-        .await;
+        };
 
-        let end = match streamed {
-            Err(_) => StepEnd::TimedOut(self.timeout),
-            Ok(Err(why)) => StepEnd::Lost(why),
-            Ok(Ok(ExitStatus::Code(code))) => {
-                StepEnd::Exited(i32::try_from(code).unwrap_or(i32::MAX))
+        let mut marks = Marks::parse(&head);
+        // The step may still be running on the host; end it there, where it runs.
+        if matches!(end, StepEnd::TimedOut(_) | StepEnd::Cancelled(_)) {
+            if let Some(pid) = marks.pid() {
+                kill_remote(session, pid).await;
             }
-            Ok(Ok(ExitStatus::Signal { name, .. })) => StepEnd::Signal(name),
+        }
+        let (out, err) = (out.finish().await, err.finish().await);
+        let (stdout_bytes, stderr_bytes) = (out.total(), err.total());
+        let stdout_tail = out.into_bytes();
+        marks.extend(Marks::parse(&stdout_tail));
+        // The host's own watchdog ended the step at the deadline.
+        let end = match end {
+            StepEnd::Exited(_) | StepEnd::Signal(_) if marks.get("deadline").is_some() => {
+                StepEnd::TimedOut(timeout)
+            }
+            end => end,
         };
         let exit_code = match end {
             StepEnd::Exited(code) => Some(code),
             _ => None,
         };
-        let (out, err) = (out.finish().await, err.finish().await);
         let record = StepRecord {
             name: step.name,
             command: step.display.clone(),
             exit_code,
             duration: started.elapsed(),
-            stdout_bytes: out.total(),
-            stderr_bytes: err.total(),
-            stdout_tail: Tail::into_bytes(out),
-            stderr_tail: Tail::into_bytes(err),
+            stdout_bytes,
+            stderr_bytes,
+            stdout_tail: steps::strip_marks(&stdout_tail),
+            stderr_tail: err.into_bytes(),
         };
-        (record, end, head)
+        (record, end, marks)
+    }
+}
+
+/// Ends a step's whole process group on the host, within a few seconds; best effort (the
+/// connection may be the thing that failed).
+async fn kill_remote(session: &Session, pid: u32) {
+    let _ = tokio::time::timeout(Duration::from_secs(8), async {
+        if let Ok(mut exec) = session.exec(&steps::kill(pid)).await {
+            while exec.next().await.is_some() {}
+        }
+    })
+    .await;
+}
+
+fn cancelled(what: &str, reason: &str) -> Verdict {
+    (
+        HostStatus::Cancelled,
+        Some(HostError::new(
+            ErrorKind::Interrupted,
+            format!("{what} cut short: {reason}"),
+        )),
+    )
+}
+
+/// How a remote step ended.
+enum StepEnd {
+    Exited(i32),
+    Signal(String),
+    TimedOut(Duration),
+    Lost(String),
+    Cancelled(String),
+}
+
+impl StepEnd {
+    fn verdict(self, step: &Step) -> Verdict {
+        let name = step.name.as_str();
+        let failed =
+            |kind, message: String| (HostStatus::Failed, Some(HostError::new(kind, message)));
+        match self {
+            StepEnd::Exited(code) => failed(ErrorKind::Internal, format!("{name} exited {code}")),
+            StepEnd::Signal(sig) => failed(
+                match step.name {
+                    StepName::Sync => ErrorKind::Sync,
+                    StepName::Apply => ErrorKind::Puppet,
+                },
+                format!("{name} was killed by signal {sig}"),
+            ),
+            StepEnd::TimedOut(after) => failed(
+                ErrorKind::Timeout,
+                format!(
+                    "{name} timed out after {} (command_timeout); stopped on the host",
+                    capo_inventory::duration::format(after)
+                ),
+            ),
+            StepEnd::Lost(why) => failed(ErrorKind::Connect, format!("{name}: {why}")),
+            StepEnd::Cancelled(reason) => cancelled(name, &reason),
+        }
     }
 }
 
@@ -404,5 +656,11 @@ mod tests {
         assert_eq!(safe_dir_name(".."), "_..");
         assert_eq!(safe_dir_name("a/b c"), "a_b_c");
         assert_eq!(safe_dir_name(""), "_");
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let secs: Vec<u64> = (1..=6).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
     }
 }

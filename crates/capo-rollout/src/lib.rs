@@ -11,6 +11,6 @@ pub mod outcome;
 pub mod shell;
 pub mod steps;
 
-pub use engine::{run, EngineOptions, DEFAULT_TAIL_BYTES};
+pub use engine::{run, EngineOptions, Stop, DEFAULT_TAIL_BYTES};
 pub use event::{Event, Mode, RunMeta};
 pub use outcome::{ErrorKind, HostError, HostOutcome, HostStatus, StepName, StepRecord};

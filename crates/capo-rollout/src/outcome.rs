@@ -17,6 +17,10 @@ pub enum HostStatus {
     Failed,
     /// The host could not be connected to (network, host key, authentication).
     Unreachable,
+    /// The host was never started (the run was interrupted or stopped early).
+    Skipped,
+    /// The host was started but its work was cut short (second interrupt, grace period over).
+    Cancelled,
 }
 
 impl HostStatus {
@@ -27,12 +31,17 @@ impl HostStatus {
             HostStatus::Changed => "changed",
             HostStatus::Failed => "failed",
             HostStatus::Unreachable => "unreachable",
+            HostStatus::Skipped => "skipped",
+            HostStatus::Cancelled => "cancelled",
         }
     }
 
     /// Whether this status counts against the run's exit code.
     pub fn is_failure(self) -> bool {
-        matches!(self, HostStatus::Failed | HostStatus::Unreachable)
+        matches!(
+            self,
+            HostStatus::Failed | HostStatus::Unreachable | HostStatus::Cancelled
+        )
     }
 }
 
@@ -52,6 +61,10 @@ pub enum ErrorKind {
     Puppet,
     /// A step ran past `command_timeout`.
     Timeout,
+    /// Another capo run (or a pull-mode run) holds the host's lock.
+    Locked,
+    /// The run was interrupted (signal) before or while the host ran.
+    Interrupted,
     /// A fault inside capo itself (a bug); the message says what.
     Internal,
 }
@@ -66,6 +79,8 @@ impl ErrorKind {
             ErrorKind::Sync => "sync",
             ErrorKind::Puppet => "puppet",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Interrupted => "interrupted",
             ErrorKind::Internal => "internal",
         }
     }
@@ -164,8 +179,34 @@ pub struct HostOutcome {
 pub fn classify_apply(
     exit_code: i32,
     output_hint: Option<&str>,
+    missing_puppet: Option<&MissingPuppet>,
 ) -> (HostStatus, Option<HostError>) {
     let hint = output_hint.map(|h| format!(": {h}")).unwrap_or_default();
+    match (exit_code, missing_puppet) {
+        (127, Some(missing)) => (
+            HostStatus::Failed,
+            Some(HostError::new(
+                ErrorKind::Puppet,
+                format!(
+                    "{} not found on host (PATH={}); install Puppet or set `puppet` in the inventory",
+                    missing.command, missing.path
+                ),
+            )),
+        ),
+        (code, _) => classify_apply_code(code, &hint),
+    }
+}
+
+/// The apply script found no puppet executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingPuppet {
+    /// The `puppet` setting.
+    pub command: String,
+    /// The host's PATH as the step saw it.
+    pub path: String,
+}
+
+fn classify_apply_code(exit_code: i32, hint: &str) -> (HostStatus, Option<HostError>) {
     match exit_code {
         0 => (HostStatus::Unchanged, None),
         2 => (HostStatus::Changed, None),
@@ -173,7 +214,7 @@ pub fn classify_apply(
             HostStatus::Failed,
             Some(HostError::new(
                 ErrorKind::Puppet,
-                format!("puppet not found on host (exit 127){hint}"),
+                format!("puppet apply exited 127 (command not found){hint}"),
             )),
         ),
         4 | 6 => (
@@ -240,17 +281,24 @@ mod tests {
 
     #[test]
     fn apply_exit_codes_map_to_statuses() {
-        assert_eq!(classify_apply(0, None), (HostStatus::Unchanged, None));
-        assert_eq!(classify_apply(2, None), (HostStatus::Changed, None));
+        assert_eq!(classify_apply(0, None, None), (HostStatus::Unchanged, None));
+        assert_eq!(classify_apply(2, None, None), (HostStatus::Changed, None));
         for code in [1, 4, 6] {
-            let (status, err) = classify_apply(code, None);
+            let (status, err) = classify_apply(code, None, None);
             assert_eq!(status, HostStatus::Failed);
             assert_eq!(err.map(|e| e.kind), Some(ErrorKind::Puppet));
         }
-        let (_, err) = classify_apply(127, Some("sh: 1: exec: puppet: not found"));
+        let missing = MissingPuppet {
+            command: "puppet".into(),
+            path: "/usr/bin:/bin".into(),
+        };
+        let (_, err) = classify_apply(127, None, Some(&missing));
         assert_eq!(
             err.map(|e| e.message),
-            Some("puppet not found on host (exit 127): sh: 1: exec: puppet: not found".into())
+            Some(
+                "puppet not found on host (PATH=/usr/bin:/bin); install Puppet or set `puppet` in the inventory"
+                    .into()
+            )
         );
     }
 
