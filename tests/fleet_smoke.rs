@@ -4,8 +4,10 @@
 mod common;
 
 use common::Fleet;
+use std::io::Read;
 use std::net::TcpStream;
-use std::time::Duration;
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -154,4 +156,135 @@ fn fleets_in_parallel_do_not_collide() {
             assert_eq!(stdout(&f.host_exec(&h.name, "hostname")), h.name);
         }
     }
+}
+
+/// One row of `Fleet::procs`: (stat, args).
+fn proc_rows(procs: &str) -> Vec<(String, String)> {
+    procs
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_pid, _pgid, stat) = (f.next()?, f.next()?, f.next()?);
+            Some((stat.to_string(), f.collect::<Vec<_>>().join(" ")))
+        })
+        .collect()
+}
+
+/// The sshd rows (listener and per-connection processes; `sshd-session` on newer OpenSSH).
+fn sshd_rows(procs: &str) -> Vec<(String, String)> {
+    proc_rows(procs)
+        .into_iter()
+        .filter(|(_, args)| args.starts_with("sshd") || args.starts_with("/usr/sbin/sshd"))
+        .collect()
+}
+
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn freeze_and_thaw() {
+    let fleet = Fleet::up(1);
+    let port = fleet.host("host01").port;
+    let addr = ([127, 0, 0, 1], port).into();
+
+    // Listener frozen: the kernel still completes the TCP handshake, sshd says nothing.
+    fleet.freeze("host01");
+    assert!(fleet.fleet(&["status"]).contains("frozen"));
+    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .expect("TCP connect to a frozen host succeeds");
+    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 256];
+    match conn.read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("expected no SSH banner from a frozen sshd, got {other:?}"),
+    }
+
+    // Thawed: the same connection, left waiting in the backlog, gets its banner.
+    fleet.thaw("host01");
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut banner = Vec::new();
+    while !banner.ends_with(b"\n") {
+        let n = conn.read(&mut buf).expect("banner after thaw");
+        assert!(n > 0, "connection closed before the banner");
+        banner.extend_from_slice(&buf[..n]);
+    }
+    let banner = String::from_utf8_lossy(&banner);
+    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}");
+    drop(conn);
+
+    // freeze_all: a running session's sshd stops too, the command it runs does not.
+    let mut ssh = fleet
+        .ssh("host01", "sleep 5; echo slept")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        fleet.wait_for_proc("host01", "^sleep 5$", Duration::from_secs(10)),
+        "sleep never started: {}",
+        fleet.procs("host01")
+    );
+    fleet.freeze_all("host01");
+    let procs = fleet.procs("host01");
+    let sshd = sshd_rows(&procs);
+    assert!(
+        sshd.len() >= 2,
+        "listener and session sshd expected:\n{procs}"
+    );
+    assert!(
+        sshd.iter().all(|(stat, _)| stat.starts_with('T')),
+        "every sshd stopped:\n{procs}"
+    );
+    let rows = proc_rows(&procs);
+    let sleep = rows.iter().find(|(_, args)| args == "sleep 5");
+    assert!(
+        matches!(sleep, Some((stat, _)) if !stat.starts_with('T')),
+        "sleep runs on:\n{procs}"
+    );
+    // (and wait_for_proc gives up on a process that never shows)
+    assert!(!fleet.wait_for_proc("host01", "^no such process$", Duration::from_millis(300)));
+
+    // Thawed: the session carries on and ends normally.
+    fleet.thaw("host01");
+    let procs = fleet.procs("host01");
+    assert!(
+        sshd_rows(&procs)
+            .iter()
+            .all(|(stat, _)| !stat.starts_with('T')),
+        "{procs}"
+    );
+    let status = wait_child(&mut ssh, Duration::from_secs(20)).expect("ssh ends after thaw");
+    let out = ssh.wait_with_output().unwrap();
+    assert!(status.success(), "{status:?} {out:?}");
+    assert_eq!(stdout(&out), "slept");
+
+    // down works on a frozen host: stopped processes are killed, the client sees it.
+    let mut ssh = fleet
+        .ssh("host01", "sleep 30")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(fleet.wait_for_proc("host01", "^sleep 30$", Duration::from_secs(10)));
+    fleet.freeze_all("host01");
+    fleet.fleet(&["down"]);
+    assert!(!can_connect(port), "port {port} still open after down");
+    let status = wait_child(&mut ssh, Duration::from_secs(10)).expect("ssh ends after down");
+    assert!(!status.success());
+    // thaw of a host that is down is a no-op, so Drop (thaw, then down) still works
+    fleet.thaw("host01");
 }

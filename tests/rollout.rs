@@ -6,32 +6,14 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
+use common::run::{self, all};
 use common::Fleet;
 use serde_json::Value;
 
 /// Runs `capo rollout` with a JSON report and returns (exit code, report, stdout, stderr).
 fn rollout(fleet: &Fleet, extra: &[&str]) -> (i32, Value, String, String) {
-    let report = fleet.dir.join(format!(
-        "report-{}.json",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    let out = fleet
-        .capo()
-        .arg("rollout")
-        .arg("--report")
-        .arg(&report)
-        .args(extra)
-        .output()
-        .expect("capo runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("no report ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
-    let json: Value = serde_json::from_str(&text).expect("report is JSON");
-    (out.status.code().unwrap_or(-1), json, stdout, stderr)
+    let r = run::rollout(fleet, extra);
+    (r.code, r.report, r.stdout, r.stderr)
 }
 
 fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -52,13 +34,6 @@ fn statuses(report: &Value) -> Vec<(String, String)> {
                 h["status"].as_str().unwrap_or("?").to_string(),
             )
         })
-        .collect()
-}
-
-fn all(names: &[&str], status: &str) -> Vec<(String, String)> {
-    names
-        .iter()
-        .map(|n| (n.to_string(), status.to_string()))
         .collect()
 }
 
@@ -200,7 +175,8 @@ fn a_host_with_sshd_stopped_is_unreachable_and_the_others_succeed() {
     let port = fleet.host("host02").port;
     assert_eq!(
         h["error"]["message"],
-        format!("connection refused (127.0.0.1:{port})")
+        format!("connection refused (127.0.0.1:{port}) (3 attempts)"),
+        "connect_retries defaults to 2"
     );
     assert_eq!(h["steps"].as_array().map(Vec::len), Some(0));
     assert!(stdout.contains("3 hosts: 2 changed, 0 unchanged, 0 failed, 1 unreachable"));

@@ -8,9 +8,12 @@
 //! still stopped); the path is printed on drop.
 #![allow(dead_code)]
 
+pub mod run;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Path of the fleet script.
 pub fn fleet_sh() -> PathBuf {
@@ -164,6 +167,58 @@ impl Fleet {
         self.fleet(&["rekey", name]);
     }
 
+    /// SIGSTOP the host's listening sshd: TCP connects still succeed (the kernel fills the
+    /// listen backlog) but no SSH banner comes. Established sessions keep working.
+    pub fn freeze(&self, name: &str) {
+        self.host(name);
+        self.fleet(&["freeze", name]);
+    }
+
+    /// SIGSTOP every sshd process of the host, per-connection ones included, so
+    /// established connections go silent mid-command too. The commands the sessions run
+    /// (puppet, sleep, ...) keep running. Returns once all of them are stopped.
+    pub fn freeze_all(&self, name: &str) {
+        self.host(name);
+        self.fleet(&["freeze", name, "--all"]);
+    }
+
+    /// SIGCONT every sshd process of the host (undoes `freeze`/`freeze_all`). A no-op on
+    /// a host that is not running.
+    pub fn thaw(&self, name: &str) {
+        self.host(name);
+        self.fleet(&["thaw", name]);
+    }
+
+    /// `ps -eo pid,pgid,stat,args` as seen inside the host's pid namespace (pid 1 is its
+    /// sshd), header line included, the `ps` itself left out.
+    pub fn procs(&self, name: &str) -> String {
+        self.host(name);
+        self.fleet(&["procs", name])
+    }
+
+    /// Polls `pgrep -f PATTERN` inside the host every 100 ms until a process matches
+    /// (true) or `timeout` passes (false). PATTERN is an extended regex against full
+    /// command lines; pgrep never matches itself.
+    pub fn wait_for_proc(&self, name: &str, pattern: &str, timeout: Duration) -> bool {
+        self.host(name);
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Straight to pgrep, not through `sh -c`: a shell's command line would
+            // contain the pattern and match itself.
+            let out = Self::run_sh(
+                &self.dir,
+                &["exec", name, "--", "pgrep", "-f", "--", pattern],
+            );
+            if out.status.success() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Write `content` to `path` (relative to the control repo) in `dir/work`, commit,
     /// push to origin main; returns the new commit sha (= new origin head).
     pub fn commit(&self, path: &str, content: &str, message: &str) -> String {
@@ -236,6 +291,37 @@ impl Fleet {
             .expect("run fleet.sh exec")
     }
 
+    /// The OpenSSH client (`ssh`) set up to run `remote_cmd` as root on the host: fleet
+    /// client key and known_hosts only, strict host key checking, no prompts, and no
+    /// client-side keepalives, so it waits as long as a frozen host keeps it waiting.
+    pub fn ssh(&self, name: &str, remote_cmd: &str) -> Command {
+        let port = self.host(name).port;
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-F", "/dev/null", "-i"])
+            .arg(self.client_key())
+            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o"])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "ConnectTimeout=5",
+                "-o",
+                "LogLevel=ERROR",
+                "-p",
+            ])
+            .arg(port.to_string())
+            .arg("root@127.0.0.1")
+            .arg(remote_cmd)
+            .stdin(Stdio::null());
+        cmd
+    }
+
     /// `capo` binary with cwd = fleet dir, `CAPO_INVENTORY` = the fleet inventory, `NO_COLOR=1`.
     pub fn capo(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_capo"));
@@ -269,6 +355,15 @@ impl Drop for Fleet {
                 let lines: Vec<&str> = log.lines().collect();
                 let tail = &lines[lines.len().saturating_sub(8)..];
                 eprintln!("-- {} (port {}):\n{}", h.name, h.port, tail.join("\n"));
+            }
+        }
+        // A test that failed while a host was frozen must not leave stopped processes
+        // behind: thaw first (down kills stopped processes too, but this keeps that true
+        // whatever down does), and keep going if it fails.
+        for h in &self.hosts {
+            let out = Self::run_sh(&self.dir, &["thaw", &h.name]);
+            if !out.status.success() {
+                eprintln!("{}", describe(&format!("fleet.sh thaw {}", h.name), &out));
             }
         }
         let out = Self::run_sh(&self.dir, &["down"]);

@@ -34,6 +34,11 @@ usage: fleet.sh COMMAND [ARGS] [--dir DIR]        (DIR defaults to ./.fleet)
   stop HOST | start HOST     stop / restart one host (same port, same host key)
   rekey HOST                 new host key for HOST, restart it (known_hosts keeps the old key)
   exec HOST -- CMD...        run CMD inside HOST's namespaces (mount, uts, pid)
+  freeze HOST [--all]        SIGSTOP HOST's listening sshd (TCP connects still succeed, no
+                             SSH banner); --all: every sshd process of HOST, sessions included
+                             (established connections go silent), but not their commands
+  thaw HOST                  SIGCONT every sshd process of HOST (undoes freeze)
+  procs HOST                 ps -eo pid,pgid,stat,args as seen inside HOST's pid namespace
   status                     show hosts, ports, pids, state
   commit PATH CONTENT MSG    write CONTENT to PATH in DIR/work, commit, push; prints the sha
                              (also: commit [--dir DIR] -- PATH CONTENT MSG)
@@ -101,6 +106,66 @@ host_init_pid() {
 }
 
 host_running() { host_init_pid "$1" >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------- freeze / thaw
+# Executable names (comm) of OpenSSH's server processes.  Up to 9.7 the listener and the
+# per-connection processes (monitor, session) are all "sshd"; 9.8+ execs sshd-session (and
+# 10.0+ sshd-auth) for a connection.  setproctitle changes args, never comm.
+is_sshd_comm() { [[ "$1" =~ ^(sshd|sshd-session|sshd-auth)$ ]]; }
+
+proc_state() {  # pid -> its state letter (R, S, D, T, Z, ...); fails if the pid is gone
+  local st
+  { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+  st="${st##*) }"
+  echo "${st%% *}"
+}
+
+# pids (as seen from here) of the sshd processes in the pid namespace whose init is $1
+ns_sshd_pids() {
+  pgrep --ns "$1" --nslist pid -x 'sshd|sshd-session|sshd-auth' || true
+}
+
+# SIGSTOP every sshd process of the namespace of init pid $1 and wait until all of them
+# are stopped.  Repeats until a pass finds nothing new, since a running session sshd may
+# fork (or accept) while we work.  A process that exec'd a session's command between our
+# look and our signal is stopped as that command: it is continued again, because only
+# sshd is ours to freeze.
+freeze_tree() {
+  local init="$1" p st comm i busy
+  local -A stopped=()
+  for ((i = 0; i < 250; i++)); do
+    busy=0
+    for p in $(ns_sshd_pids "$init"); do
+      [[ -n "${stopped[$p]:-}" ]] && continue
+      st="$(proc_state "$p")" || continue
+      [[ "$st" == Z || "$st" == X ]] && continue  # exited, waiting for its (stopped) parent
+      kill -STOP "$p" 2>/dev/null || continue
+      stopped[$p]=1
+      busy=1
+    done
+    for p in "${!stopped[@]}"; do
+      st="$(proc_state "$p")" || { unset "stopped[$p]"; continue; }
+      case "$st" in
+        T) comm="$(cat "/proc/$p/comm" 2>/dev/null)" || { unset "stopped[$p]"; continue; }
+           if ! is_sshd_comm "$comm"; then kill -CONT "$p" 2>/dev/null || true; unset "stopped[$p]"; fi ;;
+        Z | X) unset "stopped[$p]" ;;
+        *) busy=1 ;;  # the stop is not delivered yet
+      esac
+    done
+    ((busy)) || return 0
+    sleep 0.02
+  done
+  return 1
+}
+
+wait_stopped() {  # pid: until it is in state T (at most ~5 s)
+  local i
+  for ((i = 0; i < 250; i++)); do
+    [[ "$(proc_state "$1" 2>/dev/null)" == T ]] && return 0
+    sleep 0.02
+  done
+  return 1
+}
 
 port_listening() {  # port -> 0 if something listens on it (any address)
   [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]
@@ -633,6 +698,51 @@ cmd_exec() {
     ${TERM:+TERM=$TERM} "${CMD[@]}"
 }
 
+cmd_freeze() {
+  need_root; need_fleet
+  local name="${POS[0]:-}" init
+  need_host "$name"
+  init="$(host_init_pid "$name")" || die "$name is not running"
+  [[ "$(cat "/proc/$init/comm" 2>/dev/null)" == sshd ]] || die "$name: pid $init is not sshd (still starting?)"
+  # the listener first: once it is stopped no new connection gets a process of its own.
+  # The kernel still completes TCP handshakes into the listen backlog.
+  kill -STOP "$init"
+  if ((ALL)); then
+    freeze_tree "$init" || die "$name: could not stop every sshd process"
+  else
+    wait_stopped "$init" || die "$name: sshd (pid $init) did not stop"
+  fi
+}
+
+cmd_thaw() {
+  need_root; need_fleet
+  local name="${POS[0]:-}" init p i frozen
+  need_host "$name"
+  # nothing can be frozen in a host that is not running (down kills stopped processes too)
+  init="$(host_init_pid "$name")" || return 0
+  for p in $(ns_sshd_pids "$init"); do kill -CONT "$p" 2>/dev/null || true; done
+  kill -CONT "$init" 2>/dev/null || true
+  # SIGCONT takes effect as it is sent; check anyway, so callers can rely on it
+  for ((i = 0; i < 50; i++)); do
+    frozen=0
+    for p in $(ns_sshd_pids "$init"); do
+      [[ "$(proc_state "$p" 2>/dev/null)" == T ]] && { frozen=1; kill -CONT "$p" 2>/dev/null || true; }
+    done
+    ((frozen)) || return 0
+    sleep 0.02
+  done
+  die "$name: some sshd processes are still stopped"
+}
+
+cmd_procs() {
+  need_root; need_fleet
+  local name="${POS[0]:-}"
+  need_host "$name"
+  # -N -p $$: everything but the ps itself (sh execs it, so $$ is its pid)
+  CMD=(sh -c 'exec ps -ww -N -p "$$" -o pid,pgid,stat,args')
+  cmd_exec
+}
+
 cmd_status() {
   need_fleet
   local name port state init
@@ -640,7 +750,13 @@ cmd_status() {
   for name in $(all_hosts); do
     port="$(host_port "$name")"
     if init="$(host_init_pid "$name" 2>/dev/null)"; then
-      if port_listening "$port"; then state=up; else state=starting; fi
+      if [[ "$(proc_state "$init" 2>/dev/null)" == T ]]; then
+        state=frozen
+      elif port_listening "$port"; then
+        state=up
+      else
+        state=starting
+      fi
     else
       state=down init=-
     fi
@@ -680,6 +796,7 @@ main() {
   DIR=./.fleet
   PORTS=""
   PURGE=0
+  ALL=0
   POS=()
   CMD=()
   while (($#)); do
@@ -689,6 +806,7 @@ main() {
       --ports) [[ $# -ge 2 ]] || die "--ports needs a value"; PORTS="$2"; shift 2 ;;
       --ports=*) PORTS="${1#--ports=}"; shift ;;
       --purge) PURGE=1; shift ;;
+      --all) ALL=1; shift ;;
       --) shift; CMD=("$@"); break ;;
       -h|--help) usage; exit 0 ;;
       *) POS+=("$1"); shift ;;
@@ -704,6 +822,9 @@ main() {
     start) cmd_start ;;
     rekey) cmd_rekey ;;
     exec) cmd_exec ;;
+    freeze) cmd_freeze ;;
+    thaw) cmd_thaw ;;
+    procs) cmd_procs ;;
     status) cmd_status ;;
     commit) cmd_commit ;;
     help) usage ;;

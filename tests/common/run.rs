@@ -1,0 +1,183 @@
+//! Running the capo binary against a fleet and reading its JSON report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+use super::Fleet;
+
+/// What one capo run left behind.
+#[allow(dead_code)]
+pub struct Run {
+    /// Exit status (-1 if killed by a signal).
+    pub code: i32,
+    /// The JSON report (`--report`).
+    pub report: Value,
+    /// Everything capo printed on stdout.
+    pub stdout: String,
+    /// Everything capo printed on stderr.
+    pub stderr: String,
+}
+
+#[allow(dead_code)]
+impl Run {
+    /// The report entry of host `name`.
+    pub fn host(&self, name: &str) -> &Value {
+        self.report["hosts"]
+            .as_array()
+            .and_then(|hosts| hosts.iter().find(|h| h["name"] == name))
+            .unwrap_or_else(|| panic!("{name} missing from report:\n{}", self.dump()))
+    }
+
+    /// `(name, status)` of every host, in report order.
+    pub fn statuses(&self) -> Vec<(String, String)> {
+        self.report["hosts"]
+            .as_array()
+            .expect("hosts array")
+            .iter()
+            .map(|h| {
+                (
+                    h["name"].as_str().unwrap_or("?").to_string(),
+                    h["status"].as_str().unwrap_or("?").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// `error.kind` and `error.message` of host `name` (empty strings when there is no error).
+    pub fn error(&self, name: &str) -> (String, String) {
+        let e = &self.host(name)["error"];
+        (
+            e["kind"].as_str().unwrap_or("").to_string(),
+            e["message"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
+    /// The run's output, for assertion messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// A host's log directory, resolved against the fleet directory.
+    pub fn log_dir(&self, fleet: &Fleet, name: &str) -> PathBuf {
+        let dir = PathBuf::from(self.host(name)["log_dir"].as_str().expect("log_dir"));
+        if dir.is_absolute() {
+            dir
+        } else {
+            fleet.dir.join(dir)
+        }
+    }
+}
+
+/// `(name, status)` pairs for `names`, all with `status`.
+#[allow(dead_code)]
+pub fn all(names: &[&str], status: &str) -> Vec<(String, String)> {
+    names
+        .iter()
+        .map(|n| (n.to_string(), status.to_string()))
+        .collect()
+}
+
+static REPORTS: AtomicUsize = AtomicUsize::new(0);
+
+fn report_path(fleet: &Fleet) -> PathBuf {
+    fleet.dir.join(format!(
+        "report-{}.json",
+        REPORTS.fetch_add(1, Ordering::SeqCst)
+    ))
+}
+
+/// A capo command line (`capo SUBCOMMAND --report FILE ARGS...`) with its report path.
+#[allow(dead_code)]
+pub fn command(fleet: &Fleet, subcommand: &str, args: &[&str]) -> (Command, PathBuf) {
+    let report = report_path(fleet);
+    let mut cmd = fleet.capo();
+    cmd.arg(subcommand).arg("--report").arg(&report).args(args);
+    (cmd, report)
+}
+
+/// Runs `capo SUBCOMMAND ARGS...` to the end and reads its report.
+#[allow(dead_code)]
+pub fn capo(fleet: &Fleet, subcommand: &str, args: &[&str]) -> Run {
+    let (mut cmd, report) = command(fleet, subcommand, args);
+    let out = cmd.output().expect("capo runs");
+    finish(out, &report)
+}
+
+/// Runs `capo rollout ARGS...`.
+#[allow(dead_code)]
+pub fn rollout(fleet: &Fleet, args: &[&str]) -> Run {
+    capo(fleet, "rollout", args)
+}
+
+/// Starts `capo rollout ARGS...` in the background, with piped output.
+#[allow(dead_code)]
+pub fn spawn_rollout(fleet: &Fleet, args: &[&str]) -> (Child, PathBuf) {
+    let (mut cmd, report) = command(fleet, "rollout", args);
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("capo starts");
+    (child, report)
+}
+
+/// Waits for a background capo and reads its report.
+#[allow(dead_code)]
+pub fn wait(child: Child, report: &Path) -> Run {
+    let out = child.wait_with_output().expect("capo finishes");
+    finish(out, report)
+}
+
+/// Sends `signal` (e.g. "INT") to a background capo.
+#[allow(dead_code)]
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+fn finish(out: std::process::Output, report: &Path) -> Run {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let code = out.status.code().unwrap_or(-1);
+    let text = std::fs::read_to_string(report).unwrap_or_else(|e| {
+        panic!(
+            "no report at {} ({e})\nexit {code}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            report.display()
+        )
+    });
+    let report: Value = serde_json::from_str(&text).expect("report is JSON");
+    Run {
+        code,
+        report,
+        stdout,
+        stderr,
+    }
+}
+
+/// The fleet's inventory with `[defaults]` lines replaced or added: `("command_timeout", "\"3s\"")`.
+#[allow(dead_code)]
+pub fn inventory_with(fleet: &Fleet, defaults: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(&fleet.inventory).expect("inventory");
+    for (key, value) in defaults {
+        let line = format!("{key} = {value}");
+        let existing = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .map(str::to_string);
+        text = match existing {
+            Some(old) => text.replacen(&old, &line, 1),
+            None => text.replacen("[defaults]\n", &format!("[defaults]\n{line}\n"), 1),
+        };
+    }
+    fleet.write_inventory(&text)
+}
