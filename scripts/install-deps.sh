@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages capo's demo and tests need on Debian 12, if they are missing:
 # OpenSSH's server (each test host runs its own sshd), Puppet, git, and the tools the fleet
-# harness uses (unshare/nsenter from util-linux, ss from iproute2, ps from procps).
+# harness uses (unshare/nsenter from util-linux, ss from iproute2, ps from procps), and GNU time
+# (/usr/bin/time) for the memory measurements in tests.
 set -euo pipefail
 
 need=()
-for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps; do
+for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps time; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
