@@ -287,6 +287,15 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(4)).min(Duration::from_secs(10))
 }
 
+/// Up to half a second more, different per host and attempt, so that hosts refused together
+/// (e.g. by sshd's MaxStartups when many connections arrive at once) do not retry in lockstep.
+fn jitter(host: &str, attempt: u32) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (host, attempt).hash(&mut h);
+    Duration::from_millis(h.finish() % 500)
+}
+
 /// How one host's work ended, before it is folded into the outcome.
 type Verdict = (HostStatus, Option<HostError>);
 
@@ -367,7 +376,7 @@ impl HostRun {
                 return Err((HostStatus::Unreachable, Some(connect_error(&err, attempt))));
             }
             tokio::select! {
-                _ = tokio::time::sleep(backoff(attempt)) => {}
+                _ = tokio::time::sleep(backoff(attempt) + jitter(&self.host.name, attempt)) => {}
                 reason = hard_stop(&mut self.stop) => {
                     return Err(cancelled("connect", &reason));
                 }
@@ -662,5 +671,13 @@ mod tests {
     fn backoff_doubles_and_is_capped() {
         let secs: Vec<u64> = (1..=6).map(|a| backoff(a).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
+    }
+
+    #[test]
+    fn jitter_is_bounded_and_spreads_hosts() {
+        let spread: std::collections::HashSet<Duration> =
+            (0..20).map(|i| jitter(&format!("web{i:02}"), 1)).collect();
+        assert!(spread.len() > 10, "{spread:?}");
+        assert!(spread.iter().all(|d| *d < Duration::from_millis(500)));
     }
 }
