@@ -148,7 +148,6 @@ fn step_report(s: &StepRecord) -> StepReport {
         duration_ms: millis(s.duration),
         stdout_tail: String::from_utf8_lossy(&s.stdout_tail).into_owned(),
         stderr_tail: String::from_utf8_lossy(&s.stderr_tail).into_owned(),
-        truncated: (s.stdout_tail.len() as u64) < s.stdout_bytes
-            || (s.stderr_tail.len() as u64) < s.stderr_bytes,
+        truncated: s.truncated,
     }
 }

@@ -583,6 +583,7 @@ impl HostRun {
             StepEnd::Exited(code) => Some(code),
             _ => None,
         };
+        let stderr_tail = err.into_bytes();
         let record = StepRecord {
             name: step.name,
             command: step.display.clone(),
@@ -590,8 +591,11 @@ impl HostRun {
             duration: started.elapsed(),
             stdout_bytes,
             stderr_bytes,
+            // Judged on the raw tail: the marker lines are part of what the log holds.
+            truncated: (stdout_tail.len() as u64) < stdout_bytes
+                || (stderr_tail.len() as u64) < stderr_bytes,
             stdout_tail: steps::strip_marks(&stdout_tail),
-            stderr_tail: err.into_bytes(),
+            stderr_tail,
         };
         (record, end, marks)
     }

@@ -145,6 +145,8 @@ pub struct StepRecord {
     pub stdout_bytes: u64,
     /// Total bytes of stderr seen.
     pub stderr_bytes: u64,
+    /// Whether either tail holds less than its whole stream (the log files have all of it).
+    pub truncated: bool,
 }
 
 /// Everything the report needs about one host.
