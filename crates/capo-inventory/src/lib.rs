@@ -30,6 +30,7 @@
 
 pub mod duration;
 mod error;
+pub mod fold;
 mod model;
 mod parse;
 pub mod range;
