@@ -571,6 +571,11 @@ impl HostRun {
         let (out, err) = (out.finish().await, err.finish().await);
         let (stdout_bytes, stderr_bytes) = (out.total(), err.total());
         let stdout_tail = out.into_bytes();
+        // Markers near the start (the pid) are in `head`, the rest near the end, in the tail;
+        // read each byte once, from the head only what the tail does not also hold.
+        let before_tail =
+            usize::try_from(stdout_bytes - stdout_tail.len() as u64).unwrap_or(usize::MAX);
+        marks = Marks::parse(&head[..head.len().min(before_tail)]);
         marks.extend(Marks::parse(&stdout_tail));
         // The host's own watchdog ended the step at the deadline.
         let end = match end {

@@ -76,11 +76,16 @@ fn deadline_wrapper(inner: &str, deadline: Duration) -> String {
     ))
 }
 
+/// Shell test that the current directory is the top of a git checkout (not merely somewhere
+/// inside one: git would happily work on an enclosing repository).
+const AT_CHECKOUT_TOP: &str =
+    "t=$(git rev-parse --show-toplevel 2>/dev/null) && [ -n \"$t\" ] && [ \"$(cd \"$t\" && pwd -P)\" = \"$(pwd -P)\" ]";
+
 /// The shell snippet that sets `g` to the absolute path of the checkout's git directory, where
 /// the lock files live (whoever may pull can write there), or to empty when there is none.
 fn lock_dir(settings: &Settings) -> String {
     format!(
-        "g=$(cd -- {} 2>/dev/null && cd \"$(git rev-parse --git-common-dir 2>/dev/null)\" 2>/dev/null && [ -w . ] && pwd)\n",
+        "g=$(cd -- {} 2>/dev/null && {AT_CHECKOUT_TOP} && d=$(git rev-parse --git-common-dir 2>/dev/null) && [ -n \"$d\" ] && cd \"$d\" && [ -w . ] && pwd)\n",
         quote(&settings.repo_dir)
     )
 }
@@ -89,21 +94,25 @@ fn lock_dir(settings: &Settings) -> String {
 ///
 /// It prints `lock=ok` once it holds the lock and then waits for its stdin to close, so the
 /// lock dies with it: when capo finishes, is killed, or loses the connection. A holder finding
-/// the lock taken prints who holds it and exits [`LOCKED_EXIT`]. It also checks that no step of
+/// the lock taken prints who holds it and exits [`LOCKED_EXIT`]. Taking the lock and writing
+/// the holder line (or failing and reading it) happen under a short lock on `capo.lock.info`,
+/// so a loser never reads the line before the winner wrote it. It also checks that no step of
 /// an earlier run is still running (those hold `capo.lock.step` shared).
 pub fn lock(settings: &Settings, holder: &str) -> String {
     let holder = quote(holder);
     sh_c(&format!(
-        "{paths}\
+        "{dir}\
          if [ -z \"$g\" ] || ! command -v flock >/dev/null 2>&1; then echo '{MARK}lock=none'; exec cat >/dev/null; fi\n\
-         exec 9<>\"$g/capo.lock\" 8<>\"$g/capo.lock.step\" || {{ echo '{MARK}lock=none'; exec cat >/dev/null; }}\n\
+         exec 9<>\"$g/capo.lock\" 8<>\"$g/capo.lock.step\" 7<>\"$g/capo.lock.info\" || {{ echo '{MARK}lock=none'; exec cat >/dev/null; }}\n\
+         flock -w 10 7\n\
          if ! flock -n 9; then echo \"{MARK}lock=held\"; echo \"{MARK}holder=$(head -c 300 \"$g/capo.lock\" | head -n 1)\"; exit {LOCKED_EXIT}; fi\n\
          if ! flock -n 8; then echo \"{MARK}lock=busy\"; echo \"{MARK}holder=$(head -c 300 \"$g/capo.lock.step\" | head -n 1)\"; exit {LOCKED_EXIT}; fi\n\
          flock -u 8; exec 8>&-\n\
          printf '%s\\n' {holder} > \"$g/capo.lock\"\n\
+         flock -u 7; exec 7>&-\n\
          echo '{MARK}lock=ok'\n\
          exec cat >/dev/null\n",
-        paths = lock_dir(settings),
+        dir = lock_dir(settings),
     ))
 }
 
@@ -136,7 +145,7 @@ pub fn sync(settings: &Settings, holder: &str, deadline: Duration) -> Step {
     let inner = format!(
         "{lock}\
          cd -- {dir} 2>/dev/null || {{ echo '{MARK}fail=no-repo-dir'; exit 1; }}\n\
-         git rev-parse --git-dir >/dev/null 2>&1 || {{ echo '{MARK}fail=not-a-repo'; exit 1; }}\n\
+         {AT_CHECKOUT_TOP} || {{ echo '{MARK}fail=not-a-repo'; exit 1; }}\n\
          echo \"{MARK}rev-before=$(git rev-parse --verify -q HEAD)\"\n\
          LC_ALL=C GIT_TERMINAL_PROMPT=0 {pull}\n\
          rc=$?\n\
