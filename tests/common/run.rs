@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -180,4 +181,63 @@ pub fn inventory_with(fleet: &Fleet, defaults: &[(&str, &str)]) -> PathBuf {
         };
     }
     fleet.write_inventory(&text)
+}
+
+/// `(name, status)` pairs from a literal list.
+#[allow(dead_code)]
+pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(n, s)| (n.to_string(), s.to_string()))
+        .collect()
+}
+
+/// Waits up to `limit` for a background capo to exit, then reads its report; returns how long
+/// it took. On timeout the capo process is killed and the test fails with its output.
+#[allow(dead_code)]
+pub fn wait_within(mut child: Child, report: &Path, limit: Duration) -> (Run, Duration) {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("poll capo").is_some() {
+            let took = start.elapsed();
+            return (wait(child, report), took);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("capo is reaped");
+            panic!(
+                "capo still running {limit:?} later; killed it\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Processes of a step (puppet, sleep) running on a host.
+#[allow(dead_code)]
+pub fn step_procs(fleet: &Fleet, name: &str) -> Vec<String> {
+    fleet
+        .procs(name)
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains("puppet") || l.contains("sleep"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asserts that nothing of a step (puppet, sleep) is left on the host, after giving a kill
+/// that is under way a few seconds to land.
+#[allow(dead_code)]
+pub fn assert_nothing_left(fleet: &Fleet, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !step_procs(fleet, name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let left = step_procs(fleet, name);
+    assert!(
+        left.is_empty(),
+        "still running on {name}: {left:#?}\nall processes:\n{}",
+        fleet.procs(name)
+    );
 }
