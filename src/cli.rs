@@ -17,6 +17,9 @@ pub struct Cli {
 pub enum Command {
     /// Bring every selected host's checkout up to date and run `puppet apply` there.
     Rollout(RolloutArgs),
+    /// Show what a rollout would change on each host, changing nothing (`puppet apply --noop`
+    /// on the target revision in a temporary copy).
+    Plan(PlanArgs),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
 }
@@ -44,6 +47,35 @@ pub struct RolloutArgs {
     #[command(flatten)]
     pub selection: Selection,
 
+    /// Bring every host to exactly this commit, tag or branch (fetch, then fast-forward; a
+    /// host already past it is left alone and reported `ahead`; none is moved backwards).
+    #[arg(long, value_name = "REV", value_parser = parse_rev)]
+    pub rev: Option<String>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// Plan for this commit, tag or branch instead of the tip of each host's branch.
+    #[arg(long, value_name = "REV", value_parser = parse_rev)]
+    pub rev: Option<String>,
+
+    /// Exit 3 when any host would change and none failed (a drift check for CI).
+    #[arg(long)]
+    pub fail_on_changes: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Options every command that runs on hosts shares.
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// At most this many hosts at a time.
     #[arg(short = 'j', long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
@@ -64,6 +96,23 @@ pub struct RolloutArgs {
     /// they are stopped; a second Ctrl-C stops them at once.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub grace: Duration,
+
+    /// Collect file content diffs from Puppet (show_diff) and print each distinct one once.
+    #[arg(long)]
+    pub show_diff: bool,
+}
+
+/// A revision reaches git's command line on every host: it must not look like an option.
+fn parse_rev(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("must not be empty".into())
+    } else if s.starts_with('-') {
+        Err("must not start with `-`".into())
+    } else if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        Err("must not contain whitespace or control characters".into())
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Hosts(args) => hosts::run(&args),
-        Command::Rollout(args) => rollout::run(&args),
+        Command::Rollout(args) => rollout::rollout(&args),
+        Command::Plan(args) => rollout::plan(&args),
     }
 }

@@ -1,23 +1,40 @@
-//! `capo rollout`: runs the engine, turns signals into stop requests, and feeds the engine's
-//! events to the reporters.
+//! `capo rollout` and `capo plan`: run the engine, turn signals into stop requests, and feed
+//! the engine's events to the reporters.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use capo_inventory::{Host, HostKeyCheck};
 use capo_report::Collector;
-use capo_rollout::{EngineOptions, Mode, RunMeta, Stop, DEFAULT_TAIL_BYTES};
+use capo_rollout::{EngineOptions, Mode, RunMeta, RunMode, Stop, DEFAULT_TAIL_BYTES};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{Format, RolloutArgs};
+use crate::cli::{Format, PlanArgs, RolloutArgs, RunArgs, Selection};
 use crate::hosts::select;
 
 /// Exit status of a run ended by SIGINT or SIGTERM, as shells report a SIGINT death.
 const EXIT_INTERRUPTED: u8 = 130;
 
-pub fn run(args: &RolloutArgs) -> ExitCode {
-    let (_inventory, hosts) = match select(&args.selection) {
+/// Exit status of `capo plan --fail-on-changes` when a host would change and none failed.
+const EXIT_WOULD_CHANGE: u8 = 3;
+
+pub fn rollout(args: &RolloutArgs) -> ExitCode {
+    let mode = RunMode::Rollout {
+        rev: args.rev.clone(),
+    };
+    run(&args.selection, &args.run, mode, false)
+}
+
+pub fn plan(args: &PlanArgs) -> ExitCode {
+    let mode = RunMode::Plan {
+        rev: args.rev.clone(),
+    };
+    run(&args.selection, &args.run, mode, args.fail_on_changes)
+}
+
+fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bool) -> ExitCode {
+    let (_inventory, hosts) = match select(selection) {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -38,13 +55,20 @@ pub fn run(args: &RolloutArgs) -> ExitCode {
         std::process::id(),
         started.format("%Y-%m-%dT%H:%M:%SZ")
     );
+    let (meta_mode, target_rev) = match &mode {
+        RunMode::Rollout { rev } => (Mode::Rollout, rev.clone()),
+        RunMode::Plan { rev } => (Mode::Plan, rev.clone()),
+    };
     let options = EngineOptions {
+        mode,
+        show_diff: args.show_diff,
         meta: RunMeta {
             run_id,
-            mode: Mode::Rollout,
-            inventory: args.selection.inventory.clone(),
-            limit: args.selection.limit.clone(),
+            mode: meta_mode,
+            inventory: selection.inventory.clone(),
+            limit: selection.limit.clone(),
             run_dir,
+            target_rev,
         },
         concurrency: args.concurrency as usize,
         tail_bytes: DEFAULT_TAIL_BYTES,
@@ -90,6 +114,8 @@ pub fn run(args: &RolloutArgs) -> ExitCode {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if s.failed + s.unreachable + s.cancelled + s.skipped > 0 {
         ExitCode::FAILURE
+    } else if fail_on_changes && s.would_change > 0 {
+        ExitCode::from(EXIT_WOULD_CHANGE)
     } else {
         ExitCode::SUCCESS
     };

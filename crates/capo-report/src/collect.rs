@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use capo_rollout::{Event, HostOutcome, HostStatus, RunMeta, StepRecord};
+use capo_rollout::{Event, HostOutcome, HostStatus, PuppetResult, RunMeta, StepRecord};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::model::{ErrorReport, HostReport, Report, StepReport, Summary, SCHEMA};
+use crate::model::{
+    DiffReport, ErrorReport, EventReport, HostReport, IncomingReport, PuppetReport, Report,
+    RevisionCount, StepReport, Summary, SCHEMA,
+};
 
 /// Subscribes to events and, once the run has finished, yields the report.
 #[derive(Debug, Default)]
@@ -37,7 +40,8 @@ impl Collector {
                 self.started_at = Some(*started_at);
             }
             Event::HostFinished { outcome } => {
-                self.outcomes.insert(outcome.name.clone(), outcome.clone());
+                self.outcomes
+                    .insert(outcome.name.clone(), (**outcome).clone());
             }
             Event::RunFinished {
                 finished_at,
@@ -80,13 +84,17 @@ impl Collector {
                 "unreachable" => summary.unreachable += 1,
                 "skipped" => summary.skipped += 1,
                 "cancelled" => summary.cancelled += 1,
+                "would_change" => summary.would_change += 1,
+                "ahead" => summary.ahead += 1,
                 _ => summary.failed += 1,
             }
         }
+        summary.revisions = revisions(&hosts);
         Some(Report {
             schema: SCHEMA.to_string(),
             run_id: meta.run_id.clone(),
             mode: meta.mode.as_str().to_string(),
+            target_rev: meta.target_rev.clone(),
             started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             finished_at: finished_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             duration_ms: millis(duration),
@@ -119,6 +127,70 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         duration_ms: 0,
         log_dir: run_dir.display().to_string(),
         steps: Vec::new(),
+        target: None,
+        incoming: None,
+        puppet: None,
+    }
+}
+
+/// Hosts grouped by the commit their checkout is at after the run, most first; hosts whose
+/// revision is unknown (unreachable, no checkout) are not counted.
+fn revisions(hosts: &[HostReport]) -> Vec<RevisionCount> {
+    let mut counts: Vec<RevisionCount> = Vec::new();
+    for h in hosts {
+        let Some(rev) = h.rev_after.as_ref().or(h.rev_before.as_ref()) else {
+            continue;
+        };
+        let ahead = h.status == "ahead";
+        match counts
+            .iter_mut()
+            .find(|c| &c.rev == rev && c.ahead == ahead)
+        {
+            Some(c) => c.hosts += 1,
+            None => counts.push(RevisionCount {
+                rev: rev.clone(),
+                hosts: 1,
+                ahead,
+            }),
+        }
+    }
+    // Stable: equal counts keep first-seen (inventory) order.
+    counts.sort_by_key(|c| std::cmp::Reverse(c.hosts));
+    counts
+}
+
+fn puppet_report(p: &PuppetResult) -> PuppetReport {
+    PuppetReport {
+        exit_code: p.exit_code,
+        resources: p
+            .summary
+            .as_ref()
+            .and_then(|s| serde_json::to_value(&s.resources).ok()),
+        event_counts: p
+            .summary
+            .as_ref()
+            .and_then(|s| serde_json::to_value(&s.events).ok()),
+        events: p
+            .events
+            .iter()
+            .map(|e| EventReport {
+                resource: e.resource.clone(),
+                property: e.property.clone(),
+                previous: e.previous.clone(),
+                desired: e.desired.clone(),
+                status: e.status.clone(),
+                message: e.message.clone(),
+            })
+            .collect(),
+        diffs: p
+            .diffs
+            .iter()
+            .map(|d| DiffReport {
+                resource: d.resource.clone(),
+                diff: d.diff.clone(),
+            })
+            .collect(),
+        unreadable: p.unreadable.clone(),
     }
 }
 
@@ -137,6 +209,12 @@ fn host_report(o: &HostOutcome) -> HostReport {
         duration_ms: millis(o.duration),
         log_dir: o.log_dir.display().to_string(),
         steps: o.steps.iter().map(step_report).collect(),
+        target: o.target.clone(),
+        incoming: o.incoming.as_ref().map(|i| IncomingReport {
+            count: i.count,
+            commits: i.commits.clone(),
+        }),
+        puppet: o.puppet.as_ref().map(puppet_report),
     }
 }
 

@@ -2,6 +2,7 @@
 //! reach into the engine.
 
 pub mod collect;
+pub mod fold;
 pub mod json;
 pub mod model;
 pub mod sanitize;

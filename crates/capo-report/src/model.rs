@@ -13,8 +13,11 @@ pub struct Report {
     pub schema: String,
     /// Unique id of the run.
     pub run_id: String,
-    /// `rollout`.
+    /// `rollout` or `plan`.
     pub mode: String,
+    /// `--rev` as given, or null (the branch tip `git pull` brings).
+    #[serde(default)]
+    pub target_rev: Option<String>,
     /// RFC 3339 UTC.
     pub started_at: String,
     /// RFC 3339 UTC.
@@ -55,6 +58,27 @@ pub struct Summary {
     /// Started, then cut short.
     #[serde(default)]
     pub cancelled: usize,
+    /// Plan only: Puppet would change something.
+    #[serde(default)]
+    pub would_change: usize,
+    /// Already past the target revision; left alone.
+    #[serde(default)]
+    pub ahead: usize,
+    /// Where the fleet's checkouts are after the run: hosts grouped by HEAD, most first.
+    #[serde(default)]
+    pub revisions: Vec<RevisionCount>,
+}
+
+/// Hosts whose checkout is at one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionCount {
+    /// Full commit id.
+    pub rev: String,
+    /// How many hosts are there.
+    pub hosts: usize,
+    /// Whether these hosts are past the target (left alone).
+    #[serde(default)]
+    pub ahead: bool,
 }
 
 /// One host.
@@ -66,7 +90,7 @@ pub struct HostReport {
     pub address: String,
     /// SSH port.
     pub port: u16,
-    /// unchanged | changed | failed | unreachable | skipped | cancelled.
+    /// unchanged | changed | failed | unreachable | skipped | cancelled | would_change | ahead.
     pub status: String,
     /// Set for every status but unchanged and changed.
     pub error: Option<ErrorReport>,
@@ -80,6 +104,70 @@ pub struct HostReport {
     pub log_dir: String,
     /// Steps in the order they ran.
     pub steps: Vec<StepReport>,
+    /// The commit the host was brought to (plan: would be), as resolved on the host.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Plan only: commits between the checkout's HEAD and the target.
+    #[serde(default)]
+    pub incoming: Option<IncomingReport>,
+    /// Puppet's own account of the run, when it ran.
+    #[serde(default)]
+    pub puppet: Option<PuppetReport>,
+}
+
+/// Commits a plan found between HEAD and the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingReport {
+    /// How many.
+    pub count: u64,
+    /// `short-sha subject` of the first few, newest first.
+    pub commits: Vec<String>,
+}
+
+/// What Puppet reported, from its run summary, run report and log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PuppetReport {
+    /// `puppet apply`'s exit code.
+    pub exit_code: Option<i32>,
+    /// Resource counts from the run summary (total, changed, failed, out_of_sync, ...).
+    pub resources: Option<serde_json::Value>,
+    /// Event counts from the run summary (total, success, failure, noop).
+    #[serde(default)]
+    pub event_counts: Option<serde_json::Value>,
+    /// One entry per resource property Puppet changed, would change, or failed to change.
+    pub events: Vec<EventReport>,
+    /// File content diffs (`--show-diff`).
+    #[serde(default)]
+    pub diffs: Vec<DiffReport>,
+    /// Why Puppet's results could not be read, if they could not.
+    #[serde(default)]
+    pub unreadable: Option<String>,
+}
+
+/// One resource event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventReport {
+    /// e.g. `File[/etc/motd]`.
+    pub resource: String,
+    /// e.g. `content`, `ensure`, `mode`.
+    pub property: Option<String>,
+    /// Value before.
+    pub previous: Option<String>,
+    /// Value wanted.
+    pub desired: Option<String>,
+    /// success | failure | noop | audit.
+    pub status: String,
+    /// Puppet's message.
+    pub message: String,
+}
+
+/// A file content diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffReport {
+    /// e.g. `File[/etc/motd]`.
+    pub resource: String,
+    /// Unified diff.
+    pub diff: String,
 }
 
 /// Why a host failed.

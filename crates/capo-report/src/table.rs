@@ -22,15 +22,28 @@ pub fn render(report: &Report) -> String {
         table.add_row(vec![
             Cell::new(sanitize::line(&h.name)),
             Cell::new(&h.status),
-            Cell::new(revision(h.rev_before.as_deref(), h.rev_after.as_deref())),
+            // A plan moves nothing: show where each host would go.
+            Cell::new(if report.mode == "plan" {
+                revision(
+                    h.rev_before.as_deref(),
+                    h.target.as_deref().or(h.rev_after.as_deref()),
+                )
+            } else {
+                revision(h.rev_before.as_deref(), h.rev_after.as_deref())
+            }),
             Cell::new(seconds(h.duration_ms)),
             Cell::new(sanitize::line(&reason)),
         ]);
     }
     let mut out = table.to_string();
     out.push('\n');
+    out.push_str(&crate::fold::render(report));
     out.push_str(&summary_line(report));
     out.push('\n');
+    if let Some(line) = revisions_line(report) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     out.push_str(&format!(
         "full output of every step: {}/<host>/\n",
         sanitize::line(&report.run_dir)
@@ -51,7 +64,13 @@ pub fn summary_line(report: &Report) -> String {
         s.failed,
         s.unreachable,
     );
-    for (count, what) in [(s.skipped, "skipped"), (s.cancelled, "cancelled")] {
+    let extra = [
+        (s.would_change, "would change"),
+        (s.ahead, "ahead"),
+        (s.skipped, "skipped"),
+        (s.cancelled, "cancelled"),
+    ];
+    for (count, what) in extra {
         if count > 0 {
             line.push_str(&format!(", {count} {what}"));
         }
@@ -61,6 +80,32 @@ pub fn summary_line(report: &Report) -> String {
         line.push_str(&format!(" (interrupted by {signal})"));
     }
     line
+}
+
+/// `revisions: 48 at 3f2a1c9, 2 ahead at 77b0e41`, with `(converged)` when every host whose
+/// revision is known is at one commit; None when no revision is known.
+pub fn revisions_line(report: &Report) -> Option<String> {
+    let revs = &report.summary.revisions;
+    if revs.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = revs
+        .iter()
+        .map(|r| {
+            format!(
+                "{}{} at {}",
+                r.hosts,
+                if r.ahead { " ahead" } else { "" },
+                sanitize::line(&r.rev.chars().take(7).collect::<String>())
+            )
+        })
+        .collect();
+    let converged = if revs.len() == 1 && !revs[0].ahead {
+        " (converged)"
+    } else {
+        ""
+    };
+    Some(format!("revisions: {}{converged}", parts.join(", ")))
 }
 
 /// `3f2a1c9 -> 77b0e41`, or one short id when the revision did not move.

@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 use crate::capture::Capture;
 use crate::event::{Event, RunMeta};
 use crate::outcome::{
-    classify_apply, puppet_hint, ErrorKind, HostError, HostOutcome, HostStatus, StepName,
-    StepRecord,
+    classify_apply, puppet_hint, ErrorKind, HostError, HostOutcome, HostStatus, Incoming,
+    PuppetResult, StepName, StepRecord,
 };
 use crate::steps::{self, Marks, Step};
 
@@ -27,13 +27,40 @@ pub const DEFAULT_TAIL_BYTES: usize = 64 * 1024;
 /// Bytes of stdout kept from the start of a step, where the scripts' first markers are.
 const HEAD_BYTES: usize = 1024;
 
+/// How long reading a run's results may take.
+const RESULTS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most of Puppet's result files capo reads from one host (a big catalog's report is a
+/// few MiB).
+const RESULTS_MAX_BYTES: usize = 64 << 20;
+
 /// How long the controller waits beyond `command_timeout` before it gives up on a step itself;
 /// normally the host's own `timeout` ends the step first and says so with exit 124.
 const CLIENT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
+/// What the engine does on each host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMode {
+    /// Bring the checkout to the target (`git pull --ff-only`, or fast-forward to `rev`) and
+    /// run `puppet apply`.
+    Rollout {
+        /// `--rev`: an exact commit, tag or branch.
+        rev: Option<String>,
+    },
+    /// Run `puppet apply --noop` on the target in a temporary copy; change nothing.
+    Plan {
+        /// `--rev`; without it, the remote branch `git pull` would bring.
+        rev: Option<String>,
+    },
+}
+
 /// How the engine runs.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
+    /// Rollout or plan, and the target revision.
+    pub mode: RunMode,
+    /// Ask Puppet for file content diffs (`--show_diff`).
+    pub show_diff: bool,
     /// Facts passed through to reporters; `run_dir` is also where logs go.
     pub meta: RunMeta,
     /// At most this many hosts at a time.
@@ -104,7 +131,10 @@ pub async fn run(
         if let Some(reason) = reason {
             while let Some(host) = pending.pop_front() {
                 let outcome = skipped(&host, &opts.meta.run_dir, &reason);
-                emit.send(Event::HostFinished { outcome }).await;
+                emit.send(Event::HostFinished {
+                    outcome: Box::new(outcome),
+                })
+                .await;
             }
         }
         // Hosts start in inventory order; the next one starts as soon as a slot frees up.
@@ -136,7 +166,10 @@ pub async fn run(
                     }
                     None => continue,
                 };
-                emit.send(Event::HostFinished { outcome }).await;
+                emit.send(Event::HostFinished {
+                    outcome: Box::new(outcome),
+                })
+                .await;
             }
             changed = stop.changed(), if stop_open => {
                 // A dropped sender means nobody can ask us to stop any more.
@@ -186,6 +219,9 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         duration: Duration::ZERO,
         steps: Vec::new(),
         log_dir: run_dir.join(safe_dir_name(&host.name)),
+        target: None,
+        incoming: None,
+        puppet: None,
     }
 }
 
@@ -221,6 +257,9 @@ fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) -> HostOutcom
             duration: Duration::ZERO,
             steps: Vec::new(),
             log_dir: run_dir.to_path_buf(),
+            target: None,
+            incoming: None,
+            puppet: None,
         },
     }
 }
@@ -340,6 +379,12 @@ impl HostRun {
             Ok(session) => session,
             Err(verdict) => return verdict,
         };
+        if let RunMode::Plan { rev } = &self.opts.mode {
+            let rev = rev.clone();
+            let verdict = self.plan(&session, rev.as_deref()).await;
+            session.close().await;
+            return verdict;
+        }
         let verdict = match self.lock(&session).await {
             Ok(holder) => {
                 let verdict = self.steps(&session).await;
@@ -457,32 +502,53 @@ impl HostRun {
         let settings = self.host.settings.clone();
         let deadline = settings.command_timeout;
         let holder = self.opts.holder.clone();
+        let rev = match &self.opts.mode {
+            RunMode::Rollout { rev } => rev.clone(),
+            RunMode::Plan { rev } => rev.clone(),
+        };
 
         // Sync: a failed sync means apply does not run.
-        let sync = steps::sync(&settings, &holder, deadline);
+        let sync = match &rev {
+            Some(rev) => steps::sync_to_rev(&settings, rev, &holder, deadline),
+            None => steps::sync(&settings, &holder, deadline),
+        };
         let (record, end, marks) = self.run_step(session, &sync).await;
         self.outcome.rev_before = marks.get("rev-before").map(str::to_string);
         self.outcome.rev_after = marks.get("rev-after").map(str::to_string);
+        self.outcome.target = marks
+            .get("target")
+            .map(str::to_string)
+            .or_else(|| self.outcome.rev_after.clone().filter(|_| end.succeeded()));
         let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
         self.finished(record).await;
         match end {
+            StepEnd::Exited(0) if marks.get("ahead").is_some() => {
+                return (HostStatus::Ahead, None);
+            }
             StepEnd::Exited(0) => {}
             StepEnd::Exited(_) => {
                 return (
                     HostStatus::Failed,
-                    Some(steps::classify_sync_failure(&settings, &marks, &stderr)),
+                    Some(steps::classify_sync_failure(
+                        &settings,
+                        rev.as_deref(),
+                        &marks,
+                        &stderr,
+                    )),
                 )
             }
             other => return other.verdict(&sync),
         }
 
-        let apply = steps::apply(&settings, &holder, deadline);
+        let apply = steps::apply(&settings, &holder, deadline, self.opts.show_diff);
         let (record, end, marks) = self.run_step(session, &apply).await;
         let hint = puppet_hint(
             &String::from_utf8_lossy(&record.stderr_tail),
             &String::from_utf8_lossy(&record.stdout_tail),
         );
+        let exit_code = record.exit_code;
         self.finished(record).await;
+        self.outcome.puppet = self.results(session, &marks, exit_code).await;
         match end {
             StepEnd::Exited(code) => classify_apply(
                 code,
@@ -493,11 +559,124 @@ impl HostRun {
         }
     }
 
+    /// A dry run: no lock (nothing on the host changes), one step.
+    async fn plan(&mut self, session: &Session, rev: Option<&str>) -> Verdict {
+        let settings = self.host.settings.clone();
+        let step = steps::plan(
+            &settings,
+            rev,
+            settings.command_timeout,
+            self.opts.show_diff,
+        );
+        let (record, end, marks) = self.run_step(session, &step).await;
+        self.outcome.rev_before = marks.get("rev-before").map(str::to_string);
+        self.outcome.rev_after = marks.get("rev-after").map(str::to_string);
+        self.outcome.target = marks.get("target").map(str::to_string);
+        if let Some(count) = marks.get("incoming-count").and_then(|c| c.parse().ok()) {
+            self.outcome.incoming = Some(Incoming {
+                count,
+                commits: marks.all("incoming").map(str::to_string).collect(),
+            });
+        }
+        let hint = puppet_hint(
+            &String::from_utf8_lossy(&record.stderr_tail),
+            &String::from_utf8_lossy(&record.stdout_tail),
+        );
+        let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
+        let exit_code = record.exit_code;
+        self.finished(record).await;
+        let puppet = self.results(session, &marks, exit_code).await;
+        let out_of_sync = puppet.as_ref().is_some_and(PuppetResult::out_of_sync);
+        self.outcome.puppet = puppet;
+        let missing = steps::missing_puppet(&settings, &marks);
+        match end {
+            StepEnd::Exited(0) if marks.get("ahead").is_some() => (HostStatus::Ahead, None),
+            // Failures before Puppet ran are about getting to the target.
+            StepEnd::Exited(code)
+                if code != 0 && missing.is_none() && marks.get("fail").is_some() =>
+            {
+                (
+                    HostStatus::Failed,
+                    Some(steps::classify_sync_failure(
+                        &settings, rev, &marks, &stderr,
+                    )),
+                )
+            }
+            StepEnd::Exited(0 | 2) if out_of_sync => (HostStatus::WouldChange, None),
+            StepEnd::Exited(0 | 2) => (HostStatus::Unchanged, None),
+            StepEnd::Exited(code) => classify_apply(code, hint.as_deref(), missing.as_ref()),
+            other => other.verdict(&step),
+        }
+    }
+
+    /// Reads (and removes) the results directory a Puppet run left on the host. Runs after the
+    /// step whatever its end, so the directory is cleaned up after failures and timeouts too.
+    async fn results(
+        &mut self,
+        session: &Session,
+        marks: &Marks,
+        exit_code: Option<i32>,
+    ) -> Option<PuppetResult> {
+        let script = steps::collect(marks.get("results")?)?;
+        let mut result = PuppetResult {
+            exit_code,
+            ..PuppetResult::default()
+        };
+        let read = tokio::time::timeout(RESULTS_TIMEOUT, async {
+            let mut exec = session.exec(&script).await.map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            while let Some(event) = exec.next().await {
+                if let ExecEvent::Stdout(bytes) = event {
+                    if out.len() + bytes.len() > RESULTS_MAX_BYTES {
+                        return Err(format!(
+                            "Puppet's results are larger than {} MiB",
+                            RESULTS_MAX_BYTES >> 20
+                        ));
+                    }
+                    out.extend_from_slice(&bytes);
+                }
+            }
+            Ok(out)
+        })
+        .await;
+        let text = match read {
+            Ok(Ok(out)) => String::from_utf8_lossy(&out).into_owned(),
+            Ok(Err(why)) => {
+                result.unreadable = Some(why);
+                return Some(result);
+            }
+            Err(_) => {
+                result.unreadable = Some("reading Puppet's results timed out".into());
+                return Some(result);
+            }
+        };
+        let files = steps::split_collected(&text);
+        let mut problems = Vec::new();
+        if !files.summary.trim().is_empty() {
+            match capo_puppet::parse_summary(&files.summary) {
+                Ok(summary) => result.summary = Some(summary),
+                Err(e) => problems.push(format!("summary: {e}")),
+            }
+        }
+        if !files.report.trim().is_empty() {
+            match capo_puppet::parse_report(&files.report) {
+                Ok(report) => result.events = report.events,
+                Err(e) => problems.push(format!("report: {e}")),
+            }
+        }
+        let log = capo_puppet::parse_log_jsonl(&files.log);
+        result.diffs = capo_puppet::diffs(&log);
+        if !problems.is_empty() {
+            result.unreadable = Some(problems.join("; "));
+        }
+        Some(result)
+    }
+
     async fn finished(&mut self, record: StepRecord) {
         self.emit
             .send(Event::StepFinished {
                 host: self.host.name.clone(),
-                record: record.clone(),
+                record: Box::new(record.clone()),
             })
             .await;
         self.outcome.steps.push(record);
@@ -637,6 +816,10 @@ enum StepEnd {
 }
 
 impl StepEnd {
+    fn succeeded(&self) -> bool {
+        matches!(self, StepEnd::Exited(0))
+    }
+
     fn verdict(self, step: &Step) -> Verdict {
         let name = step.name.as_str();
         let failed =
@@ -646,7 +829,7 @@ impl StepEnd {
             StepEnd::Signal(sig) => failed(
                 match step.name {
                     StepName::Sync => ErrorKind::Sync,
-                    StepName::Apply => ErrorKind::Puppet,
+                    StepName::Apply | StepName::Plan => ErrorKind::Puppet,
                 },
                 format!("{name} was killed by signal {sig}"),
             ),

@@ -13,6 +13,8 @@ use crate::outcome::{HostOutcome, StepName, StepRecord};
 pub enum Mode {
     /// `capo rollout`.
     Rollout,
+    /// `capo plan`.
+    Plan,
 }
 
 impl Mode {
@@ -20,6 +22,7 @@ impl Mode {
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Rollout => "rollout",
+            Mode::Plan => "plan",
         }
     }
 }
@@ -37,6 +40,8 @@ pub struct RunMeta {
     pub limit: Option<String>,
     /// Where per-host output is written.
     pub run_dir: PathBuf,
+    /// `--rev`, as given.
+    pub target_rev: Option<String>,
 }
 
 /// One thing that happened during a run, in the order it happened.
@@ -67,13 +72,13 @@ pub enum Event {
     StepFinished {
         /// Host name.
         host: String,
-        /// What it did.
-        record: StepRecord,
+        /// What it did (boxed: it holds the output tails).
+        record: Box<StepRecord>,
     },
     /// A host has its final status.
     HostFinished {
-        /// Everything about the host.
-        outcome: HostOutcome,
+        /// Everything about the host (boxed: it is much larger than the other events).
+        outcome: Box<HostOutcome>,
     },
     /// Every host has finished.
     RunFinished {

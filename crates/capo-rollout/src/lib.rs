@@ -11,6 +11,8 @@ pub mod outcome;
 pub mod shell;
 pub mod steps;
 
-pub use engine::{run, EngineOptions, Stop, DEFAULT_TAIL_BYTES};
+pub use engine::{run, EngineOptions, RunMode, Stop, DEFAULT_TAIL_BYTES};
 pub use event::{Event, Mode, RunMeta};
-pub use outcome::{ErrorKind, HostError, HostOutcome, HostStatus, StepName, StepRecord};
+pub use outcome::{
+    ErrorKind, HostError, HostOutcome, HostStatus, Incoming, PuppetResult, StepName, StepRecord,
+};

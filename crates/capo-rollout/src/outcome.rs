@@ -21,6 +21,10 @@ pub enum HostStatus {
     Skipped,
     /// The host was started but its work was cut short (second interrupt, grace period over).
     Cancelled,
+    /// Plan only: Puppet would change resources (a `--noop` run found them out of sync).
+    WouldChange,
+    /// The checkout is already past the target revision; capo left it alone.
+    Ahead,
 }
 
 impl HostStatus {
@@ -33,6 +37,8 @@ impl HostStatus {
             HostStatus::Unreachable => "unreachable",
             HostStatus::Skipped => "skipped",
             HostStatus::Cancelled => "cancelled",
+            HostStatus::WouldChange => "would_change",
+            HostStatus::Ahead => "ahead",
         }
     }
 
@@ -113,6 +119,8 @@ pub enum StepName {
     Sync,
     /// Run `puppet apply`.
     Apply,
+    /// Run `puppet apply --noop` on the target revision in a temporary copy.
+    Plan,
 }
 
 impl StepName {
@@ -121,6 +129,7 @@ impl StepName {
         match self {
             StepName::Sync => "sync",
             StepName::Apply => "apply",
+            StepName::Plan => "plan",
         }
     }
 }
@@ -172,6 +181,48 @@ pub struct HostOutcome {
     pub steps: Vec<StepRecord>,
     /// Where this host's full output is.
     pub log_dir: PathBuf,
+    /// The commit the host was brought to (or, for a plan, would be), as resolved on the host.
+    pub target: Option<String>,
+    /// Plan only: the commits between the checkout's HEAD and the target.
+    pub incoming: Option<Incoming>,
+    /// What Puppet reported about its run, when it ran and its results could be read.
+    pub puppet: Option<PuppetResult>,
+}
+
+/// Commits a host would receive.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Incoming {
+    /// How many.
+    pub count: u64,
+    /// `short-sha subject` of the first few, newest first.
+    pub commits: Vec<String>,
+}
+
+/// Puppet's own account of a run, read from its summary, report and JSON log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PuppetResult {
+    /// `puppet apply`'s exit code.
+    pub exit_code: Option<i32>,
+    /// Counts from `last_run_summary.yaml`.
+    pub summary: Option<capo_puppet::Summary>,
+    /// Per-resource events from `last_run_report.yaml`.
+    pub events: Vec<capo_puppet::ResourceEvent>,
+    /// File content diffs (`--show-diff`).
+    pub diffs: Vec<capo_puppet::FileDiff>,
+    /// Why the results could not be read, if they could not.
+    pub unreadable: Option<String>,
+}
+
+impl PuppetResult {
+    /// Whether Puppet found resources out of sync (in a noop run: would change them). Puppet's
+    /// `--detailed-exitcodes` says 0 in noop mode even with pending changes (PUP-686), so this
+    /// reads the run's own summary.
+    pub fn out_of_sync(&self) -> bool {
+        self.summary
+            .as_ref()
+            .is_some_and(|s| s.events.noop > 0 || s.resources.out_of_sync > 0)
+            || self.events.iter().any(|e| e.status == "noop")
+    }
 }
 
 /// Maps `puppet apply --detailed-exitcodes` to a status.

@@ -11,6 +11,9 @@ use capo_inventory::Settings;
 use crate::outcome::{last_line, ErrorKind, HostError, MissingPuppet, StepName};
 use crate::shell::{join, quote};
 
+mod revision;
+pub use revision::{collect, plan, split_collected, sync_to_rev, Collected};
+
 /// Prefix of the marker lines scripts print on stdout.
 pub const MARK: &str = "::capo:";
 
@@ -165,47 +168,138 @@ pub fn sync(settings: &Settings, holder: &str, deadline: Duration) -> Step {
     }
 }
 
-/// The words of the `puppet apply` command line, with paths made absolute under `repo_dir`.
-pub fn apply_words(settings: &Settings) -> Vec<String> {
-    let under_repo = |p: &str| {
-        if p.starts_with('/') {
-            p.to_string()
-        } else {
-            format!("{}/{}", settings.repo_dir.trim_end_matches('/'), p)
-        }
-    };
+/// One piece of a shell word: literal text, or the checkout's root directory (which is
+/// `repo_dir` for a rollout, and a temporary copy of the target revision for a plan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Lit(String),
+    Root,
+}
+
+/// A command-line word made of pieces.
+type Word = Vec<Piece>;
+
+fn lit(s: impl Into<String>) -> Word {
+    vec![Piece::Lit(s.into())]
+}
+
+/// A path relative to the checkout root, or an absolute one as is.
+fn under_root(path: &str) -> Word {
+    if path.starts_with('/') {
+        lit(path)
+    } else {
+        vec![Piece::Root, Piece::Lit(format!("/{path}"))]
+    }
+}
+
+/// The `puppet apply` command line: the `puppet` setting, then capo's options, then `extra`
+/// (capo's own, e.g. `--noop`), then the inventory's `puppet_args`.
+fn apply_command(settings: &Settings, extra: &[Word]) -> Vec<Word> {
     let mut words = vec![
-        settings.puppet.clone(),
-        "apply".into(),
-        "--detailed-exitcodes".into(),
+        lit(&settings.puppet),
+        lit("apply"),
+        lit("--detailed-exitcodes"),
         // Colour codes would end up in logs and reports; the terminal shows a table anyway.
-        "--color=false".into(),
+        lit("--color=false"),
     ];
     if let Some(certname) = &settings.certname {
-        words.push("--certname".into());
-        words.push(certname.clone());
+        words.push(lit("--certname"));
+        words.push(lit(certname));
     }
-    let modulepath: Vec<String> = settings.modulepath.iter().map(|m| under_repo(m)).collect();
-    if !modulepath.is_empty() {
-        words.push("--modulepath".into());
-        words.push(modulepath.join(":"));
+    if !settings.modulepath.is_empty() {
+        words.push(lit("--modulepath"));
+        let mut joined = Word::new();
+        for (i, m) in settings.modulepath.iter().enumerate() {
+            if i > 0 {
+                joined.push(Piece::Lit(":".into()));
+            }
+            joined.extend(under_root(m));
+        }
+        words.push(joined);
     }
-    words.push(under_repo(&settings.manifest));
-    words.extend(settings.puppet_args.iter().cloned());
+    words.push(under_root(&settings.manifest));
+    words.extend(extra.iter().cloned());
+    words.extend(settings.puppet_args.iter().map(lit));
     words
 }
 
-/// The apply step: `puppet apply --detailed-exitcodes ...` in `repo_dir`.
-pub fn apply(settings: &Settings, holder: &str, deadline: Duration) -> Step {
-    let display = join(apply_words(settings));
+/// Renders words for a shell, with `root` (already a shell expression) for the checkout root.
+fn render_shell(words: &[Word], root: &str) -> String {
+    words
+        .iter()
+        .map(|word| {
+            word.iter()
+                .map(|piece| match piece {
+                    Piece::Lit(text) if text.is_empty() => String::new(),
+                    Piece::Lit(text) => quote(text),
+                    Piece::Root => root.to_string(),
+                })
+                .collect::<String>()
+        })
+        .map(|w| if w.is_empty() { "''".to_string() } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Renders words as a person would type them, with `root` for the checkout root.
+fn render_display(words: &[Word], root: &str) -> String {
+    join(words.iter().map(|word| {
+        word.iter()
+            .map(|piece| match piece {
+                Piece::Lit(text) => text.clone(),
+                Piece::Root => root.trim_end_matches('/').to_string(),
+            })
+            .collect::<String>()
+    }))
+}
+
+/// The words of the `puppet apply` command line, with paths made absolute under `repo_dir`.
+pub fn apply_words(settings: &Settings) -> String {
+    render_display(&apply_command(settings, &[]), &settings.repo_dir)
+}
+
+/// Puppet options that send its run summary, run report, state and a JSON log into a results
+/// directory (the words' [`Piece::Root`]), where capo reads them back: capo's runs never
+/// overwrite Puppet's own last-run files, and a plan leaves no trace in Puppet's state.
+fn result_files(show_diff: bool) -> Vec<Word> {
+    let in_dir = |file: &str| vec![Piece::Root, Piece::Lit(format!("/{file}"))];
+    let mut words = vec![
+        lit("--lastrunfile"),
+        in_dir("summary.yaml"),
+        lit("--lastrunreport"),
+        in_dir("report.yaml"),
+        lit("--statefile"),
+        in_dir("state.yaml"),
+        lit("--transactionstorefile"),
+        in_dir("transactionstore.yaml"),
+        lit("--logdest"),
+        in_dir("log.jsonl"),
+        lit("--logdest"),
+        lit("console"),
+    ];
+    if show_diff {
+        words.push(lit("--show_diff"));
+    }
+    words
+}
+
+/// The apply step: `puppet apply --detailed-exitcodes ...` in `repo_dir`, with its results
+/// written to a fresh temporary directory on the host (see [`collect`]).
+pub fn apply(settings: &Settings, holder: &str, deadline: Duration, show_diff: bool) -> Step {
+    let command = apply_command(settings, &[]);
+    let display = render_display(&command, &settings.repo_dir);
+    let root = quote(&settings.repo_dir);
+    let results = render_shell(&result_files(show_diff), "\"$r\"");
     let inner = format!(
         "{lock}\
-         cd -- {dir} || exit 1\n\
+         cd -- {root} || exit 1\n\
          command -v {puppet} >/dev/null 2>&1 || {{ echo '{MARK}fail=no-puppet'; echo \"{MARK}path=$PATH\"; exit 127; }}\n\
-         exec {display}\n",
+         r=$(mktemp -d \"${{TMPDIR:-/tmp}}/capo-run.XXXXXX\") || exit 1\n\
+         echo \"{MARK}results=$r\"\n\
+         exec {command} {results}\n",
         lock = step_lock(settings, holder),
-        dir = quote(&settings.repo_dir),
         puppet = quote(&settings.puppet),
+        command = render_shell(&command, &root),
     );
     Step {
         name: StepName::Apply,
@@ -284,10 +378,25 @@ pub fn missing_puppet(settings: &Settings, marks: &Marks) -> Option<MissingPuppe
     })
 }
 
-/// Explains a failed sync in one line.
-pub fn classify_sync_failure(settings: &Settings, marks: &Marks, stderr: &str) -> HostError {
+/// Explains a failed sync (or a plan that could not get to the target) in one line. `rev` is
+/// the asked-for revision, if any.
+pub fn classify_sync_failure(
+    settings: &Settings,
+    rev: Option<&str>,
+    marks: &Marks,
+    stderr: &str,
+) -> HostError {
     let dir = &settings.repo_dir;
     let upstream = format!("{}/{}", settings.remote, settings.branch);
+    let first_error = || {
+        stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+            .or_else(|| last_line(stderr))
+            .unwrap_or("no output")
+            .to_string()
+    };
     let count = |key| marks.get(key).and_then(|v| v.parse::<u64>().ok());
     let dirty: Vec<&str> = marks.all("dirty").filter(|l| !l.is_empty()).collect();
     let message = match marks.get("fail") {
@@ -297,6 +406,21 @@ pub fn classify_sync_failure(settings: &Settings, marks: &Marks, stderr: &str) -
         Some("not-a-repo") => format!(
             "repo_dir {dir} is not a git checkout; remove it and clone the control repo there"
         ),
+        Some("fetch") => format!("git fetch {} failed: {}", settings.remote, first_error()),
+        Some("rev-not-found") => match rev {
+            Some(rev) => format!("revision {rev} not found on {}", settings.remote),
+            None => format!("branch {upstream} not found after fetching {}", settings.remote),
+        },
+        Some("archive") => format!("cannot copy the target revision out of {dir}: {}", first_error()),
+        Some("diverged") if rev.is_some() => {
+            let rev = rev.unwrap_or_default();
+            let local = count("local-only").unwrap_or(0);
+            let remote = count("remote-only").unwrap_or(0);
+            format!(
+                "checkout in {dir} has diverged from {rev}: {local} local commit{} not in {rev}, {remote} new in it; capo never merges or resets, reconcile the checkout by hand",
+                if local == 1 { "" } else { "s" },
+            )
+        }
         _ if stderr.contains("would be overwritten by merge")
             || stderr.contains("Your local changes") =>
         {
@@ -305,7 +429,8 @@ pub fn classify_sync_failure(settings: &Settings, marks: &Marks, stderr: &str) -
                 if dirty.is_empty() { "(git status shows none)".to_string() } else { dirty.join(", ") }
             )
         }
-        _ if stderr.contains("Not possible to fast-forward")
+        _ if marks.get("fail") == Some("diverged")
+            || stderr.contains("Not possible to fast-forward")
             || stderr.contains("diverg") =>
         {
             let local = count("local-only").unwrap_or(0);
@@ -316,18 +441,15 @@ pub fn classify_sync_failure(settings: &Settings, marks: &Marks, stderr: &str) -
                 settings.remote,
             )
         }
-        _ => {
-            let hint = stderr
-                .lines()
-                .map(str::trim)
-                .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
-                .or_else(|| last_line(stderr))
-                .unwrap_or("no output");
-            format!(
-                "git pull --ff-only {} {} failed: {hint}",
-                settings.remote, settings.branch
-            )
-        }
+        _ => match rev {
+            Some(rev) => format!("git merge --ff-only {rev} failed: {}", first_error()),
+            None => format!(
+                "git pull --ff-only {} {} failed: {}",
+                settings.remote,
+                settings.branch,
+                first_error()
+            ),
+        },
     };
     HostError::new(ErrorKind::Sync, message)
 }
@@ -372,7 +494,7 @@ mod tests {
             "repo_dir = \"/srv/my repo's\"\ncertname = \"web'1\"\npuppet_args = [\"--tags\", \"a;b\"]",
         );
         assert_eq!(
-            apply(&s, "h", Duration::from_secs(5)).display,
+            apply(&s, "h", Duration::from_secs(5), false).display,
             "puppet apply --detailed-exitcodes --color=false --certname 'web'\\''1' \
              --modulepath '/srv/my repo'\\''s/modules' '/srv/my repo'\\''s/manifests/site.pp' --tags 'a;b'"
         );
@@ -492,7 +614,7 @@ mod tests {
             "repo_dir = {:?}\npuppet = \"no-such-puppet\"",
             dir.path().display().to_string()
         ));
-        let out = run_sh(&apply(&s, "h", Duration::from_secs(5)).script);
+        let out = run_sh(&apply(&s, "h", Duration::from_secs(5), false).script);
         assert_eq!(out.status.code(), Some(127));
         let marks = Marks::parse(&out.stdout);
         let missing = missing_puppet(&s, &marks).expect("reported");
@@ -570,6 +692,7 @@ mod tests {
         let s = settings("");
         let err = classify_sync_failure(
             &s,
+            None,
             &Marks::default(),
             "remote: x\nfatal: couldn't find remote ref nope\n",
         );
@@ -586,6 +709,7 @@ mod tests {
         let marks = Marks::parse(b"::capo:dirty= M manifests/site.pp\n::capo:dirty=?? junk\n");
         let err = classify_sync_failure(
             &s,
+            None,
             &marks,
             "error: Your local changes to the following files would be overwritten by merge:\n",
         );
@@ -601,6 +725,7 @@ mod tests {
         let marks = Marks::parse(b"::capo:local-only=1\n::capo:remote-only=2\n");
         let err = classify_sync_failure(
             &s,
+            None,
             &marks,
             "fatal: Not possible to fast-forward, aborting.\n",
         );

@@ -1,0 +1,305 @@
+//! What changed (or would change) across the fleet, grouped by resource and change, with the
+//! hosts folded into range notation: `File[/etc/motd] content changed on web[01-40],db1 (41
+//! hosts)`. Failures are grouped by identical message the same way, and each distinct file diff
+//! is shown once with its hosts.
+
+use capo_inventory::fold::fold_to_string;
+
+use crate::model::Report;
+use crate::sanitize;
+
+/// One line of the folded view: what happened, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// e.g. `File[/etc/motd] content changed`.
+    pub what: String,
+    /// Host names, in report order.
+    pub hosts: Vec<String>,
+}
+
+impl Group {
+    /// `WHAT on HOSTS (N hosts)`.
+    pub fn line(&self) -> String {
+        let n = self.hosts.len();
+        format!(
+            "{} on {} ({n} host{})",
+            sanitize::line(&self.what),
+            sanitize::line(&fold_to_string(&self.hosts)),
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// Adds `host` to the group for `what`, keeping groups in first-seen order.
+fn add(groups: &mut Vec<Group>, what: String, host: &str) {
+    match groups.iter_mut().find(|g| g.what == what) {
+        Some(g) => {
+            if !g.hosts.iter().any(|h| h == host) {
+                g.hosts.push(host.to_string());
+            }
+        }
+        None => groups.push(Group {
+            what,
+            hosts: vec![host.to_string()],
+        }),
+    }
+}
+
+fn verb(status: &str) -> &'static str {
+    match status {
+        "success" => "changed",
+        "noop" => "would change",
+        "failure" => "failed to change",
+        "audit" => "audited",
+        _ => "had an event",
+    }
+}
+
+/// Resource changes grouped by resource, property and outcome. Values are shown when they are
+/// short and the same on every host of the group (e.g. `mode would change (0644 -> 0600)`).
+pub fn changes(report: &Report) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    // First pass: group by resource/property/verb; second: keep values only where uniform.
+    // (what, the previous/desired pair first seen, whether every host had that same pair)
+    type Seen = (String, Option<(String, String)>, bool);
+    let mut values: Vec<Seen> = Vec::new();
+    for h in &report.hosts {
+        let Some(puppet) = &h.puppet else { continue };
+        for e in &puppet.events {
+            let what = match &e.property {
+                Some(p) => format!("{} {p} {}", e.resource, verb(&e.status)),
+                None => format!("{} {}", e.resource, verb(&e.status)),
+            };
+            let pair = match (&e.previous, &e.desired) {
+                (Some(p), Some(d))
+                    if e.property.as_deref() != Some("content") && p.len() + d.len() <= 60 =>
+                {
+                    Some((p.clone(), d.clone()))
+                }
+                _ => None,
+            };
+            match values.iter_mut().find(|(w, _, _)| *w == what) {
+                Some((_, seen, uniform)) => {
+                    if *seen != pair {
+                        *uniform = false;
+                    }
+                }
+                None => values.push((what.clone(), pair, true)),
+            }
+            add(&mut groups, what, &h.name);
+        }
+    }
+    for g in &mut groups {
+        if let Some((_, Some((p, d)), true)) = values.iter().find(|(w, _, _)| *w == g.what) {
+            g.what = format!("{} ({p} -> {d})", g.what);
+        }
+    }
+    groups
+}
+
+/// Hosts that did not succeed, grouped by identical `kind: message`.
+pub fn failures(report: &Report) -> Vec<Group> {
+    let mut groups = Vec::new();
+    for h in &report.hosts {
+        if let Some(e) = &h.error {
+            add(&mut groups, format!("{}: {}", e.kind, e.message), &h.name);
+        }
+    }
+    groups
+}
+
+/// Each distinct file diff once, with the hosts it applies to.
+pub fn diffs(report: &Report) -> Vec<(String, String, Vec<String>)> {
+    let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+    for h in &report.hosts {
+        let Some(puppet) = &h.puppet else { continue };
+        for d in &puppet.diffs {
+            match out
+                .iter_mut()
+                .find(|(r, diff, _)| *r == d.resource && *diff == d.diff)
+            {
+                Some((_, _, hosts)) => hosts.push(h.name.clone()),
+                None => out.push((d.resource.clone(), d.diff.clone(), vec![h.name.clone()])),
+            }
+        }
+    }
+    out
+}
+
+/// Plan: the incoming commits, grouped by identical list.
+pub fn incoming(report: &Report) -> Vec<(Vec<String>, u64, Vec<String>)> {
+    let mut out: Vec<(Vec<String>, u64, Vec<String>)> = Vec::new();
+    for h in &report.hosts {
+        let Some(inc) = h.incoming.as_ref().filter(|i| i.count > 0) else {
+            continue;
+        };
+        match out
+            .iter_mut()
+            .find(|(commits, count, _)| *commits == inc.commits && *count == inc.count)
+        {
+            Some((_, _, hosts)) => hosts.push(h.name.clone()),
+            None => out.push((inc.commits.clone(), inc.count, vec![h.name.clone()])),
+        }
+    }
+    out
+}
+
+/// The folded sections, ready to print after the table; empty when there is nothing to say.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    for (commits, count, hosts) in incoming(report) {
+        let group = Group {
+            what: format!(
+                "{count} incoming commit{}",
+                if count == 1 { "" } else { "s" }
+            ),
+            hosts,
+        };
+        out.push_str(&format!("\n{}:\n", group.line()));
+        for c in &commits {
+            out.push_str(&format!("  {}\n", sanitize::line(c)));
+        }
+        if count > commits.len() as u64 {
+            out.push_str(&format!(
+                "  ... and {} more\n",
+                count - commits.len() as u64
+            ));
+        }
+    }
+    let changes = changes(report);
+    if !changes.is_empty() {
+        out.push_str(if report.mode == "plan" {
+            "\nwould change:\n"
+        } else {
+            "\nchanges:\n"
+        });
+        for g in &changes {
+            out.push_str(&format!("  {}\n", g.line()));
+        }
+    }
+    for (resource, diff, hosts) in diffs(report) {
+        let group = Group {
+            what: format!("diff of {resource}"),
+            hosts,
+        };
+        out.push_str(&format!("\n{}:\n", group.line()));
+        out.push_str(&sanitize::block(&diff));
+        if !diff.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    let failures = failures(report);
+    if !failures.is_empty() {
+        out.push_str("\nproblems:\n");
+        for g in &failures {
+            out.push_str(&format!("  {}\n", g.line()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EventReport, HostReport, PuppetReport, Summary};
+
+    fn host(name: &str, events: &[(&str, &str, &str, &str, &str)]) -> HostReport {
+        HostReport {
+            name: name.into(),
+            address: "a".into(),
+            port: 22,
+            status: "would_change".into(),
+            error: None,
+            rev_before: None,
+            rev_after: None,
+            duration_ms: 0,
+            log_dir: String::new(),
+            steps: vec![],
+            target: None,
+            incoming: None,
+            puppet: Some(PuppetReport {
+                exit_code: Some(0),
+                resources: None,
+                event_counts: None,
+                events: events
+                    .iter()
+                    .map(|(r, p, prev, des, st)| EventReport {
+                        resource: r.to_string(),
+                        property: Some(p.to_string()),
+                        previous: Some(prev.to_string()),
+                        desired: Some(des.to_string()),
+                        status: st.to_string(),
+                        message: String::new(),
+                    })
+                    .collect(),
+                diffs: vec![],
+                unreadable: None,
+            }),
+        }
+    }
+
+    fn report(hosts: Vec<HostReport>) -> Report {
+        Report {
+            schema: String::new(),
+            run_id: String::new(),
+            mode: "plan".into(),
+            target_rev: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_ms: 0,
+            inventory: String::new(),
+            limit: None,
+            interrupted: None,
+            run_dir: String::new(),
+            summary: Summary::default(),
+            hosts,
+        }
+    }
+
+    #[test]
+    fn twenty_hosts_with_two_distinct_changes_make_two_groups() {
+        let mut hosts = Vec::new();
+        for i in 1..=20 {
+            let name = format!("web{i:02}");
+            let motd = (
+                "File[/etc/motd]",
+                "content",
+                "{sha256}a",
+                "{sha256}b",
+                "noop",
+            );
+            let mode = ("File[/etc/app.conf]", "mode", "0644", "0600", "noop");
+            let events: Vec<_> = if i <= 12 {
+                vec![motd, mode]
+            } else {
+                vec![motd]
+            };
+            hosts.push(host(&name, &events));
+        }
+        let groups = changes(&report(hosts));
+        let lines: Vec<String> = groups.iter().map(Group::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "File[/etc/motd] content would change on web[01-20] (20 hosts)",
+                "File[/etc/app.conf] mode would change (0644 -> 0600) on web[01-12] (12 hosts)",
+            ]
+        );
+    }
+
+    #[test]
+    fn differing_values_are_not_shown() {
+        let hosts = vec![
+            host(
+                "a1",
+                &[("Service[x]", "ensure", "stopped", "running", "success")],
+            ),
+            host(
+                "a2",
+                &[("Service[x]", "ensure", "absent", "running", "success")],
+            ),
+        ];
+        let lines: Vec<String> = changes(&report(hosts)).iter().map(Group::line).collect();
+        assert_eq!(lines, ["Service[x] ensure changed on a[1-2] (2 hosts)"]);
+    }
+}
