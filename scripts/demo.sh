@@ -28,6 +28,9 @@ sha=$(FLEET_QUIET=1 "$root/tests/fleet/fleet.sh" commit --dir "$dir" -- \
   modules/capo_demo/files/message.txt "$msg" "Demo: new welcome message")
 printf '\npushed %s to origin: "%s"\n' "${sha:0:7}" "$msg" >&2
 
+step capo plan -i inventory.toml --show-diff
+"$capo" plan -i inventory.toml --show-diff || true
+
 step capo rollout -i inventory.toml -l web --report web.json
 "$capo" rollout -i inventory.toml -l web --report web.json || true
 
