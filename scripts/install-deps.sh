@@ -17,6 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q --no-install-recommends "${need[@]}"
+  # With recommends, as tested: facter and Puppet use several of them (ruby-selinux, dmidecode...).
+  apt-get install -y -q "${need[@]}"
 fi
 command -v cargo >/dev/null || { echo "install-deps: cargo not found (install Rust, e.g. with rustup)" >&2; exit 1; }
