@@ -100,6 +100,51 @@ pub struct RunArgs {
     /// Collect file content diffs from Puppet (show_diff) and print each distinct one once.
     #[arg(long)]
     pub show_diff: bool,
+
+    /// Run the first N hosts alone first; if any of them fails, start no other host.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub canary: usize,
+
+    /// Run hosts in batches, one after another: a count, a percentage, or a list like
+    /// `1,10%,100%` whose last size repeats.
+    #[arg(long, value_name = "SIZES", value_parser = parse_batches)]
+    pub batch: Option<Batches>,
+
+    /// Once more than N (or P% of the) hosts have failed, start no new host.
+    #[arg(long, value_name = "N|P%", value_parser = parse_budget)]
+    pub max_failures: Option<capo_rollout::strategy::Budget>,
+
+    /// Wait this long between batches.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub pause: Duration,
+
+    /// Ask before each batch after the first (needs a terminal).
+    #[arg(long)]
+    pub confirm: bool,
+
+    /// Host order: as in the inventory, or shuffled.
+    #[arg(long, value_enum, default_value_t = Order::Inventory)]
+    pub order: Order,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Order {
+    /// Inventory order.
+    Inventory,
+    /// A random order, different each run.
+    Shuffle,
+}
+
+/// `--batch` sizes (a newtype so clap takes the list as one value).
+#[derive(Debug, Clone)]
+pub struct Batches(pub Vec<capo_rollout::strategy::Size>);
+
+fn parse_batches(s: &str) -> Result<Batches, String> {
+    capo_rollout::strategy::parse_sizes(s).map(Batches)
+}
+
+fn parse_budget(s: &str) -> Result<capo_rollout::strategy::Budget, String> {
+    capo_rollout::strategy::Budget::parse(s)
 }
 
 /// A revision reaches git's command line on every host: it must not look like an option.

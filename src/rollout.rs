@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use capo_inventory::{Host, HostKeyCheck};
 use capo_report::Collector;
-use capo_rollout::{EngineOptions, Mode, RunMeta, RunMode, Stop, DEFAULT_TAIL_BYTES};
+use capo_rollout::{
+    Confirm, EngineOptions, Mode, RunMeta, RunMode, Stop, Strategy, DEFAULT_TAIL_BYTES,
+};
+use std::io::IsTerminal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{Format, PlanArgs, RolloutArgs, RunArgs, Selection};
+use crate::cli::{Format, Order, PlanArgs, RolloutArgs, RunArgs, Selection};
 use crate::hosts::select;
 
 /// Exit status of a run ended by SIGINT or SIGTERM, as shells report a SIGINT death.
@@ -34,9 +37,25 @@ pub fn plan(args: &PlanArgs) -> ExitCode {
 }
 
 fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bool) -> ExitCode {
-    let (_inventory, hosts) = match select(selection) {
+    let (_inventory, mut hosts) = match select(selection) {
         Ok(v) => v,
         Err(code) => return code,
+    };
+    // Without a terminal there is nobody to answer: refuse rather than hang.
+    if args.confirm && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        eprintln!(
+            "capo: --confirm needs a terminal (stdin and stderr); run without --confirm in CI"
+        );
+        return ExitCode::from(crate::EXIT_USAGE);
+    }
+    if args.order == Order::Shuffle {
+        shuffle(&mut hosts);
+    }
+    let strategy = Strategy {
+        canary: args.canary,
+        batches: args.batch.clone().map(|b| b.0).unwrap_or_default(),
+        max_failures: args.max_failures,
+        pause: args.pause,
     };
     warn_unchecked_host_keys(&hosts);
     let started = chrono::Utc::now();
@@ -59,7 +78,10 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         RunMode::Rollout { rev } => (Mode::Rollout, rev.clone()),
         RunMode::Plan { rev } => (Mode::Plan, rev.clone()),
     };
+    let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
     let options = EngineOptions {
+        strategy,
+        confirm: args.confirm.then_some(confirm_tx),
         mode,
         show_diff: args.show_diff,
         meta: RunMeta {
@@ -90,6 +112,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let (signal_tx, mut signal_rx) = watch::channel(None::<&'static str>);
         let signals = tokio::spawn(watch_signals(stop_tx, signal_tx, grace));
+        let prompts = tokio::spawn(answer_confirmations(confirm_rx));
         let (tx, mut rx) = mpsc::channel(1024);
         let engine = tokio::spawn(capo_rollout::run(hosts, options, tx, stop_rx));
         let mut collector = Collector::new();
@@ -100,6 +123,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
             eprintln!("capo: the rollout engine stopped unexpectedly: {e}");
         }
         signals.abort();
+        prompts.abort();
         let interrupted = *signal_rx.borrow_and_update();
         (collector, interrupted)
     });
@@ -112,7 +136,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
     let s = &report.summary;
     let mut code = if interrupted.is_some() {
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if s.failed + s.unreachable + s.cancelled + s.skipped > 0 {
+    } else if s.failed + s.unreachable + s.cancelled + s.skipped > 0 || report.halted.is_some() {
         ExitCode::FAILURE
     } else if fail_on_changes && s.would_change > 0 {
         ExitCode::from(EXIT_WOULD_CHANGE)
@@ -181,6 +205,46 @@ async fn watch_signals(
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
+    }
+}
+
+/// Asks on the terminal before each batch (`--confirm`). Reading stdin blocks, so it happens
+/// on a blocking thread.
+async fn answer_confirmations(mut asks: mpsc::Receiver<Confirm>) {
+    while let Some(ask) = asks.recv().await {
+        let hosts = capo_inventory::fold::fold_to_string(&ask.hosts);
+        let prompt = format!(
+            "capo: start batch {} ({} host{}: {})? [y/N] ",
+            ask.batch + 1,
+            ask.hosts.len(),
+            if ask.hosts.len() == 1 { "" } else { "s" },
+            capo_report::sanitize::line(&hosts)
+        );
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut err = std::io::stderr();
+            let _ = write!(err, "{prompt}");
+            let _ = err.flush();
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        })
+        .await;
+        let yes = matches!(answer, Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes"));
+        let _ = ask.reply.send(yes);
+    }
+}
+
+/// Shuffles hosts for `--order shuffle`, seeded from the clock (no need for more randomness
+/// than "a different order each run").
+fn shuffle(hosts: &mut [Host]) {
+    let mut x = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64 | 1;
+    for i in (1..hosts.len()).rev() {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = (x % (i as u64 + 1)) as usize;
+        hosts.swap(i, j);
     }
 }
 

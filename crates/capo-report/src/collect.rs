@@ -18,6 +18,7 @@ pub struct Collector {
     order: Vec<String>,
     started_at: Option<DateTime<Utc>>,
     finished: Option<(DateTime<Utc>, Duration)>,
+    halted: Option<String>,
     outcomes: HashMap<String, HostOutcome>,
 }
 
@@ -46,8 +47,16 @@ impl Collector {
             Event::RunFinished {
                 finished_at,
                 duration,
-            } => self.finished = Some((*finished_at, *duration)),
-            Event::HostStarted { .. } | Event::StepStarted { .. } | Event::StepFinished { .. } => {}
+                halted,
+            } => {
+                self.finished = Some((*finished_at, *duration));
+                self.halted = halted.clone();
+            }
+            Event::HostStarted { .. }
+            | Event::StepStarted { .. }
+            | Event::StepFinished { .. }
+            | Event::BatchStarted { .. }
+            | Event::BatchFinished { .. } => {}
         }
     }
 
@@ -101,6 +110,7 @@ impl Collector {
             inventory: meta.inventory.display().to_string(),
             limit: meta.limit.clone(),
             interrupted: None,
+            halted: self.halted.clone(),
             run_dir: meta.run_dir.display().to_string(),
             summary,
             hosts,

@@ -250,6 +250,7 @@ mod tests {
             inventory: String::new(),
             limit: None,
             interrupted: None,
+            halted: None,
             run_dir: String::new(),
             summary: Summary::default(),
             hosts,

@@ -31,6 +31,10 @@ pub struct Report {
     /// The signal that interrupted the run (`SIGINT`, `SIGTERM`), or null.
     #[serde(default)]
     pub interrupted: Option<String>,
+    /// Why the run stopped starting hosts early (`the canary failed (web01)`, `stopped after 3
+    /// failures (more than 2 allowed)`), or null.
+    #[serde(default)]
+    pub halted: Option<String>,
     /// Directory holding every host's full output.
     pub run_dir: String,
     /// Counts per status.

@@ -79,6 +79,9 @@ pub fn summary_line(report: &Report) -> String {
     if let Some(signal) = &report.interrupted {
         line.push_str(&format!(" (interrupted by {signal})"));
     }
+    if let Some(why) = &report.halted {
+        line.push_str(&format!("; {}", sanitize::line(why)));
+    }
     line
 }
 
@@ -100,7 +103,13 @@ pub fn revisions_line(report: &Report) -> Option<String> {
             )
         })
         .collect();
-    let converged = if revs.len() == 1 && !revs[0].ahead {
+    let known: usize = revs.iter().map(|r| r.hosts).sum();
+    let unknown = report.summary.total.saturating_sub(known);
+    let mut parts = parts;
+    if unknown > 0 {
+        parts.push(format!("{unknown} unknown"));
+    }
+    let converged = if revs.len() == 1 && !revs[0].ahead && unknown == 0 {
         " (converged)"
     } else {
         ""

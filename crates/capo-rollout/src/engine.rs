@@ -20,6 +20,7 @@ use crate::outcome::{
     PuppetResult, StepName, StepRecord,
 };
 use crate::steps::{self, Marks, Step};
+use crate::strategy::{self, Strategy};
 
 /// Bytes of each stream kept in memory for the report; the rest is only in the log files.
 pub const DEFAULT_TAIL_BYTES: usize = 64 * 1024;
@@ -57,6 +58,10 @@ pub enum RunMode {
 /// How the engine runs.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
+    /// Canary, batches, failure budget, pause.
+    pub strategy: Strategy,
+    /// Where to ask before each batch after the first (`--confirm`); None to not ask.
+    pub confirm: Option<mpsc::Sender<Confirm>>,
     /// Rollout or plan, and the target revision.
     pub mode: RunMode,
     /// Ask Puppet for file content diffs (`--show_diff`).
@@ -98,16 +103,28 @@ impl Stop {
     }
 }
 
-/// Runs a rollout over `hosts` (in the given order) and sends every event to `events`.
+/// Asks the operator whether to start the next batch (`--confirm`); the binary answers on
+/// `reply`. The engine itself never touches a terminal.
+#[derive(Debug)]
+pub struct Confirm {
+    /// 0-based index of the batch about to start.
+    pub batch: usize,
+    /// Its hosts.
+    pub hosts: Vec<String>,
+    /// `true` to go on; `false` (or dropping it) stops the run.
+    pub reply: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// Runs over `hosts` (in the given order) batch by batch and sends every event to `events`.
 ///
 /// Every host ends with exactly one `HostFinished`, then `RunFinished` is sent last, also when
-/// `stop` asks to end early. A closed event channel does not stop the run: the hosts' work
-/// matters more than its display.
+/// `stop` asks to end early, the canary fails or the failure budget runs out. A closed event
+/// channel does not stop the run: the hosts' work matters more than its display.
 pub async fn run(
     hosts: Vec<Host>,
     options: EngineOptions,
     events: mpsc::Sender<Event>,
-    mut stop: watch::Receiver<Stop>,
+    stop: watch::Receiver<Stop>,
 ) {
     let started = Instant::now();
     let opts = Arc::new(options);
@@ -119,70 +136,209 @@ pub async fn run(
     })
     .await;
 
-    let concurrency = opts.concurrency.max(1);
-    let mut pending: VecDeque<Host> = hosts.into();
-    let mut running: JoinSet<HostOutcome> = JoinSet::new();
-    // Kept so a host whose task panicked still gets a status.
-    let mut names: HashMap<tokio::task::Id, Host> = HashMap::new();
-    let mut stop_open = true;
-
-    loop {
-        let reason = stop.borrow().reason().map(str::to_string);
-        if let Some(reason) = reason {
-            while let Some(host) = pending.pop_front() {
-                let outcome = skipped(&host, &opts.meta.run_dir, &reason);
-                emit.send(Event::HostFinished {
-                    outcome: Box::new(outcome),
-                })
-                .await;
-            }
+    let total = hosts.len();
+    let plan = strategy::plan(total, &opts.strategy);
+    let allowed = opts.strategy.max_failures.map(|b| b.allowed(total));
+    let mut dispatch = Dispatch {
+        opts: opts.clone(),
+        emit: emit.clone(),
+        stop,
+        stop_open: true,
+        failures: 0,
+        allowed,
+        halted: None,
+    };
+    let mut remaining: VecDeque<Host> = hosts.into();
+    for (index, range) in plan.into_iter().enumerate() {
+        let batch: Vec<Host> = remaining
+            .drain(..range.len().min(remaining.len()))
+            .collect();
+        if index > 0 && dispatch.halted.is_none() {
+            dispatch.between_batches(index, &batch).await;
         }
-        // Hosts start in inventory order; the next one starts as soon as a slot frees up.
-        while running.len() < concurrency {
-            let Some(host) = pending.pop_front() else {
-                break;
-            };
-            emit.send(Event::HostStarted {
-                host: host.name.clone(),
-            })
-            .await;
-            let task = run_host(host.clone(), opts.clone(), emit.clone(), stop.clone());
-            let handle = running.spawn(task);
-            names.insert(handle.id(), host);
-        }
-        if running.is_empty() {
-            break;
-        }
-        tokio::select! {
-            joined = running.join_next_with_id() => {
-                let outcome = match joined {
-                    Some(Ok((id, outcome))) => {
-                        names.remove(&id);
-                        outcome
-                    }
-                    Some(Err(err)) => {
-                        let host = names.remove(&err.id());
-                        internal_failure(host, &opts.meta.run_dir, &err.to_string())
-                    }
-                    None => continue,
-                };
-                emit.send(Event::HostFinished {
-                    outcome: Box::new(outcome),
-                })
-                .await;
+        let names: Vec<String> = batch.iter().map(|h| h.name.clone()).collect();
+        if let Some(reason) = dispatch.why_not_start() {
+            for host in &batch {
+                dispatch
+                    .finish(skipped(host, &opts.meta.run_dir, &reason))
+                    .await;
             }
-            changed = stop.changed(), if stop_open => {
-                // A dropped sender means nobody can ask us to stop any more.
-                stop_open = changed.is_ok();
-            }
+            continue;
+        }
+        emit.send(Event::BatchStarted {
+            index,
+            hosts: names.clone(),
+        })
+        .await;
+        let failed = dispatch.run_batch(batch).await;
+        emit.send(Event::BatchFinished { index }).await;
+        if index == 0 && opts.strategy.canary > 0 && !failed.is_empty() {
+            dispatch.halted.get_or_insert(format!(
+                "the canary failed ({})",
+                capo_inventory::fold::fold_to_string(&failed)
+            ));
         }
     }
 
     emit.send(Event::RunFinished {
         finished_at: Utc::now(),
         duration: started.elapsed(),
+        halted: dispatch.halted.clone(),
     })
     .await;
+}
+
+/// The state of a run between and within batches.
+struct Dispatch {
+    opts: Arc<EngineOptions>,
+    emit: Emitter,
+    stop: watch::Receiver<Stop>,
+    stop_open: bool,
+    /// Failed or unreachable hosts so far.
+    failures: usize,
+    /// The failure budget, in hosts.
+    allowed: Option<usize>,
+    /// Why the run stopped starting hosts (canary, budget, declined), if it did.
+    halted: Option<String>,
+}
+
+impl Dispatch {
+    /// Why no new host may start now, if so.
+    fn why_not_start(&self) -> Option<String> {
+        if let Some(reason) = self.stop.borrow().reason() {
+            return Some(reason.to_string());
+        }
+        self.halted.clone()
+    }
+
+    async fn finish(&mut self, outcome: HostOutcome) {
+        if matches!(outcome.status, HostStatus::Failed | HostStatus::Unreachable) {
+            self.failures += 1;
+            if let Some(allowed) = self.allowed {
+                if self.failures > allowed && self.halted.is_none() {
+                    self.halted = Some(format!(
+                        "stopped after {} failure{} (more than {allowed} allowed)",
+                        self.failures,
+                        if self.failures == 1 { "" } else { "s" }
+                    ));
+                }
+            }
+        }
+        self.emit
+            .send(Event::HostFinished {
+                outcome: Box::new(outcome),
+            })
+            .await;
+    }
+
+    /// The pause and the operator's confirmation before a batch; either may halt the run.
+    async fn between_batches(&mut self, index: usize, batch: &[Host]) {
+        let pause = self.opts.strategy.pause;
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = wait_for_stop(&mut self.stop) => return,
+            }
+        }
+        if let Some(confirm) = &self.opts.confirm {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let asked = confirm
+                .send(Confirm {
+                    batch: index,
+                    hosts: batch.iter().map(|h| h.name.clone()).collect(),
+                    reply,
+                })
+                .await;
+            let go = match asked {
+                Ok(()) => tokio::select! {
+                    a = answer => a.unwrap_or(false),
+                    _ = wait_for_stop(&mut self.stop) => return,
+                },
+                Err(_) => false,
+            };
+            if !go {
+                self.halted
+                    .get_or_insert_with(|| format!("batch {} was not confirmed", index + 1));
+            }
+        }
+    }
+
+    /// Runs one batch to its end; returns the names of the hosts that failed in it.
+    async fn run_batch(&mut self, batch: Vec<Host>) -> Vec<String> {
+        let opts = self.opts.clone();
+        let concurrency = opts.concurrency.max(1);
+        let mut pending: VecDeque<Host> = batch.into();
+        let mut running: JoinSet<HostOutcome> = JoinSet::new();
+        // Kept so a host whose task panicked still gets a status.
+        let mut names: HashMap<tokio::task::Id, Host> = HashMap::new();
+        let mut failed = Vec::new();
+        loop {
+            if let Some(reason) = self.why_not_start() {
+                while let Some(host) = pending.pop_front() {
+                    self.finish(skipped(&host, &opts.meta.run_dir, &reason))
+                        .await;
+                }
+            }
+            // Hosts start in order; the next one starts as soon as a slot frees up.
+            while running.len() < concurrency {
+                let Some(host) = pending.pop_front() else {
+                    break;
+                };
+                self.emit
+                    .send(Event::HostStarted {
+                        host: host.name.clone(),
+                    })
+                    .await;
+                let task = run_host(
+                    host.clone(),
+                    opts.clone(),
+                    self.emit.clone(),
+                    self.stop.clone(),
+                );
+                let handle = running.spawn(task);
+                names.insert(handle.id(), host);
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = running.join_next_with_id() => {
+                    let outcome = match joined {
+                        Some(Ok((id, outcome))) => {
+                            names.remove(&id);
+                            outcome
+                        }
+                        Some(Err(err)) => {
+                            let host = names.remove(&err.id());
+                            internal_failure(host, &opts.meta.run_dir, &err.to_string())
+                        }
+                        None => continue,
+                    };
+                    if outcome.status.is_failure() {
+                        failed.push(outcome.name.clone());
+                    }
+                    self.finish(outcome).await;
+                }
+                changed = self.stop.changed(), if self.stop_open => {
+                    // A dropped sender means nobody can ask us to stop any more.
+                    self.stop_open = changed.is_ok();
+                }
+            }
+        }
+        failed
+    }
+}
+
+/// Resolves once a stop of any kind is asked for; never if the sender is gone.
+async fn wait_for_stop(stop: &mut watch::Receiver<Stop>) {
+    loop {
+        if !matches!(*stop.borrow_and_update(), Stop::Run) {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -226,11 +382,14 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
 }
 
 fn skipped(host: &Host, run_dir: &Path, reason: &str) -> HostOutcome {
+    // Signals interrupt; the canary, the failure budget or a declined batch abort.
+    let kind = if reason.starts_with("interrupted") {
+        ErrorKind::Interrupted
+    } else {
+        ErrorKind::Aborted
+    };
     HostOutcome {
-        error: Some(HostError::new(
-            ErrorKind::Interrupted,
-            format!("not started: {reason}"),
-        )),
+        error: Some(HostError::new(kind, format!("not started: {reason}"))),
         ..blank_outcome(host, run_dir)
     }
 }

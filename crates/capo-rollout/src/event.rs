@@ -80,11 +80,25 @@ pub enum Event {
         /// Everything about the host (boxed: it is much larger than the other events).
         outcome: Box<HostOutcome>,
     },
+    /// A batch (the canary is batch 0 when there is one) starts.
+    BatchStarted {
+        /// 0-based index.
+        index: usize,
+        /// Its hosts, in order.
+        hosts: Vec<String>,
+    },
+    /// Every host of a batch has finished.
+    BatchFinished {
+        /// 0-based index.
+        index: usize,
+    },
     /// Every host has finished.
     RunFinished {
         /// Wall-clock end.
         finished_at: DateTime<Utc>,
         /// Monotonic duration of the run.
         duration: Duration,
+        /// Why the run stopped starting hosts early (canary, failure budget), if it did.
+        halted: Option<String>,
     },
 }

@@ -10,9 +10,11 @@ pub mod event;
 pub mod outcome;
 pub mod shell;
 pub mod steps;
+pub mod strategy;
 
-pub use engine::{run, EngineOptions, RunMode, Stop, DEFAULT_TAIL_BYTES};
+pub use engine::{run, Confirm, EngineOptions, RunMode, Stop, DEFAULT_TAIL_BYTES};
 pub use event::{Event, Mode, RunMeta};
 pub use outcome::{
     ErrorKind, HostError, HostOutcome, HostStatus, Incoming, PuppetResult, StepName, StepRecord,
 };
+pub use strategy::Strategy;

@@ -71,6 +71,9 @@ pub enum ErrorKind {
     Locked,
     /// The run was interrupted (signal) before or while the host ran.
     Interrupted,
+    /// The run stopped starting hosts: the canary failed, the failure budget ran out, or a
+    /// batch was not confirmed.
+    Aborted,
     /// A fault inside capo itself (a bug); the message says what.
     Internal,
 }
@@ -87,6 +90,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Locked => "locked",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Aborted => "aborted",
             ErrorKind::Internal => "internal",
         }
     }
