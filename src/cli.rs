@@ -125,6 +125,23 @@ pub struct RunArgs {
     /// Host order: as in the inventory, or shuffled.
     #[arg(long, value_enum, default_value_t = Order::Inventory)]
     pub order: Order,
+
+    /// Also write a JUnit XML report (one testcase per host) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write a Markdown summary (for a pull-request comment) to FILE. When
+    /// GITHUB_STEP_SUMMARY is set, the summary is appended there too.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+
+    /// Write the event stream as JSON Lines to FILE as it happens.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
+    /// Print no progress, only the final report.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,11 +5,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use capo_inventory::{Host, HostKeyCheck};
+use capo_report::events::EventLog;
+use capo_report::progress::{Progress, Verbosity};
 use capo_report::Collector;
 use capo_rollout::{
     Confirm, EngineOptions, Mode, RunMeta, RunMode, Stop, Strategy, DEFAULT_TAIL_BYTES,
 };
 use std::io::IsTerminal;
+use std::path::Path;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
@@ -108,6 +111,21 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         }
     };
     let grace = args.grace;
+    let verbosity = if args.quiet {
+        Verbosity::Quiet
+    } else {
+        Verbosity::Normal
+    };
+    let mut event_log = match &args.events {
+        Some(path) => match EventLog::create(path) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                eprintln!("capo: cannot create event log {}: {e}", path.display());
+                return ExitCode::from(crate::EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
     let (collector, interrupted) = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let (signal_tx, mut signal_rx) = watch::channel(None::<&'static str>);
@@ -116,9 +134,18 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         let (tx, mut rx) = mpsc::channel(1024);
         let engine = tokio::spawn(capo_rollout::run(hosts, options, tx, stop_rx));
         let mut collector = Collector::new();
+        let mut progress = Progress::new(std::io::stderr().is_terminal(), verbosity);
         while let Some(event) = rx.recv().await {
             collector.observe(&event);
+            progress.observe(&event);
+            if let Some(log) = event_log.as_mut() {
+                if let Err(e) = log.write(&event) {
+                    eprintln!("capo: cannot write the event log: {e}; no more events go there");
+                    event_log = None;
+                }
+            }
         }
+        progress.finish();
         if let Err(e) = engine.await {
             eprintln!("capo: the rollout engine stopped unexpectedly: {e}");
         }
@@ -147,6 +174,24 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         if let Err(e) = capo_report::json::write_atomic(&report, path) {
             eprintln!("capo: {e}");
             code = ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = &args.junit {
+        if let Err(e) = capo_report::junit::write_junit(&report, path) {
+            eprintln!("capo: {e}");
+            code = ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = &args.summary_md {
+        if let Err(e) = capo_report::markdown::write_markdown(&report, path) {
+            eprintln!("capo: {e}");
+            code = ExitCode::FAILURE;
+        }
+    }
+    // GitHub Actions shows this file on the run's page; appending is what its docs ask for.
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        if let Err(e) = capo_report::markdown::append_markdown(&report, Path::new(&path)) {
+            eprintln!("capo: {e}");
         }
     }
     match args.format {

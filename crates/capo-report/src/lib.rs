@@ -1,12 +1,21 @@
-//! capo's reporters. They only consume the engine's events (through [`Collector`]) and never
-//! reach into the engine.
+//! capo's reporters. They only consume the engine's events (through [`Collector`], which
+//! builds the [`Report`], or [`EventLog`], which records them as they happen) or the finished
+//! [`Report`], and never reach into the engine.
 
+mod atomic;
 pub mod collect;
+pub mod events;
 pub mod fold;
 pub mod json;
+pub mod junit;
+pub mod markdown;
 pub mod model;
+pub mod progress;
 pub mod sanitize;
 pub mod table;
 
 pub use collect::Collector;
+pub use events::EventLog;
+pub use junit::{to_junit, write_junit, JunitError};
+pub use markdown::{append_markdown, to_markdown, write_markdown};
 pub use model::{Report, SCHEMA};

@@ -8,7 +8,7 @@ pub fn line(text: &str) -> String {
     escape(text, false)
 }
 
-/// Renders multi-line `text`: like [`line`] but newlines and tabs are kept.
+/// Renders multi-line `text`: like [`line()`] but newlines and tabs are kept.
 pub fn block(text: &str) -> String {
     escape(text, true)
 }

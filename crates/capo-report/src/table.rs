@@ -3,7 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, ContentArrangement, Table};
 
-use crate::model::Report;
+use crate::model::{HostReport, Report};
 use crate::sanitize;
 
 /// Renders the per-host table, the summary line and where the logs are.
@@ -22,15 +22,7 @@ pub fn render(report: &Report) -> String {
         table.add_row(vec![
             Cell::new(sanitize::line(&h.name)),
             Cell::new(&h.status),
-            // A plan moves nothing: show where each host would go.
-            Cell::new(if report.mode == "plan" {
-                revision(
-                    h.rev_before.as_deref(),
-                    h.target.as_deref().or(h.rev_after.as_deref()),
-                )
-            } else {
-                revision(h.rev_before.as_deref(), h.rev_after.as_deref())
-            }),
+            Cell::new(host_revision(report, h)),
             Cell::new(seconds(h.duration_ms)),
             Cell::new(sanitize::line(&reason)),
         ]);
@@ -115,6 +107,19 @@ pub fn revisions_line(report: &Report) -> Option<String> {
         ""
     };
     Some(format!("revisions: {}{converged}", parts.join(", ")))
+}
+
+/// A host's revision cell: where its checkout went, or for a plan, which moves nothing, where
+/// it would go.
+pub fn host_revision(report: &Report, host: &HostReport) -> String {
+    if report.mode == "plan" {
+        revision(
+            host.rev_before.as_deref(),
+            host.target.as_deref().or(host.rev_after.as_deref()),
+        )
+    } else {
+        revision(host.rev_before.as_deref(), host.rev_after.as_deref())
+    }
 }
 
 /// `3f2a1c9 -> 77b0e41`, or one short id when the revision did not move.
