@@ -20,6 +20,9 @@ pub enum Command {
     /// Show what a rollout would change on each host, changing nothing (`puppet apply --noop`
     /// on the target revision in a temporary copy).
     Plan(PlanArgs),
+    /// Run an ad-hoc command on the hosts (no lock, no Puppet); identical outputs are shown
+    /// once under their folded host set.
+    Exec(ExecArgs),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
 }
@@ -71,6 +74,20 @@ pub struct PlanArgs {
 
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// The command and its arguments, joined with spaces and run by `sh -c` on each host
+    /// (as `ssh host CMD...` does).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 /// Options every command that runs on hosts shares.

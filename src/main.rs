@@ -19,5 +19,6 @@ fn main() -> ExitCode {
         Command::Hosts(args) => hosts::run(&args),
         Command::Rollout(args) => rollout::rollout(&args),
         Command::Plan(args) => rollout::plan(&args),
+        Command::Exec(args) => rollout::exec(&args),
     }
 }

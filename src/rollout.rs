@@ -16,7 +16,7 @@ use std::path::Path;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{Format, Order, PlanArgs, RolloutArgs, RunArgs, Selection};
+use crate::cli::{ExecArgs, Format, Order, PlanArgs, RolloutArgs, RunArgs, Selection};
 use crate::hosts::select;
 
 /// Exit status of a run ended by SIGINT or SIGTERM, as shells report a SIGINT death.
@@ -37,6 +37,13 @@ pub fn plan(args: &PlanArgs) -> ExitCode {
         rev: args.rev.clone(),
     };
     run(&args.selection, &args.run, mode, args.fail_on_changes)
+}
+
+pub fn exec(args: &ExecArgs) -> ExitCode {
+    let mode = RunMode::Exec {
+        command: args.command.join(" "),
+    };
+    run(&args.selection, &args.run, mode, false)
 }
 
 fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bool) -> ExitCode {
@@ -80,6 +87,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
     let (meta_mode, target_rev) = match &mode {
         RunMode::Rollout { rev } => (Mode::Rollout, rev.clone()),
         RunMode::Plan { rev } => (Mode::Plan, rev.clone()),
+        RunMode::Exec { .. } => (Mode::Exec, None),
     };
     let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
     let options = EngineOptions {

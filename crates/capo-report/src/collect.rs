@@ -95,6 +95,7 @@ impl Collector {
                 "cancelled" => summary.cancelled += 1,
                 "would_change" => summary.would_change += 1,
                 "ahead" => summary.ahead += 1,
+                "ok" => summary.ok += 1,
                 _ => summary.failed += 1,
             }
         }

@@ -126,6 +126,52 @@ pub fn diffs(report: &Report) -> Vec<(String, String, Vec<String>)> {
     out
 }
 
+/// Exec: hosts grouped by identical output (stdout, then stderr) and exit code, as
+/// ClusterShell's `clush -b` gathers them, in first-seen order.
+pub fn outputs(report: &Report) -> Vec<(String, Option<i32>, Vec<String>)> {
+    let mut out: Vec<(String, Option<i32>, Vec<String>)> = Vec::new();
+    for h in &report.hosts {
+        let Some(step) = h.steps.iter().find(|s| s.name == "exec") else {
+            continue;
+        };
+        let text = format!("{}{}", step.stdout_tail, step.stderr_tail);
+        match out
+            .iter_mut()
+            .find(|(t, code, _)| *t == text && *code == step.exit_code)
+        {
+            Some((_, _, hosts)) => hosts.push(h.name.clone()),
+            None => out.push((text, step.exit_code, vec![h.name.clone()])),
+        }
+    }
+    out
+}
+
+/// Exec: the gathered outputs, each under a header naming its folded host set.
+pub fn render_outputs(report: &Report) -> String {
+    let mut out = String::new();
+    for (text, code, hosts) in outputs(report) {
+        let n = hosts.len();
+        let mut header = format!(
+            "{} ({n} host{})",
+            sanitize::line(&fold_to_string(&hosts)),
+            if n == 1 { "" } else { "s" }
+        );
+        match code {
+            Some(0) => {}
+            Some(c) => header.push_str(&format!(", exit {c}")),
+            None => header.push_str(", did not finish"),
+        }
+        let rule = "-".repeat(header.chars().count().min(78));
+        out.push_str(&format!("{rule}\n{header}\n{rule}\n"));
+        out.push_str(&sanitize::block(&text));
+        if !text.is_empty() && !text.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Plan: the incoming commits, grouped by identical list.
 pub fn incoming(report: &Report) -> Vec<(Vec<String>, u64, Vec<String>)> {
     let mut out: Vec<(Vec<String>, u64, Vec<String>)> = Vec::new();

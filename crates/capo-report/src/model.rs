@@ -68,6 +68,9 @@ pub struct Summary {
     /// Already past the target revision; left alone.
     #[serde(default)]
     pub ahead: usize,
+    /// Exec only: the command exited 0.
+    #[serde(default)]
+    pub ok: usize,
     /// Where the fleet's checkouts are after the run: hosts grouped by HEAD, most first.
     #[serde(default)]
     pub revisions: Vec<RevisionCount>,

@@ -6,8 +6,20 @@ use comfy_table::{Cell, ContentArrangement, Table};
 use crate::model::{HostReport, Report};
 use crate::sanitize;
 
-/// Renders the per-host table, the summary line and where the logs are.
+/// Renders the per-host table, the summary line and where the logs are. For `exec`, the
+/// gathered outputs replace the table.
 pub fn render(report: &Report) -> String {
+    if report.mode == "exec" {
+        let mut out = crate::fold::render_outputs(report);
+        out.push_str(&crate::fold::render(report));
+        out.push_str(&summary_line(report));
+        out.push('\n');
+        out.push_str(&format!(
+            "full output of every host: {}/<host>/\n",
+            sanitize::line(&report.run_dir)
+        ));
+        return out;
+    }
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
@@ -47,15 +59,18 @@ pub fn render(report: &Report) -> String {
 /// cancelled counts only when there are any, and the signal if the run was interrupted.
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
-    let mut line = format!(
-        "{} host{}: {} changed, {} unchanged, {} failed, {} unreachable",
-        s.total,
-        if s.total == 1 { "" } else { "s" },
-        s.changed,
-        s.unchanged,
-        s.failed,
-        s.unreachable,
-    );
+    let hosts = format!("{} host{}", s.total, if s.total == 1 { "" } else { "s" });
+    let mut line = if report.mode == "exec" {
+        format!(
+            "{hosts}: {} ok, {} failed, {} unreachable",
+            s.ok, s.failed, s.unreachable
+        )
+    } else {
+        format!(
+            "{hosts}: {} changed, {} unchanged, {} failed, {} unreachable",
+            s.changed, s.unchanged, s.failed, s.unreachable
+        )
+    };
     let extra = [
         (s.would_change, "would change"),
         (s.ahead, "ahead"),

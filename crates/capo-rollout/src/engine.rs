@@ -53,6 +53,11 @@ pub enum RunMode {
         /// `--rev`; without it, the remote branch `git pull` would bring.
         rev: Option<String>,
     },
+    /// Run an ad-hoc command (no lock, no checkout, no Puppet).
+    Exec {
+        /// The remote command line, run by `sh -c` on the host.
+        command: String,
+    },
 }
 
 /// How the engine runs.
@@ -538,11 +543,20 @@ impl HostRun {
             Ok(session) => session,
             Err(verdict) => return verdict,
         };
-        if let RunMode::Plan { rev } = &self.opts.mode {
-            let rev = rev.clone();
-            let verdict = self.plan(&session, rev.as_deref()).await;
-            session.close().await;
-            return verdict;
+        match &self.opts.mode {
+            RunMode::Plan { rev } => {
+                let rev = rev.clone();
+                let verdict = self.plan(&session, rev.as_deref()).await;
+                session.close().await;
+                return verdict;
+            }
+            RunMode::Exec { command } => {
+                let command = command.clone();
+                let verdict = self.exec(&session, &command).await;
+                session.close().await;
+                return verdict;
+            }
+            RunMode::Rollout { .. } => {}
         }
         let verdict = match self.lock(&session).await {
             Ok(holder) => {
@@ -662,8 +676,8 @@ impl HostRun {
         let deadline = settings.command_timeout;
         let holder = self.opts.holder.clone();
         let rev = match &self.opts.mode {
-            RunMode::Rollout { rev } => rev.clone(),
-            RunMode::Plan { rev } => rev.clone(),
+            RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
+            RunMode::Exec { .. } => None,
         };
 
         // Sync: a failed sync means apply does not run.
@@ -715,6 +729,24 @@ impl HostRun {
                 steps::missing_puppet(&settings, &marks).as_ref(),
             ),
             other => other.verdict(&apply),
+        }
+    }
+
+    /// An ad-hoc command: `ok` on exit 0, `failed` otherwise.
+    async fn exec(&mut self, session: &Session, command: &str) -> Verdict {
+        let step = steps::exec(command, self.host.settings.command_timeout);
+        let (record, end, _) = self.run_step(session, &step).await;
+        self.finished(record).await;
+        match end {
+            StepEnd::Exited(0) => (HostStatus::Ok, None),
+            StepEnd::Exited(code) => (
+                HostStatus::Failed,
+                Some(HostError::new(
+                    ErrorKind::Command,
+                    format!("command exited {code}"),
+                )),
+            ),
+            other => other.verdict(&step),
         }
     }
 
@@ -989,6 +1021,7 @@ impl StepEnd {
                 match step.name {
                     StepName::Sync => ErrorKind::Sync,
                     StepName::Apply | StepName::Plan => ErrorKind::Puppet,
+                    StepName::Exec => ErrorKind::Command,
                 },
                 format!("{name} was killed by signal {sig}"),
             ),

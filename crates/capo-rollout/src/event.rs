@@ -15,6 +15,8 @@ pub enum Mode {
     Rollout,
     /// `capo plan`.
     Plan,
+    /// `capo exec`.
+    Exec,
 }
 
 impl Mode {
@@ -23,6 +25,7 @@ impl Mode {
         match self {
             Mode::Rollout => "rollout",
             Mode::Plan => "plan",
+            Mode::Exec => "exec",
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum HostStatus {
     WouldChange,
     /// The checkout is already past the target revision; capo left it alone.
     Ahead,
+    /// Exec only: the command exited 0.
+    Ok,
 }
 
 impl HostStatus {
@@ -39,6 +41,7 @@ impl HostStatus {
             HostStatus::Cancelled => "cancelled",
             HostStatus::WouldChange => "would_change",
             HostStatus::Ahead => "ahead",
+            HostStatus::Ok => "ok",
         }
     }
 
@@ -74,6 +77,8 @@ pub enum ErrorKind {
     /// The run stopped starting hosts: the canary failed, the failure budget ran out, or a
     /// batch was not confirmed.
     Aborted,
+    /// Exec only: the command exited non-zero.
+    Command,
     /// A fault inside capo itself (a bug); the message says what.
     Internal,
 }
@@ -91,6 +96,7 @@ impl ErrorKind {
             ErrorKind::Locked => "locked",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Aborted => "aborted",
+            ErrorKind::Command => "command",
             ErrorKind::Internal => "internal",
         }
     }
@@ -125,6 +131,8 @@ pub enum StepName {
     Apply,
     /// Run `puppet apply --noop` on the target revision in a temporary copy.
     Plan,
+    /// Run an ad-hoc command.
+    Exec,
 }
 
 impl StepName {
@@ -134,6 +142,7 @@ impl StepName {
             StepName::Sync => "sync",
             StepName::Apply => "apply",
             StepName::Plan => "plan",
+            StepName::Exec => "exec",
         }
     }
 }

@@ -308,6 +308,16 @@ pub fn apply(settings: &Settings, holder: &str, deadline: Duration, show_diff: b
     }
 }
 
+/// An ad-hoc command, under the same host-side deadline as every step. Its words are joined
+/// with spaces and run by `sh -c`, as `ssh host CMD...` joins them for the remote shell.
+pub fn exec(command: &str, deadline: Duration) -> Step {
+    Step {
+        name: StepName::Exec,
+        display: command.to_string(),
+        script: deadline_wrapper(command, deadline),
+    }
+}
+
 /// Kills a step's whole process tree (see [`deadline_wrapper`]): TERM, then KILL for whatever
 /// is still there after 2 s.
 pub fn kill(pid: u32) -> String {
