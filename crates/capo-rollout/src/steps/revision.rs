@@ -21,7 +21,8 @@ fn enter_checkout(settings: &Settings) -> String {
         "cd -- {dir} 2>/dev/null || {{ echo '{MARK}fail=no-repo-dir'; exit 1; }}\n\
          {AT_CHECKOUT_TOP} || {{ echo '{MARK}fail=not-a-repo'; exit 1; }}\n\
          b=$(git rev-parse --verify -q HEAD)\n\
-         echo \"{MARK}rev-before=$b\"\n",
+         echo \"{MARK}rev-before=$b\"\n\
+         echo \"{MARK}rev-after=$b\"\n",
         dir = quote(&settings.repo_dir),
     )
 }
@@ -31,16 +32,20 @@ fn enter_checkout(settings: &Settings) -> String {
 /// remote's `branch` when no revision is asked for.
 fn fetch_and_resolve(settings: &Settings, rev: Option<&str>) -> String {
     let remote = &settings.remote;
+    // Explicit refspecs, and tags into the remote's own namespace: fetching writes nothing but
+    // remote-tracking refs (and FETCH_HEAD), never a local branch or tag.
     let fetch = format!(
-        "LC_ALL=C GIT_TERMINAL_PROMPT=0 git fetch --quiet --tags {} || {{ echo '{MARK}fail=fetch'; exit 1; }}\n",
-        quote(remote)
+        "LC_ALL=C GIT_TERMINAL_PROMPT=0 git fetch --quiet --no-tags {} {} {} || {{ echo '{MARK}fail=fetch'; exit 1; }}\n",
+        quote(remote),
+        quote(&format!("+refs/heads/*:refs/remotes/{remote}/*")),
+        quote(&format!("+refs/tags/*:refs/remotes/{remote}/tags/*")),
     );
     let resolve = match rev {
         Some(rev) => format!(
             "t=$(git rev-parse --verify -q {remote_branch} 2>/dev/null || git rev-parse --verify -q {tag} 2>/dev/null || git rev-parse --verify -q {raw} 2>/dev/null)\n\
-             if [ -z \"$t\" ] || [ -z \"$(git for-each-ref --count=1 --contains \"$t\" {remote_refs} refs/tags 2>/dev/null)\" ]; then echo '{MARK}fail=rev-not-found'; exit 1; fi\n",
+             if [ -z \"$t\" ] || [ -z \"$(git for-each-ref --count=1 --contains \"$t\" {remote_refs} 2>/dev/null)\" ]; then echo '{MARK}fail=rev-not-found'; exit 1; fi\n",
             remote_branch = quote(&format!("refs/remotes/{remote}/{rev}^{{commit}}")),
-            tag = quote(&format!("refs/tags/{rev}^{{commit}}")),
+            tag = quote(&format!("refs/remotes/{remote}/tags/{rev}^{{commit}}")),
             raw = quote(&format!("{rev}^{{commit}}")),
             remote_refs = quote(&format!("refs/remotes/{remote}")),
         ),
@@ -79,7 +84,7 @@ pub fn sync_to_rev(settings: &Settings, rev: &str, holder: &str, deadline: Durat
         name: StepName::Sync,
         display: format!(
             "{} && {}",
-            join(["git", "fetch", "--tags", &settings.remote]),
+            join(["git", "fetch", &settings.remote]),
             join(["git", "merge", "--ff-only", rev])
         ),
         script: deadline_wrapper(&inner, deadline),
@@ -94,7 +99,7 @@ pub fn plan(settings: &Settings, rev: Option<&str>, deadline: Duration, show_dif
     let noop = [lit("--noop")];
     let command = apply_command(settings, &noop);
     let inner = format!(
-        "{enter}echo \"{MARK}rev-after=$b\"\n{resolve}\
+        "{enter}{resolve}\
          if [ -n \"$b\" ] && [ \"$b\" != \"$t\" ] && git merge-base --is-ancestor \"$t\" \"$b\"; then echo '{MARK}ahead=1'; exit 0; fi\n\
          if [ -n \"$b\" ] && ! git merge-base --is-ancestor \"$b\" \"$t\"; then {DIVERGED}exit 1; fi\n\
          if [ -n \"$b\" ]; then range=\"$b..$t\"; else range=\"$t\"; fi\n\
