@@ -157,8 +157,52 @@ pub struct RunArgs {
     pub events: Option<PathBuf>,
 
     /// Print no progress, only the final report.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Also stream every host's output as it comes, each line prefixed with the host name.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Select the hosts that ended with these statuses in the last run (its report in
+    /// --runs-dir), e.g. `failed,unreachable`; combines with --limit.
+    #[arg(long, value_name = "STATUSES", value_delimiter = ',')]
+    pub rerun: Vec<RerunStatus>,
+}
+
+/// Statuses `--rerun` selects by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum RerunStatus {
+    /// A step failed.
+    Failed,
+    /// Could not connect.
+    Unreachable,
+    /// Puppet changed something.
+    Changed,
+    /// Puppet changed nothing.
+    Unchanged,
+    /// Never started.
+    Skipped,
+    /// Cut short.
+    Cancelled,
+    /// Plan: would change.
+    WouldChange,
+}
+
+impl RerunStatus {
+    /// The status as the report writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RerunStatus::Failed => "failed",
+            RerunStatus::Unreachable => "unreachable",
+            RerunStatus::Changed => "changed",
+            RerunStatus::Unchanged => "unchanged",
+            RerunStatus::Skipped => "skipped",
+            RerunStatus::Cancelled => "cancelled",
+            RerunStatus::WouldChange => "would_change",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

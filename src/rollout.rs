@@ -22,6 +22,9 @@ use crate::hosts::select;
 /// Exit status of a run ended by SIGINT or SIGTERM, as shells report a SIGINT death.
 const EXIT_INTERRUPTED: u8 = 130;
 
+/// The report every run keeps in its run directory.
+const RUN_REPORT: &str = "report.json";
+
 /// Exit status of `capo plan --fail-on-changes` when a host would change and none failed.
 const EXIT_WOULD_CHANGE: u8 = 3;
 
@@ -51,6 +54,21 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         Ok(v) => v,
         Err(code) => return code,
     };
+    if !args.rerun.is_empty() {
+        match rerun_selection(&args.runs_dir, &args.rerun) {
+            Ok(names) => hosts.retain(|h| names.contains(&h.name)),
+            Err(e) => {
+                eprintln!("capo: --rerun: {e}");
+                return ExitCode::from(crate::EXIT_USAGE);
+            }
+        }
+        if hosts.is_empty() {
+            eprintln!(
+                "capo: --rerun: none of those hosts is selected by this inventory and --limit"
+            );
+            return ExitCode::from(crate::EXIT_USAGE);
+        }
+    }
     // Without a terminal there is nobody to answer: refuse rather than hang.
     if args.confirm && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         eprintln!(
@@ -95,6 +113,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         confirm: args.confirm.then_some(confirm_tx),
         mode,
         show_diff: args.show_diff,
+        stream_output: args.verbose,
         meta: RunMeta {
             run_id,
             mode: meta_mode,
@@ -121,6 +140,8 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
     let grace = args.grace;
     let verbosity = if args.quiet {
         Verbosity::Quiet
+    } else if args.verbose {
+        Verbosity::Verbose
     } else {
         Verbosity::Normal
     };
@@ -178,6 +199,11 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
     } else {
         ExitCode::SUCCESS
     };
+    // Every run keeps its report beside its logs; `--rerun` reads it from there.
+    let kept = Path::new(&report.run_dir).join(RUN_REPORT);
+    if let Err(e) = capo_report::json::write_atomic(&report, &kept) {
+        eprintln!("capo: {e}");
+    }
     if let Some(path) = &args.report {
         if let Err(e) = capo_report::json::write_atomic(&report, path) {
             eprintln!("capo: {e}");
@@ -259,6 +285,42 @@ async fn watch_signals(
             _ = term.recv() => {}
         }
     }
+}
+
+/// The hosts of the newest run under `runs_dir` whose status is one of
+/// `statuses`.
+fn rerun_selection(
+    runs_dir: &Path,
+    statuses: &[crate::cli::RerunStatus],
+) -> Result<std::collections::HashSet<String>, String> {
+    // The newest report by modification time: run ids started in the same second do not
+    // sort by time.
+    let last = std::fs::read_dir(runs_dir)
+        .map_err(|e| format!("no previous run in {} ({e})", runs_dir.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join(RUN_REPORT))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .ok_or_else(|| format!("no previous run with a report in {}", runs_dir.display()))?;
+    let text = std::fs::read_to_string(&last).map_err(|e| format!("{}: {e}", last.display()))?;
+    let report: capo_report::Report =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", last.display()))?;
+    let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let names: std::collections::HashSet<String> = report
+        .hosts
+        .iter()
+        .filter(|h| wanted.contains(&h.status.as_str()))
+        .map(|h| h.name.clone())
+        .collect();
+    if names.is_empty() {
+        return Err(format!(
+            "the last run ({}) has no {} hosts",
+            report.run_id,
+            wanted.join(" or ")
+        ));
+    }
+    Ok(names)
 }
 
 /// Asks on the terminal before each batch (`--confirm`). Reading stdin blocks, so it happens

@@ -56,7 +56,8 @@ impl Collector {
             | Event::StepStarted { .. }
             | Event::StepFinished { .. }
             | Event::BatchStarted { .. }
-            | Event::BatchFinished { .. } => {}
+            | Event::BatchFinished { .. }
+            | Event::Output { .. } => {}
         }
     }
 

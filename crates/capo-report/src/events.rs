@@ -69,6 +69,20 @@ impl EventLog {
 pub fn to_json(event: &Event, now: DateTime<Utc>) -> Value {
     let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     match event {
+        // Only sent with -v; the text as lossy UTF-8 (the run's log files keep the raw bytes).
+        Event::Output {
+            host,
+            step,
+            stderr,
+            bytes,
+        } => json!({
+            "event": "output",
+            "time": time(now),
+            "host": host,
+            "step": step.as_str(),
+            "stream": if *stderr { "stderr" } else { "stdout" },
+            "text": String::from_utf8_lossy(bytes),
+        }),
         Event::RunStarted {
             meta,
             hosts,

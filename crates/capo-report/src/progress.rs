@@ -19,6 +19,8 @@ pub enum Verbosity {
     Quiet,
     /// The default.
     Normal,
+    /// Also every host's output, line by line, prefixed with the host name.
+    Verbose,
 }
 
 /// A progress reporter; feed it every event.
@@ -34,10 +36,11 @@ pub enum Progress {
 impl Progress {
     /// The reporter for a terminal (`tty`) or not, at a verbosity.
     pub fn new(tty: bool, verbosity: Verbosity) -> Progress {
+        let lines = (verbosity == Verbosity::Verbose).then(Lines::default);
         match (verbosity, tty) {
             (Verbosity::Quiet, _) => Progress::Silent,
-            (Verbosity::Normal, false) => Progress::Plain(Plain::default()),
-            (Verbosity::Normal, true) => Progress::Bars(Box::new(Bars::new())),
+            (_, false) => Progress::Plain(Plain { width: 0, lines }),
+            (_, true) => Progress::Bars(Box::new(Bars::new(lines))),
         }
     }
 
@@ -78,15 +81,67 @@ pub fn host_line(outcome: &HostOutcome, width: usize) -> String {
     line.trim_end().to_string()
 }
 
+/// Assembles streamed output chunks into whole lines per host and stream (`-v`).
+#[derive(Debug, Default)]
+pub struct Lines {
+    partial: HashMap<(String, bool), Vec<u8>>,
+}
+
+/// Longest partial line kept before it is shown anyway.
+const MAX_LINE: usize = 4096;
+
+impl Lines {
+    /// Complete lines in this chunk, as `host | line` (sanitized); capo's marker lines are
+    /// left out.
+    fn take(&mut self, host: &str, stderr: bool, bytes: &[u8], width: usize) -> Vec<String> {
+        let buf = self.partial.entry((host.to_string(), stderr)).or_default();
+        buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(at) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=at).collect();
+            out.push(line);
+        }
+        if buf.len() > MAX_LINE {
+            out.push(std::mem::take(buf));
+        }
+        out.into_iter()
+            .filter(|l| !l.starts_with(b"::capo:"))
+            .map(|l| {
+                let text = String::from_utf8_lossy(&l);
+                let text = text.trim_end_matches(['\n', '\r']);
+                format!(
+                    "{:<width$} | {}",
+                    sanitize::line(host),
+                    sanitize::line(text)
+                )
+            })
+            .collect()
+    }
+}
+
 /// Plain lines, for logs: nothing but text and newlines.
 #[derive(Debug, Default)]
 pub struct Plain {
     width: usize,
+    lines: Option<Lines>,
 }
 
 impl Plain {
     fn observe(&mut self, event: &Event) {
         match event {
+            Event::Output {
+                host,
+                stderr,
+                bytes,
+                ..
+            } => {
+                if let Some(lines) = self.lines.as_mut() {
+                    let mut err = std::io::stderr().lock();
+                    for line in lines.take(host, *stderr, bytes, self.width) {
+                        let _ = writeln!(err, "{line}");
+                    }
+                }
+            }
             Event::RunStarted { hosts, .. } => {
                 self.width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
             }
@@ -102,6 +157,7 @@ impl Plain {
 
 /// The terminal display.
 pub struct Bars {
+    lines: Option<Lines>,
     multi: MultiProgress,
     main: ProgressBar,
     hosts: HashMap<String, (ProgressBar, Instant)>,
@@ -111,7 +167,7 @@ pub struct Bars {
 }
 
 impl Bars {
-    fn new() -> Bars {
+    fn new(lines: Option<Lines>) -> Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let main = multi.add(ProgressBar::new(0));
         main.set_style(
@@ -120,6 +176,7 @@ impl Bars {
         );
         main.enable_steady_tick(Duration::from_millis(200));
         Bars {
+            lines,
             multi,
             main,
             hosts: HashMap::new(),
@@ -154,6 +211,18 @@ impl Bars {
 
     fn observe(&mut self, event: &Event) {
         match event {
+            Event::Output {
+                host,
+                stderr,
+                bytes,
+                ..
+            } => {
+                if let Some(lines) = self.lines.as_mut() {
+                    for line in lines.take(host, *stderr, bytes, self.width) {
+                        let _ = self.multi.println(line);
+                    }
+                }
+            }
             Event::RunStarted { hosts, .. } => {
                 self.main.set_length(hosts.len() as u64);
                 self.width = hosts.iter().map(|h| h.chars().count()).max().unwrap_or(0);
@@ -226,6 +295,17 @@ mod tests {
             incoming: None,
             puppet: None,
         }
+    }
+
+    #[test]
+    fn streamed_chunks_become_prefixed_sanitized_lines() {
+        let mut lines = Lines::default();
+        assert!(lines.take("h1", false, b"::capo:pid=4\npart", 3).is_empty());
+        assert_eq!(
+            lines.take("h1", false, b"ial\n\x1b[2Jnext\n", 3),
+            ["h1  | partial", "h1  | \\x1b[2Jnext"]
+        );
+        assert_eq!(lines.take("h2", true, b"err\r\n", 3), ["h2  | err"]);
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct EngineOptions {
     pub mode: RunMode,
     /// Ask Puppet for file content diffs (`--show_diff`).
     pub show_diff: bool,
+    /// Send every output chunk as an event (`-v`).
+    pub stream_output: bool,
     /// Facts passed through to reporters; `run_dir` is also where logs go.
     pub meta: RunMeta,
     /// At most this many hosts at a time.
@@ -891,6 +893,8 @@ impl HostRun {
         let mut err = Capture::create(&log("stderr"), tail_bytes).await;
         let mut head = Vec::new();
         let timeout = self.host.settings.command_timeout;
+        let stream = self.opts.stream_output;
+        let (emit, host) = (&self.emit, self.host.name.as_str());
 
         let end = {
             let streamed = async {
@@ -907,8 +911,16 @@ impl HostRun {
                                 head.extend_from_slice(&bytes[..take]);
                             }
                             out.write(&bytes).await;
+                            if stream {
+                                emit.send(output(host, step.name, false, &bytes)).await;
+                            }
                         }
-                        ExecEvent::Stderr(bytes) => err.write(&bytes).await,
+                        ExecEvent::Stderr(bytes) => {
+                            err.write(&bytes).await;
+                            if stream {
+                                emit.send(output(host, step.name, true, &bytes)).await;
+                            }
+                        }
                         ExecEvent::Exit(s) => status = Some(s),
                     }
                 }
@@ -973,6 +985,16 @@ impl HostRun {
             stderr_tail,
         };
         (record, end, marks)
+    }
+}
+
+/// An `Output` event for `-v`.
+fn output(host: &str, step: StepName, stderr: bool, bytes: &[u8]) -> Event {
+    Event::Output {
+        host: host.to_string(),
+        step,
+        stderr,
+        bytes: bytes.to_vec(),
     }
 }
 

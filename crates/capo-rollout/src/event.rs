@@ -71,6 +71,18 @@ pub enum Event {
         /// The step.
         step: StepName,
     },
+    /// A chunk of a step's output (only with `EngineOptions::stream_output`); raw bytes, not
+    /// line-aligned, capo's marker lines included.
+    Output {
+        /// Host name.
+        host: String,
+        /// The step.
+        step: StepName,
+        /// `true` for stderr.
+        stderr: bool,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
     /// A step ended (in any way).
     StepFinished {
         /// Host name.
