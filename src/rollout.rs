@@ -138,6 +138,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         }
     };
     let grace = args.grace;
+    let confirming = args.confirm;
     let verbosity = if args.quiet {
         Verbosity::Quiet
     } else if args.verbose {
@@ -163,7 +164,9 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         let (tx, mut rx) = mpsc::channel(1024);
         let engine = tokio::spawn(capo_rollout::run(hosts, options, tx, stop_rx));
         let mut collector = Collector::new();
-        let mut progress = Progress::new(std::io::stderr().is_terminal(), verbosity);
+        // Bars redraw the terminal and would erase a --confirm question: use plain lines then.
+        let bars = std::io::stderr().is_terminal() && !confirming;
+        let mut progress = Progress::new(bars, verbosity);
         while let Some(event) = rx.recv().await {
             collector.observe(&event);
             progress.observe(&event);

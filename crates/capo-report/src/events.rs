@@ -48,7 +48,7 @@ impl EventLog {
         self.write_at(event, Utc::now())
     }
 
-    /// Like [`EventLog::write`], with `now` as the time of events that carry none.
+    /// Like [`EventLog::write`], with `now` as the time stamped on the event.
     pub fn write_at(&mut self, event: &Event, now: DateTime<Utc>) -> io::Result<()> {
         let mut line = serde_json::to_vec(&to_json(event, now)).map_err(io::Error::other)?;
         line.push(b'\n');
@@ -64,8 +64,8 @@ impl EventLog {
     }
 }
 
-/// The JSON object for one event (see the module documentation), with `now` as the time of
-/// events that carry none.
+/// The JSON object for one event (see the module documentation), stamped `now`: every event is
+/// stamped when written, so times in the file never go backwards.
 pub fn to_json(event: &Event, now: DateTime<Utc>) -> Value {
     let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     match event {
@@ -86,10 +86,10 @@ pub fn to_json(event: &Event, now: DateTime<Utc>) -> Value {
         Event::RunStarted {
             meta,
             hosts,
-            started_at,
+            started_at: _,
         } => json!({
             "event": "run_started",
-            "time": time(*started_at),
+            "time": time(now),
             "run_id": meta.run_id,
             "mode": meta.mode.as_str(),
             "hosts": hosts,
@@ -138,12 +138,12 @@ pub fn to_json(event: &Event, now: DateTime<Utc>) -> Value {
             "index": index,
         }),
         Event::RunFinished {
-            finished_at,
+            finished_at: _,
             duration,
             halted,
         } => json!({
             "event": "run_finished",
-            "time": time(*finished_at),
+            "time": time(now),
             "duration_ms": millis(*duration),
             "halted": halted,
         }),
@@ -250,7 +250,7 @@ mod tests {
             .map(|l| serde_json::from_str(l).expect("each line is JSON"))
             .collect();
         let expected = [
-            json!({"event": "run_started", "time": "2026-11-29T22:45:01.000Z", "run_id": "r1",
+            json!({"event": "run_started", "time": "2026-11-29T22:45:02.000Z", "run_id": "r1",
                    "mode": "rollout", "hosts": ["web\u{1b}01", "web02"]}),
             json!({"event": "batch_started", "time": "2026-11-29T22:45:02.000Z", "index": 0,
                    "hosts": ["web\u{1b}01"]}),
@@ -265,7 +265,7 @@ mod tests {
                    "error": {"kind": "sync", "message": "checkout diverged"},
                    "duration_ms": 1234, "rev_before": "3f2a1c9", "rev_after": null}),
             json!({"event": "batch_finished", "time": "2026-11-29T22:45:02.000Z", "index": 0}),
-            json!({"event": "run_finished", "time": "2026-11-29T22:45:03.500Z",
+            json!({"event": "run_finished", "time": "2026-11-29T22:45:02.000Z",
                    "duration_ms": 2499, "halted": "the canary failed (web01)"}),
         ];
         assert_eq!(lines, expected);

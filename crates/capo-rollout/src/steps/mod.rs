@@ -62,19 +62,33 @@ stop_tree() {\n\
 /// kills the step's whole process tree at the deadline and says so with a `deadline` marker.
 /// (OpenSSH ignores signal requests for root and a closed channel does not stop a command, so
 /// stopping must happen on the host.)
+///
+/// The watchdog runs in its own session (`setsid`), so when the step ends first the wrapper
+/// stops it by killing its process group: that cannot miss a `sleep` it has just forked, which
+/// would otherwise keep the channel open until the deadline. A very quick step can end before
+/// the watchdog has called `setsid`; the wrapper waits (at most 2 s, normally a few ms) until
+/// its group exists.
 fn deadline_wrapper(inner: &str, deadline: Duration) -> String {
     let secs = format!("{:.3}", deadline.as_secs_f64());
     let inner = quote(inner);
+    let watchdog = quote(&format!(
+        "{TREE_FN}sleep \"$1\"\nt=$(tree \"$2\")\nprintf '\\n{MARK}deadline=%s\\n' \"$1\"\nstop_tree \"$t\"\n"
+    ));
     sh_c(&format!(
         "echo \"{MARK}pid=$$\"\n\
          {TREE_FN}\
          sh -c {inner} &\n\
          c=$!\n\
-         ( sleep {secs}; t=$(tree $c); printf '\\n{MARK}deadline=%s\\n' {secs}; stop_tree \"$t\" ) &\n\
+         if command -v setsid >/dev/null 2>&1; then setsid sh -c {watchdog} capo-watchdog {secs} $c & else sh -c {watchdog} capo-watchdog {secs} $c & fi\n\
          w=$!\n\
          wait $c\n\
          rc=$?\n\
-         kill $(tree $w) 2>/dev/null\n\
+         if command -v setsid >/dev/null 2>&1; then\n\
+           i=0; while ! kill -0 -$w 2>/dev/null && kill -0 $w 2>/dev/null && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done\n\
+           {{ kill -TERM -$w; wait $w; }} 2>/dev/null\n\
+         else\n\
+           {{ kill -TERM $(tree $w); wait $w; }} 2>/dev/null\n\
+         fi\n\
          exit $rc\n"
     ))
 }
