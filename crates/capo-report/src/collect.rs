@@ -83,23 +83,7 @@ impl Collector {
                 None => lost_host(name, &meta.run_dir),
             })
             .collect();
-        let mut summary = Summary {
-            total: hosts.len(),
-            ..Summary::default()
-        };
-        for h in &hosts {
-            match h.status.as_str() {
-                "unchanged" => summary.unchanged += 1,
-                "changed" => summary.changed += 1,
-                "unreachable" => summary.unreachable += 1,
-                "skipped" => summary.skipped += 1,
-                "cancelled" => summary.cancelled += 1,
-                "would_change" => summary.would_change += 1,
-                "ahead" => summary.ahead += 1,
-                "ok" => summary.ok += 1,
-                _ => summary.failed += 1,
-            }
-        }
+        let mut summary = Summary::of(&hosts);
         summary.revisions = revisions(&hosts);
         Some(Report {
             schema: SCHEMA.to_string(),

@@ -273,22 +273,7 @@ mod tests {
     }
 
     fn report(hosts: Vec<HostReport>) -> Report {
-        let mut summary = Summary {
-            total: hosts.len(),
-            ..Summary::default()
-        };
-        for h in &hosts {
-            match h.status.as_str() {
-                "unchanged" => summary.unchanged += 1,
-                "changed" => summary.changed += 1,
-                "unreachable" => summary.unreachable += 1,
-                "skipped" => summary.skipped += 1,
-                "cancelled" => summary.cancelled += 1,
-                "would_change" => summary.would_change += 1,
-                "ahead" => summary.ahead += 1,
-                _ => summary.failed += 1,
-            }
-        }
+        let summary = Summary::of(&hosts);
         Report {
             schema: crate::SCHEMA.into(),
             run_id: "r1".into(),

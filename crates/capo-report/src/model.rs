@@ -76,6 +76,31 @@ pub struct Summary {
     pub revisions: Vec<RevisionCount>,
 }
 
+impl Summary {
+    /// Counts per status of `hosts` (`revisions` left empty); an unknown status counts as
+    /// failed, so nothing is ever lost from the totals.
+    pub fn of(hosts: &[HostReport]) -> Summary {
+        let mut summary = Summary {
+            total: hosts.len(),
+            ..Summary::default()
+        };
+        for h in hosts {
+            match h.status.as_str() {
+                "unchanged" => summary.unchanged += 1,
+                "changed" => summary.changed += 1,
+                "unreachable" => summary.unreachable += 1,
+                "skipped" => summary.skipped += 1,
+                "cancelled" => summary.cancelled += 1,
+                "would_change" => summary.would_change += 1,
+                "ahead" => summary.ahead += 1,
+                "ok" => summary.ok += 1,
+                _ => summary.failed += 1,
+            }
+        }
+        summary
+    }
+}
+
 /// Hosts whose checkout is at one commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevisionCount {
