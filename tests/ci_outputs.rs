@@ -6,10 +6,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use common::run::{self, Run};
+use common::tmux::{sh_quote, Tmux};
 use common::Fleet;
 
 fn path_arg(p: &Path) -> &str {
@@ -764,85 +765,6 @@ fn plain_lines_pad_names_to_the_longest_and_show_skipped_hosts() {
 // ---------------------------------------------------------------------------------------------
 // Under a terminal: tmux
 
-/// A tmux server of our own (its own socket), killed on drop, also when the test panics.
-struct Tmux {
-    socket: PathBuf,
-    session: String,
-}
-
-impl Tmux {
-    /// Starts `command` (run by the shell) in a detached 120x30 session.
-    fn start(command: &str) -> Tmux {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let id = format!("capo-test-{}-{nanos}", std::process::id());
-        // a socket of our own, not under /tmp/tmux-UID, so that drop can remove it
-        let tmux = Tmux {
-            socket: std::env::temp_dir().join(format!("{id}.tmux")),
-            session: id,
-        };
-        let out = tmux
-            .cmd()
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &tmux.session,
-                "-x",
-                "120",
-                "-y",
-                "30",
-            ])
-            .arg(command)
-            .output()
-            .expect("run tmux (is it installed?)");
-        assert!(
-            out.status.success(),
-            "tmux new-session: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tmux
-    }
-
-    fn cmd(&self) -> Command {
-        let mut cmd = Command::new("tmux");
-        cmd.arg("-S").arg(&self.socket).stdin(Stdio::null());
-        cmd
-    }
-
-    /// The visible pane, one string per row, escape sequences left out.
-    fn capture(&self) -> Vec<String> {
-        let out = self
-            .cmd()
-            .args(["capture-pane", "-p", "-t", &self.session])
-            .output()
-            .expect("tmux capture-pane");
-        assert!(
-            out.status.success(),
-            "tmux capture-pane: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").output();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-/// Single-quoted for sh.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 fn is_bar(row: &str) -> bool {
     row.contains("/3 hosts")
 }
@@ -863,7 +785,7 @@ fn under_a_terminal_a_live_bar_then_the_table_and_no_leftover_bar() {
     let mut last_bar_row = None;
     let mut saw_host_in_flight = false;
     let final_pane = loop {
-        let pane = tmux.capture();
+        let pane: Vec<String> = tmux.capture().lines().map(str::to_string).collect();
         if pane.iter().any(|r| r.starts_with("CAPO-EXIT=")) {
             break pane;
         }

@@ -9,10 +9,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use common::run::{self, all, pairs, Run};
+use common::tmux::{sh_quote, Tmux};
 use common::Fleet;
 use serde_json::Value;
 
@@ -809,109 +810,6 @@ fn exec_output_is_the_commands_alone_and_ends_with_it_run_after_run() {
 
 // ---------------------------------------------------------------------------------------------
 // --confirm under a terminal (tmux)
-
-/// A tmux server of our own (its own socket), killed on drop, also when the test panics.
-struct Tmux {
-    socket: PathBuf,
-    session: String,
-}
-
-impl Tmux {
-    /// Starts `command` (run by the shell) in a detached 120x30 session.
-    fn start(command: &str) -> Tmux {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let id = format!("capo-op-{}-{nanos}", std::process::id());
-        // a socket of our own, not under /tmp/tmux-UID, so that drop can remove it
-        let tmux = Tmux {
-            socket: std::env::temp_dir().join(format!("{id}.tmux")),
-            session: id,
-        };
-        let out = tmux
-            .cmd()
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &tmux.session,
-                "-x",
-                "120",
-                "-y",
-                "30",
-            ])
-            .arg(command)
-            .output()
-            .expect("run tmux (is it installed?)");
-        assert!(
-            out.status.success(),
-            "tmux new-session: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tmux
-    }
-
-    fn cmd(&self) -> Command {
-        let mut cmd = Command::new("tmux");
-        cmd.arg("-S").arg(&self.socket).stdin(Stdio::null());
-        cmd
-    }
-
-    /// The visible pane, escape sequences left out.
-    fn capture(&self) -> String {
-        let out = self
-            .cmd()
-            .args(["capture-pane", "-p", "-t", &self.session])
-            .output()
-            .expect("tmux capture-pane");
-        assert!(out.status.success(), "tmux capture-pane failed");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Types `text` and Enter.
-    fn type_line(&self, text: &str) {
-        let status = self
-            .cmd()
-            .args(["send-keys", "-t", &self.session, "-l", text])
-            .status()
-            .expect("tmux send-keys");
-        assert!(status.success());
-        let status = self
-            .cmd()
-            .args(["send-keys", "-t", &self.session, "Enter"])
-            .status()
-            .expect("tmux send-keys");
-        assert!(status.success());
-    }
-
-    /// Polls the pane until `pred` holds; panics with the pane after `limit`.
-    fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let pane = self.capture();
-            if pred(&pane) {
-                return pane;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} within {limit:?}; pane:\n{pane}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").output();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
 
 /// `cd FLEET && CAPO_INVENTORY=INV capo ARGS; echo CAPO-EXIT=$?; sleep 60`, for tmux.
 fn in_terminal(fleet: &Fleet, inventory: &Path, args: &str) -> String {

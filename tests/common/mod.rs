@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod run;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
