@@ -11,7 +11,7 @@ cargo build --release --locked
 capo="$root/target/release/capo"
 
 dir=$(mktemp -d /tmp/capo-demo.XXXXXX)
-trap 'tests/fleet/fleet.sh down --dir "$dir" --purge >/dev/null 2>&1 || true' EXIT
+trap '"$root/tests/fleet/fleet.sh" down --dir "$dir" --purge >/dev/null 2>&1 || true' EXIT
 FLEET_QUIET=1 tests/fleet/fleet.sh up 5 --dir "$dir" >/dev/null
 cd "$dir"
 
