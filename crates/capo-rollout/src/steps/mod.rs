@@ -267,11 +267,6 @@ fn render_display(words: &[Word], root: &str) -> String {
     }))
 }
 
-/// The words of the `puppet apply` command line, with paths made absolute under `repo_dir`.
-pub fn apply_words(settings: &Settings) -> String {
-    render_display(&apply_command(settings, &[]), &settings.repo_dir)
-}
-
 /// Puppet options that send its run summary, run report, state and a JSON log into a results
 /// directory (the words' [`Piece::Root`]), where capo reads them back: capo's runs never
 /// overwrite Puppet's own last-run files, and a plan leaves no trace in Puppet's state.
