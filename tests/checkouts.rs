@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::run::on_host;
 use common::run::{self, Run};
 use common::Fleet;
 
@@ -17,19 +18,6 @@ fn step_names(run: &Run, name: &str) -> Vec<String> {
         .iter()
         .map(|s| s["name"].as_str().unwrap_or("?").to_string())
         .collect()
-}
-
-/// `sh -c CMD` inside the host; panics unless it succeeds; returns its stdout, trimmed.
-fn on_host(fleet: &Fleet, name: &str, cmd: &str) -> String {
-    let out = fleet.host_exec(name, cmd);
-    assert!(
-        out.status.success(),
-        "{name}: {cmd} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// `git status --porcelain` of the host's checkout.

@@ -10,15 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::run::path_arg;
 use common::run::{self, all, Run};
 use common::Fleet;
 
 /// An apply that takes 30 s (an `exec` always runs).
 const SLOW_MANIFEST: &str = "node default { exec { 'slow': command => '/bin/sleep 30' } }";
-
-fn path_arg(path: &Path) -> &str {
-    path.to_str().expect("fleet paths are UTF-8")
-}
 
 /// `capo rollout -i INVENTORY EXTRA...`, to the end.
 fn rollout_with(fleet: &Fleet, inventory: &Path, extra: &[&str]) -> Run {

@@ -13,24 +13,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::run::{self, all, pairs, Run};
+use common::run::{inventory_with_puppet, path_arg};
 use common::tmux::{sh_quote, Tmux};
 use common::Fleet;
 use serde_json::Value;
-
-fn path_arg(p: &Path) -> &str {
-    p.to_str().expect("fleet paths are UTF-8")
-}
-
-/// The fleet's inventory with `puppet = "PROGRAM"` set on each of `hosts`.
-fn inventory_with_puppet(fleet: &Fleet, settings: &[(&str, &str)]) -> PathBuf {
-    let mut text = std::fs::read_to_string(&fleet.inventory).expect("inventory");
-    for (host, program) in settings {
-        let header = format!("[hosts.{host}]\n");
-        assert!(text.contains(&header), "no {header:?} in the inventory");
-        text = text.replacen(&header, &format!("{header}puppet = \"{program}\"\n"), 1);
-    }
-    fleet.write_inventory(&text)
-}
 
 /// The fleet's inventory with `puppet = "/bin/false"` on each of `hosts`.
 fn inventory_breaking(fleet: &Fleet, hosts: &[&str]) -> PathBuf {

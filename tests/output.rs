@@ -12,6 +12,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::run::path_arg;
 use common::run::{self, Run};
 use common::Fleet;
 use serde_json::Value;
@@ -35,10 +36,6 @@ fn put_script(fleet: &Fleet, host: &str, name: &str, body: &str) -> String {
 /// An inventory whose `puppet` is `script`.
 fn inventory_running(fleet: &Fleet, script: &str) -> PathBuf {
     run::inventory_with(fleet, &[("puppet", &format!("\"{script}\""))])
-}
-
-fn path_arg(p: &Path) -> &str {
-    p.to_str().expect("fleet paths are UTF-8")
 }
 
 /// The step named `name` of host `host` in the report.

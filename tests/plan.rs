@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::run::{self, Run};
+use common::run::{git, on_host, on_host_raw};
 use common::Fleet;
 use serde_json::json;
 
@@ -19,36 +20,6 @@ const INDEX: &str = "modules/capo_demo/files/index.html";
 const INDEX_RESOURCE: &str = "File[/srv/managed/www/index.html]";
 const NEW_INDEX: &str = "<html><body><h1>capo demo web, second release</h1></body></html>\n";
 const SUBJECT: &str = "New index page";
-
-/// `sh -c CMD` inside the host; panics unless it succeeds; returns its stdout (untrimmed).
-fn on_host(fleet: &Fleet, name: &str, cmd: &str) -> String {
-    let out = fleet.host_exec(name, cmd);
-    assert!(
-        out.status.success(),
-        "{name}: {cmd} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `git ARGS` on the real machine, with no user or system configuration; its stdout.
-fn git(args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn sha256(bytes: &[u8]) -> String {
     let mut child = Command::new("sha256sum")
@@ -192,7 +163,7 @@ fn snapshot(fleet: &Fleet, name: &str) -> BTreeMap<String, Vec<u8>> {
     snap.insert("HEAD sha".into(), fleet.checkout_head(name).into_bytes());
     snap.insert(
         "git status --porcelain".into(),
-        on_host(
+        on_host_raw(
             fleet,
             name,
             "cd /srv/puppet && git --no-optional-locks status --porcelain",

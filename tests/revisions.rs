@@ -6,44 +6,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 
 use common::run::{self, Run};
+use common::run::{git, on_host};
 use common::Fleet;
 use serde_json::json;
 
 const INDEX: &str = "modules/capo_demo/files/index.html";
 const MESSAGE: &str = "modules/capo_demo/files/message.txt";
-
-/// `sh -c CMD` inside the host; panics unless it succeeds; returns its stdout, trimmed.
-fn on_host(fleet: &Fleet, name: &str, cmd: &str) -> String {
-    let out = fleet.host_exec(name, cmd);
-    assert!(
-        out.status.success(),
-        "{name}: {cmd} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// `git ARGS` on the real machine, with no user or system configuration; its stdout, trimmed.
-fn git(args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// `git rev-parse REV` in the fleet's origin.git.
 fn origin_rev(fleet: &Fleet, rev: &str) -> String {

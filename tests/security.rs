@@ -9,14 +9,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::run::path_arg;
 use common::run::{self, all, Run};
 use common::Fleet;
 
 const NAMES: [&str; 3] = ["host01", "host02", "host03"];
-
-fn path_arg(p: &Path) -> &str {
-    p.to_str().expect("fleet paths are UTF-8")
-}
 
 /// `SHA256:...` of a public key file, as `ssh-keygen -lf` prints it.
 fn fingerprint(pub_file: &Path) -> String {

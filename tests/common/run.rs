@@ -241,3 +241,59 @@ pub fn assert_nothing_left(fleet: &Fleet, name: &str) {
         fleet.procs(name)
     );
 }
+
+/// A path as a command-line argument (the fleet's paths are UTF-8).
+#[allow(dead_code)]
+pub fn path_arg(p: &Path) -> &str {
+    p.to_str().expect("fleet paths are UTF-8")
+}
+
+/// `sh -c CMD` inside the host; panics unless it succeeds; returns its stdout as is.
+#[allow(dead_code)]
+pub fn on_host_raw(fleet: &Fleet, name: &str, cmd: &str) -> String {
+    let out = fleet.host_exec(name, cmd);
+    assert!(
+        out.status.success(),
+        "{name}: {cmd} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `sh -c CMD` inside the host; panics unless it succeeds; returns its stdout, trimmed.
+#[allow(dead_code)]
+pub fn on_host(fleet: &Fleet, name: &str, cmd: &str) -> String {
+    on_host_raw(fleet, name, cmd).trim().to_string()
+}
+
+/// `git ARGS` on the real machine, with no user or system configuration; its stdout, trimmed.
+#[allow(dead_code)]
+pub fn git(args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The fleet's inventory with `puppet = "PROGRAM"` set on each listed host.
+#[allow(dead_code)]
+pub fn inventory_with_puppet(fleet: &Fleet, settings: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(&fleet.inventory).expect("inventory");
+    for (host, program) in settings {
+        let header = format!("[hosts.{host}]\n");
+        assert!(text.contains(&header), "no {header:?} in the inventory");
+        text = text.replacen(&header, &format!("{header}puppet = \"{program}\"\n"), 1);
+    }
+    fleet.write_inventory(&text)
+}
