@@ -67,7 +67,10 @@ stop_tree() {\n\
 /// stops it by killing its process group: that cannot miss a `sleep` it has just forked, which
 /// would otherwise keep the channel open until the deadline. A very quick step can end before
 /// the watchdog has called `setsid`; the wrapper waits (at most 2 s, normally a few ms) until
-/// its group exists.
+/// its group exists. The group is signalled once more after the watchdog is reaped: `dash`
+/// blocks every signal while it vforks a command, so a signal sent to the group at that
+/// moment reaches the shell but not the child it is creating, which would survive in the
+/// group (the kernel restarts a fork only for signals that are not blocked).
 fn deadline_wrapper(inner: &str, deadline: Duration) -> String {
     let secs = format!("{:.3}", deadline.as_secs_f64());
     let inner = quote(inner);
@@ -85,7 +88,7 @@ fn deadline_wrapper(inner: &str, deadline: Duration) -> String {
          rc=$?\n\
          if command -v setsid >/dev/null 2>&1; then\n\
            i=0; while ! kill -0 -$w 2>/dev/null && kill -0 $w 2>/dev/null && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done\n\
-           {{ kill -TERM -$w; wait $w; }} 2>/dev/null\n\
+           {{ kill -TERM -$w; wait $w; kill -TERM -$w; }} 2>/dev/null\n\
          else\n\
            {{ kill -TERM $(tree $w); wait $w; }} 2>/dev/null\n\
          fi\n\
