@@ -58,41 +58,32 @@ stop_tree() {\n\
 }\n";
 
 /// Wraps a step script so that the host itself enforces `deadline` and the controller can kill
-/// the whole step later: it prints its pid, runs the step in the background, and a watchdog
-/// kills the step's whole process tree at the deadline and says so with a `deadline` marker.
+/// the whole step later: it prints its pid, runs the step in the background, and at the
+/// deadline kills the step's whole process tree and says so with a `deadline` marker.
 /// (OpenSSH ignores signal requests for root and a closed channel does not stop a command, so
 /// stopping must happen on the host.)
 ///
-/// The watchdog runs in its own session (`setsid`), so when the step ends first the wrapper
-/// stops it by killing its process group: that cannot miss a `sleep` it has just forked, which
-/// would otherwise keep the channel open until the deadline. A very quick step can end before
-/// the watchdog has called `setsid`; the wrapper waits (at most 2 s, normally a few ms) until
-/// its group exists. The group is signalled once more after the watchdog is reaped: `dash`
-/// blocks every signal while it vforks a command, so a signal sent to the group at that
-/// moment reaches the shell but not the child it is creating, which would survive in the
-/// group (the kernel restarts a fork only for signals that are not blocked).
+/// The timer is a plain `sleep` started by the wrapper itself, so its pid is known exactly
+/// and nothing it forks can escape a kill; its output goes to /dev/null, so it never holds
+/// the channel open. The step runs in a subshell that stops the timer as soon as the step
+/// ends, and the wrapper waits for the timer alone: ended by that kill, the step is done;
+/// ended by itself, the deadline has come. This costs two processes besides the step (the
+/// timer and the step's `sh`), which matters when a quick command goes to many hosts.
 fn deadline_wrapper(inner: &str, deadline: Duration) -> String {
     let secs = format!("{:.3}", deadline.as_secs_f64());
     let inner = quote(inner);
-    let watchdog = quote(&format!(
-        "{TREE_FN}sleep \"$1\"\nt=$(tree \"$2\")\nprintf '\\n{MARK}deadline=%s\\n' \"$1\"\nstop_tree \"$t\"\n"
-    ));
     sh_c(&format!(
         "echo \"{MARK}pid=$$\"\n\
          {TREE_FN}\
-         sh -c {inner} &\n\
+         sleep {secs} </dev/null >/dev/null 2>&1 &\n\
+         s=$!\n\
+         {{ sh -c {inner}; rc=$?; kill $s 2>/dev/null; exit $rc; }} &\n\
          c=$!\n\
-         if command -v setsid >/dev/null 2>&1; then setsid sh -c {watchdog} capo-watchdog {secs} $c & else sh -c {watchdog} capo-watchdog {secs} $c & fi\n\
-         w=$!\n\
-         wait $c\n\
-         rc=$?\n\
-         if command -v setsid >/dev/null 2>&1; then\n\
-           i=0; while ! kill -0 -$w 2>/dev/null && kill -0 $w 2>/dev/null && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done\n\
-           {{ kill -TERM -$w; wait $w; kill -TERM -$w; }} 2>/dev/null\n\
-         else\n\
-           {{ kill -TERM $(tree $w); wait $w; }} 2>/dev/null\n\
+         if wait $s 2>/dev/null; then\n\
+           printf '\\n{MARK}deadline=%s\\n' {secs}\n\
+           stop_tree \"$(tree $c)\"\n\
          fi\n\
-         exit $rc\n"
+         wait $c\n"
     ))
 }
 
