@@ -46,7 +46,9 @@ EOF
 }
 
 # ---------------------------------------------------------------- helpers
-host_name() { printf 'host%02d' "$1"; }
+# Names are zero-padded to two digits (host01), or three for fleets of 100 hosts or more.
+NAME_WIDTH=2
+host_name() { printf 'host%0*d' "$NAME_WIDTH" "$1"; }
 hdir() { echo "$DIR/hosts/$1"; }
 
 need_root() { [[ $EUID -eq 0 ]] || die "must run as root (needs unshare/nsenter/mount)"; }
@@ -452,7 +454,7 @@ settle_host() {  # name: wait for the launched host; move it to another port if 
 
 # ---------------------------------------------------------------- generated files
 host_range() {  # first last -> TOML string for an inventory host pattern
-  if (($1 == $2)); then printf '"%s"' "$(host_name "$1")"; else printf '"host[%02d-%02d]"' "$1" "$2"; fi
+  if (($1 == $2)); then printf '"%s"' "$(host_name "$1")"; else printf '"host[%0*d-%0*d]"' "$NAME_WIDTH" "$1" "$NAME_WIDTH" "$2"; fi
 }
 
 write_known_hosts() {
@@ -530,8 +532,9 @@ cmd_up() {
   need_root
   local n="${POS[0]:-}" i name d ports=() t0
   t0=$(date +%s.%N)
-  if ! [[ "$n" =~ ^[0-9]+$ ]] || ((10#$n < 1 || 10#$n > 99)); then die "up: N must be 1..99"; fi
+  if ! [[ "$n" =~ ^[0-9]+$ ]] || ((10#$n < 1 || 10#$n > 999)); then die "up: N must be 1..999"; fi
   n=$((10#$n))
+  ((n < 100)) || NAME_WIDTH=3
   if [[ -n "$PORTS" ]]; then
     IFS=, read -r -a ports <<<"$PORTS"
     ((${#ports[@]} == n)) || die "up: --ports needs exactly $n ports"
