@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capo_inventory::{Host, HostKeyCheck};
-use capo_ssh::{ConnectConfig, Exec, ExecEvent, ExitStatus, HostKeyPolicy, Session, SshError};
+use capo_ssh::{
+    ConnectConfig, Exec, ExecEvent, ExitStatus, FileCache, HostKeyPolicy, Session, SshError,
+};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -148,6 +150,7 @@ pub async fn run(
     let allowed = opts.strategy.max_failures.map(|b| b.allowed(total));
     let mut dispatch = Dispatch {
         opts: opts.clone(),
+        files: Arc::new(FileCache::default()),
         emit: emit.clone(),
         stop,
         stop_open: true,
@@ -198,6 +201,8 @@ pub async fn run(
 /// The state of a run between and within batches.
 struct Dispatch {
     opts: Arc<EngineOptions>,
+    /// Key and known_hosts files, read once for all hosts of the run.
+    files: Arc<FileCache>,
     emit: Emitter,
     stop: watch::Receiver<Stop>,
     stop_open: bool,
@@ -299,6 +304,7 @@ impl Dispatch {
                 let task = run_host(
                     host.clone(),
                     opts.clone(),
+                    self.files.clone(),
                     self.emit.clone(),
                     self.stop.clone(),
                 );
@@ -507,6 +513,7 @@ type Verdict = (HostStatus, Option<HostError>);
 struct HostRun {
     host: Host,
     opts: Arc<EngineOptions>,
+    files: Arc<FileCache>,
     emit: Emitter,
     stop: watch::Receiver<Stop>,
     log_dir: PathBuf,
@@ -516,6 +523,7 @@ struct HostRun {
 async fn run_host(
     host: Host,
     opts: Arc<EngineOptions>,
+    files: Arc<FileCache>,
     emit: Emitter,
     stop: watch::Receiver<Stop>,
 ) -> HostOutcome {
@@ -527,6 +535,7 @@ async fn run_host(
     let mut run = HostRun {
         host,
         opts,
+        files,
         emit,
         stop,
         log_dir,
@@ -576,7 +585,8 @@ impl HostRun {
     }
 
     async fn connect(&mut self) -> Result<Session, Verdict> {
-        let cfg = connect_config(&self.host);
+        let mut cfg = connect_config(&self.host);
+        cfg.cache = Some(self.files.clone());
         let retries = self.host.settings.connect_retries;
         let mut attempt = 0;
         loop {

@@ -2,23 +2,29 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use russh::keys::PrivateKey;
 
+use crate::cache::{FileCache, LoadedKey};
 use crate::error::SkipReason;
 
 /// An identity file after loading: either a usable key or why it is skipped.
 pub(crate) struct Loaded {
     pub path: PathBuf,
-    pub key: Result<PrivateKey, SkipReason>,
+    pub key: LoadedKey,
 }
 
 /// Loads every file in order. Never fails: problems become [`SkipReason`]s
 /// so the auth error can say what happened to each file.
-pub(crate) async fn load_all(paths: &[PathBuf]) -> Vec<Loaded> {
+pub(crate) async fn load_all(paths: &[PathBuf], cache: Option<&FileCache>) -> Vec<Loaded> {
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
-        let key = load_one(path).await;
+        let load = || async { load_one(path).await.map(Arc::new) };
+        let key = match cache {
+            Some(cache) => cache.identity(path, load).await,
+            None => load().await,
+        };
         out.push(Loaded {
             path: path.clone(),
             key,
@@ -152,7 +158,7 @@ mod tests {
             write_key_file(p, &t, 0o600).await;
         }
         let missing = dir.path().join("missing");
-        let loaded = load_all(&[missing, garbage, public, enc, ok]).await;
+        let loaded = load_all(&[missing, garbage, public, enc, ok], None).await;
         let reasons: Vec<_> = loaded
             .iter()
             .map(|l| l.key.as_ref().err().cloned())
@@ -178,7 +184,7 @@ mod tests {
             paths.push((p, mode));
         }
         let only: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
-        let loaded = load_all(&only).await;
+        let loaded = load_all(&only, None).await;
         for ((path, mode), l) in paths.iter().zip(&loaded) {
             assert_eq!(&l.path, path);
             if mode & 0o077 != 0 {

@@ -7,8 +7,10 @@
 //! negation, hashed entries (`|1|salt|hmac`), `@revoked`. `@cert-authority`
 //! lines are ignored because capo never asks servers for host certificates.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -20,6 +22,11 @@ use sha1::Sha1;
 #[derive(Debug, Clone, Default)]
 pub struct KnownHosts {
     entries: Vec<Entry>,
+    /// Entries whose host field is plain names only (no wildcard, negation or hash), by
+    /// name: most lines, found without a scan. One run looks up every host of the fleet.
+    by_name: HashMap<String, Vec<usize>>,
+    /// Every other entry, tried in turn.
+    scan: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,7 +34,7 @@ struct Entry {
     revoked: bool,
     hosts: HostSpec,
     key: PublicKey,
-    path: PathBuf,
+    path: Arc<Path>,
     line: usize,
 }
 
@@ -72,12 +79,47 @@ impl KnownHosts {
     /// Malformed lines are skipped rather than failing the whole file, like
     /// OpenSSH does: one bad line must not lock the operator out of every host.
     pub fn parse(text: &str, path: &Path) -> KnownHosts {
-        let entries = text
+        let path: Arc<Path> = Arc::from(path);
+        let entries: Vec<Entry> = text
             .lines()
             .enumerate()
-            .filter_map(|(idx, line)| parse_line(line, path, idx + 1))
+            .filter_map(|(idx, line)| parse_line(line, &path, idx + 1))
             .collect();
-        KnownHosts { entries }
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut scan = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            match entry.hosts.plain_names() {
+                Some(names) => {
+                    for name in names {
+                        let list = by_name.entry(name.to_string()).or_default();
+                        // `a,a` lists the line once.
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+                None => scan.push(i),
+            }
+        }
+        KnownHosts {
+            entries,
+            by_name,
+            scan,
+        }
+    }
+
+    /// The entries for `name` (a [`lookup_name`]), in file order.
+    fn for_name(&self, name: &str) -> Vec<&Entry> {
+        let mut found: Vec<usize> = self.by_name.get(name).cloned().unwrap_or_default();
+        found.extend(
+            self.scan
+                .iter()
+                .copied()
+                .filter(|&i| self.entries[i].hosts.matches(name)),
+        );
+        found.sort_unstable();
+        found.dedup();
+        found.into_iter().map(|i| &self.entries[i]).collect()
     }
 
     /// Reads and parses `path`; a missing file is an empty set of entries.
@@ -105,11 +147,7 @@ impl KnownHosts {
     /// any other key listed for the host (a mismatch).
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> HostKeyStatus {
         let name = lookup_name(host, port);
-        let for_host: Vec<&Entry> = self
-            .entries
-            .iter()
-            .filter(|e| e.hosts.matches(&name))
-            .collect();
+        let for_host = self.for_name(&name);
 
         if let Some(e) = for_host
             .iter()
@@ -127,7 +165,7 @@ impl KnownHosts {
         HostKeyStatus::Mismatch {
             expected: listed
                 .iter()
-                .map(|e| (fingerprint(&e.key), e.path.clone(), e.line))
+                .map(|e| (fingerprint(&e.key), e.path.to_path_buf(), e.line))
                 .collect(),
         }
     }
@@ -138,11 +176,7 @@ impl KnownHosts {
     pub(crate) fn known_algorithms(&self, host: &str, port: u16) -> Vec<Algorithm> {
         let name = lookup_name(host, port);
         let mut out: Vec<Algorithm> = Vec::new();
-        for e in self
-            .entries
-            .iter()
-            .filter(|e| !e.revoked && e.hosts.matches(&name))
-        {
+        for e in self.for_name(&name).into_iter().filter(|e| !e.revoked) {
             let alg = e.key.algorithm();
             if !out.contains(&alg) {
                 out.push(alg);
@@ -224,7 +258,7 @@ fn append_blocking(path: &Path, line: &str) -> io::Result<()> {
     file.flush()
 }
 
-fn parse_line(raw: &str, path: &Path, line: usize) -> Option<Entry> {
+fn parse_line(raw: &str, path: &Arc<Path>, line: usize) -> Option<Entry> {
     let text = raw.trim();
     if text.is_empty() || text.starts_with('#') {
         return None;
@@ -252,7 +286,7 @@ fn parse_line(raw: &str, path: &Path, line: usize) -> Option<Entry> {
         revoked,
         hosts,
         key,
-        path: path.to_path_buf(),
+        path: Arc::clone(path),
         line,
     })
 }
@@ -283,6 +317,21 @@ impl HostSpec {
             return None;
         }
         Some(HostSpec::Patterns(patterns))
+    }
+
+    /// The names this spec lists when they are all plain (no wildcard, no negation, not
+    /// hashed): it matches exactly those.
+    fn plain_names(&self) -> Option<impl Iterator<Item = &str>> {
+        match self {
+            HostSpec::Patterns(patterns)
+                if patterns
+                    .iter()
+                    .all(|p| !p.negated && !p.glob.contains(['*', '?'])) =>
+            {
+                Some(patterns.iter().map(|p| p.glob.as_str()))
+            }
+            _ => None,
+        }
     }
 
     /// `name` is the lowercased lookup name (see [`lookup_name`]).

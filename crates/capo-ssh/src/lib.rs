@@ -21,6 +21,7 @@
 )]
 #![warn(missing_docs)]
 
+mod cache;
 mod error;
 mod exec;
 mod identity;
@@ -28,6 +29,7 @@ pub mod known_hosts;
 mod session;
 
 pub use bytes::Bytes;
+pub use cache::FileCache;
 pub use error::{ErrorKind, IdentityAttempt, Phase, SkipReason, SshError};
 pub use exec::{Exec, ExecEvent, ExitStatus};
 pub use session::{connect, ConnectConfig, HostKeyPolicy, Session};

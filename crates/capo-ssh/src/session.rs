@@ -12,6 +12,7 @@ use russh::{Disconnect, Preferred};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::cache::FileCache;
 use crate::error::{IdentityAttempt, Phase, SshError};
 use crate::exec::Exec;
 use crate::identity;
@@ -56,6 +57,9 @@ pub struct ConnectConfig {
     /// Zero turns the count off (russh's convention); the connection is then
     /// only dropped after a longer stretch of total silence.
     pub keepalive_max: usize,
+    /// Identity and known_hosts files already read, shared with other connections of the
+    /// same run; None reads them for this connection alone.
+    pub cache: Option<Arc<FileCache>>,
 }
 
 impl ConnectConfig {
@@ -81,6 +85,7 @@ impl ConnectConfig {
             connect_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(15),
             keepalive_max: 3,
+            cache: None,
         }
     }
 
@@ -183,7 +188,7 @@ pub async fn connect(cfg: &ConnectConfig) -> Result<Session, SshError> {
 
 async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session, SshError> {
     // Local checks first: no point dialling a host we could not log in to.
-    let identities = identity::load_all(&cfg.identity_files).await;
+    let identities = identity::load_all(&cfg.identity_files, cfg.cache.as_deref()).await;
     let mut tried: Vec<IdentityAttempt> = Vec::with_capacity(identities.len());
     let mut keys = Vec::new();
     for id in identities {
@@ -206,13 +211,23 @@ async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session
     }
 
     let known = match cfg.host_key_policy {
-        HostKeyPolicy::Off => KnownHosts::default(),
-        HostKeyPolicy::Strict | HostKeyPolicy::AcceptNew => KnownHosts::load(&cfg.known_hosts)
-            .await
-            .map_err(|e| SshError::KnownHostsRead {
+        HostKeyPolicy::Off => Arc::new(KnownHosts::default()),
+        HostKeyPolicy::Strict | HostKeyPolicy::AcceptNew => {
+            let load = || async {
+                KnownHosts::load(&cfg.known_hosts)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            };
+            let loaded = match &cfg.cache {
+                Some(cache) => cache.known_hosts(&cfg.known_hosts, load).await,
+                None => load().await,
+            };
+            loaded.map_err(|detail| SshError::KnownHostsRead {
                 path: cfg.known_hosts.clone(),
-                detail: e.to_string(),
-            })?,
+                detail,
+            })?
+        }
     };
 
     let stream = tcp_connect(&cfg.host, cfg.port).await?;
@@ -258,7 +273,7 @@ async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session
         } else {
             None
         };
-        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        let key = PrivateKeyWithHashAlg::new(key, hash);
         match handle.authenticate_publickey(cfg.user.clone(), key).await {
             Ok(AuthResult::Success) => {
                 return Ok(Session {
@@ -490,7 +505,7 @@ struct ClientHandler {
     host: String,
     port: u16,
     policy: HostKeyPolicy,
-    known: KnownHosts,
+    known: Arc<KnownHosts>,
     known_hosts_path: PathBuf,
     shared: Arc<Shared>,
 }

@@ -254,3 +254,44 @@ async fn append_adds_missing_final_newline() {
     assert!(append(&path, "web2", 22, &key(K1)).await.is_ok());
     assert_eq!(read(&path).await, format!("web1 {K2}\nweb2 {K1}\n"));
 }
+
+#[test]
+fn plain_and_pattern_lines_for_one_host_come_in_file_order() {
+    // Plain names are looked up by name and the rest scanned; together they must still
+    // read as the file does (line order decides what a mismatch lists).
+    let text = format!(
+        "web* {K1}\nweb1,web1 {K2}\n{HASHED_WEB1_K2}_ignored {K3}\n!web1,web? {K3}\nWEB1 {K4}\nweb1,!web2 {K3}\n"
+    );
+    let k = KnownHosts::parse(&text, Path::new("/etc/kh"));
+    assert_eq!(
+        k.check("web1", 22, &key(K1)),
+        matched(1),
+        "a wildcard line before a plain one"
+    );
+    match k.check("web1", 22, &key(K3)) {
+        HostKeyStatus::Match { line } => assert_eq!(line, 6),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        k.known_algorithms("web1", 22),
+        vec![
+            key(K1).algorithm(),
+            key(K4).algorithm(),
+            key(K3).algorithm()
+        ]
+    );
+    let mismatch = KnownHosts::parse(
+        &format!("web* {K2}\nweb1 {K3}\nw?b1 {K4}\n"),
+        Path::new("/kh"),
+    );
+    assert_eq!(
+        mismatch.check("web1", 22, &key(K1)),
+        HostKeyStatus::Mismatch {
+            expected: vec![
+                (K2_FP.to_string(), PathBuf::from("/kh"), 1),
+                (K3_FP.to_string(), PathBuf::from("/kh"), 2),
+                (K4_FP.to_string(), PathBuf::from("/kh"), 3),
+            ]
+        }
+    );
+}
