@@ -1,0 +1,196 @@
+//! What a simulated `puppet apply` prints and leaves behind, from real Puppet 7 runs: the
+//! fixtures in `crates/capo-puppet/tests/fixtures` (see the README there).
+
+use bytes::Bytes;
+
+/// Separates files in the output of capo's collect script (`::capo:eof=NAME`).
+const EOF_MARK: &str = "::capo:eof=";
+
+/// How every simulated `puppet apply` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Outcome {
+    /// 3 resources changed (exit 2); the sync step moves the checkout forward.
+    Changed,
+    /// Nothing to do (exit 0); the checkout is already up to date.
+    Unchanged,
+    /// Some resources failed (exit 6); the sync step moves the checkout forward.
+    Failed,
+}
+
+/// One kind of run, ready to send.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Puppet's console output on stdout (notices).
+    pub stdout: Bytes,
+    /// Puppet's console output on stderr (warnings, errors).
+    pub stderr: Bytes,
+    /// `--detailed-exitcodes` status.
+    pub exit: u32,
+    /// What capo's collect script prints for the results directory of this run, for a run
+    /// with `--show_diff` (the JSON log has the file diffs) and without.
+    pub collected: Bytes,
+    /// The same without `--show_diff`: no diffs in the JSON log.
+    pub collected_no_diff: Bytes,
+}
+
+/// Every run the simulated hosts can make.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    /// `puppet apply` (rollout).
+    pub apply: Run,
+    /// `puppet apply --noop` (plan).
+    pub noop: Run,
+}
+
+struct Fixture {
+    summary: &'static str,
+    report: &'static str,
+    log: &'static str,
+}
+
+macro_rules! fixture {
+    ($dir:literal) => {
+        Fixture {
+            summary: include_str!(concat!(
+                "../../capo-puppet/tests/fixtures/",
+                $dir,
+                "/last_run_summary.yaml"
+            )),
+            report: include_str!(concat!(
+                "../../capo-puppet/tests/fixtures/",
+                $dir,
+                "/last_run_report.yaml"
+            )),
+            log: include_str!(concat!(
+                "../../capo-puppet/tests/fixtures/",
+                $dir,
+                "/log.jsonl"
+            )),
+        }
+    };
+}
+
+impl Runs {
+    /// The runs for `outcome`.
+    pub fn new(outcome: Outcome) -> Runs {
+        let (apply, exit) = match outcome {
+            Outcome::Changed => (fixture!("changed"), 2),
+            Outcome::Unchanged => (fixture!("unchanged"), 0),
+            Outcome::Failed => (fixture!("failed"), 6),
+        };
+        // A noop run never exits 2 (PUP-686); capo reads pending changes from its summary.
+        let noop = match outcome {
+            Outcome::Unchanged => fixture!("unchanged"),
+            Outcome::Changed | Outcome::Failed => fixture!("noop_pending"),
+        };
+        Runs {
+            apply: run(&apply, exit),
+            noop: run(&noop, 0),
+        }
+    }
+}
+
+fn run(f: &Fixture, exit: u32) -> Run {
+    let (stdout, stderr) = console(f.log);
+    // The fixtures were made with --show_diff; without it Puppet logs no diffs.
+    let log_no_diff: String = f
+        .log
+        .lines()
+        .filter(|l| !l.contains(r#""message":"\n---"#))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    Run {
+        stdout: Bytes::from(stdout),
+        stderr: Bytes::from(stderr),
+        exit,
+        collected: collected(f.summary, f.report, f.log),
+        collected_no_diff: collected(f.summary, f.report, &log_no_diff),
+    }
+}
+
+/// What `for f in summary.yaml report.yaml log.jsonl; do cat "$r/$f"; printf '\n::capo:eof=%s\n'
+/// "$f"; done` prints.
+fn collected(summary: &str, report: &str, log: &str) -> Bytes {
+    let mut out = String::with_capacity(summary.len() + report.len() + log.len() + 64);
+    for (text, name) in [
+        (summary, "summary.yaml"),
+        (report, "report.yaml"),
+        (log, "log.jsonl"),
+    ] {
+        out.push_str(text);
+        out.push('\n');
+        out.push_str(EOF_MARK);
+        out.push_str(name);
+        out.push('\n');
+    }
+    Bytes::from(out)
+}
+
+/// Puppet's console lines for a JSON log: `Notice: SOURCE: MESSAGE` (no source for Puppet's
+/// own messages), notices on stdout, warnings and errors on stderr. Facter's permission
+/// errors (an artefact of the machine the fixtures were made on) and file diffs (printed only
+/// with `--show_diff`) are left out.
+fn console(log: &str) -> (String, String) {
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    for line in log.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let field = |k: &str| entry.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let (level, source, message) = (field("level"), field("source"), field("message"));
+        if source == "Facter" || message.starts_with("\n---") {
+            continue;
+        }
+        let (label, to) = match level {
+            "notice" => ("Notice", &mut stdout),
+            "info" => ("Info", &mut stdout),
+            "warning" => ("Warning", &mut stderr),
+            "err" => ("Error", &mut stderr),
+            _ => continue,
+        };
+        to.push_str(label);
+        to.push_str(": ");
+        if source != "Puppet" && !source.is_empty() {
+            to.push_str(source);
+            to.push_str(": ");
+        }
+        to.push_str(message);
+        to.push('\n');
+    }
+    (stdout, stderr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_output_looks_like_puppet() {
+        let runs = Runs::new(Outcome::Changed);
+        let out = String::from_utf8_lossy(&runs.apply.stdout);
+        assert!(out.starts_with("Notice: Compiled catalog for vm"), "{out}");
+        assert!(out.contains(
+            "Notice: /Stage[main]/Main/File[/tmp/pp/t/g]/mode: mode changed '0644' to '0600'\n"
+        ));
+        assert!(runs.apply.stderr.is_empty());
+        assert_eq!(runs.apply.exit, 2);
+        let failed = Runs::new(Outcome::Failed);
+        let err = String::from_utf8_lossy(&failed.apply.stderr);
+        assert!(err.starts_with("Error: '/bin/false' returned 1"), "{err}");
+        // The report keeps its logs; only the JSON log (the last file) loses the diff.
+        let log = |b: &Bytes| {
+            let text = String::from_utf8_lossy(b).into_owned();
+            text.split("::capo:eof=report.yaml")
+                .nth(1)
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(log(&runs.apply.collected).contains("+++ /tmp/puppet-file"));
+        assert!(!log(&runs.apply.collected_no_diff).contains("+++ /tmp/puppet-file"));
+        assert_eq!(
+            log(&runs.apply.collected).lines().count(),
+            log(&runs.apply.collected_no_diff).lines().count() + 1
+        );
+    }
+}

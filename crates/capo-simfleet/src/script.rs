@@ -1,0 +1,319 @@
+//! Recognizing capo's step scripts and deciding what a simulated host answers.
+//!
+//! capo sends every step as `sh -c 'SCRIPT'` (see `crates/capo-rollout/src/steps`). A script is
+//! recognized by substrings only capo's own scripts contain, tried in this order:
+//!
+//! | script | recognized by | answer |
+//! |---|---|---|
+//! | lock holder (`steps::lock`) | `capo.lock.info` | `::capo:lock=ok`, then holds the channel open until the client sends EOF (or closes), then exit 0; `::capo:lock=held` + `holder=` and exit 75 while another connection holds this host |
+//! | collect (`steps::collect`) | `for f in summary.yaml report.yaml log.jsonl` | Puppet's summary, report and JSON log from the fixtures, each followed by `::capo:eof=FILE`; exit 0 |
+//! | kill (`steps::kill`) | `stop_tree "$(tree ` without `::capo:pid=` | exit 0 |
+//! | any step under the deadline wrapper | `::capo:pid=$$` | `::capo:pid=N` at once; the deadline is the wrapper's `sleep SECS </dev/null` timer; the step itself is the word after `{ sh -c ` |
+//! | - plan (`steps::plan`) | `git archive` | rev-before/rev-after, `target`, `incoming-count`, `incoming`, `results=/tmp/capo-plan.XXXXXX`, Puppet's noop console output; exit 0 |
+//! | - sync to a revision (`steps::sync_to_rev`) | `git merge --ff-only` | rev-before/rev-after, `target`, `ahead=1` when the host is past it; exit 0 |
+//! | - sync (`steps::sync`) | `git pull --ff-only` | rev-before, git's pull output, rev-after; exit 0 |
+//! | - apply (`steps::apply`) | `--detailed-exitcodes` (and `--show_diff` when asked) | `results=/tmp/capo-run.XXXXXX`, Puppet's console output; exit 2 (changed), 0 (unchanged) or 6 (failed) |
+//! | - ad-hoc command (`steps::exec`) | anything else | [`crate::shell::simulate`] |
+//! | anything else | | [`crate::shell::simulate`] on the whole command |
+//!
+//! A wrapped step whose simulated time reaches the wrapper's deadline ends as the real wrapper
+//! makes it end: `::capo:deadline=SECS` at the deadline, exit 143; a Puppet run cut that way
+//! leaves an empty results directory (Puppet writes its files at the end).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::shell;
+
+/// What the client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// The lock holder, with the holder line it would write.
+    Lock {
+        /// Who takes the lock (capo's run id, controller, pid, start time).
+        holder: String,
+    },
+    /// Reading back a results directory.
+    Collect {
+        /// Whether the directory is a plan's (`capo-plan.*`) rather than a rollout's.
+        plan: bool,
+    },
+    /// Stopping a step's process tree.
+    Kill,
+    /// A step under the deadline wrapper.
+    Step {
+        /// The wrapper's deadline, as written (e.g. `1800.000`), and as a duration.
+        deadline: Option<(String, Duration)>,
+        /// Which step.
+        step: Step,
+    },
+    /// A command line capo did not wrap.
+    Raw(String),
+}
+
+/// The steps that run under the deadline wrapper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// `git pull --ff-only REMOTE BRANCH`.
+    Sync {
+        /// The remote.
+        remote: String,
+        /// The branch.
+        branch: String,
+    },
+    /// Fetch, then fast-forward to `rev`.
+    SyncToRev {
+        /// The asked-for revision.
+        rev: String,
+    },
+    /// `puppet apply`.
+    Apply {
+        /// Whether Puppet was asked for file diffs (`--show_diff`).
+        show_diff: bool,
+    },
+    /// `puppet apply --noop` on the target in a temporary copy.
+    Plan {
+        /// The asked-for revision, if any.
+        rev: Option<String>,
+        /// Whether Puppet was asked for file diffs (`--show_diff`).
+        show_diff: bool,
+    },
+    /// `capo exec -- CMD`: the command line.
+    Exec(String),
+}
+
+/// Sorts a command into a [`Kind`]; see the module documentation for the rules.
+pub fn classify(command: &str) -> Kind {
+    let Some(script) = shell::unwrap_sh_c(command) else {
+        return Kind::Raw(command.to_string());
+    };
+    if script.contains("capo.lock.info") {
+        let holder = shell::word_after(&script, "printf '%s\\n' ").unwrap_or_default();
+        return Kind::Lock { holder };
+    }
+    if script.contains("for f in summary.yaml report.yaml log.jsonl") {
+        let dir = shell::word_after(&script, "r=").unwrap_or_default();
+        let plan = dir
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .starts_with("capo-plan.");
+        return Kind::Collect { plan };
+    }
+    if !script.contains("::capo:pid=$$") {
+        if script.contains("stop_tree \"$(tree ") {
+            return Kind::Kill;
+        }
+        return Kind::Raw(command.to_string());
+    }
+    let deadline = deadline(&script);
+    let Some(inner) = shell::word_after(&script, "{ sh -c ") else {
+        return Kind::Raw(command.to_string());
+    };
+    let show_diff = inner.contains(" --show_diff");
+    let step = if inner.contains("git archive") {
+        Step::Plan {
+            rev: asked_rev(&inner),
+            show_diff,
+        }
+    } else if inner.contains("git merge --ff-only") {
+        Step::SyncToRev {
+            rev: asked_rev(&inner).unwrap_or_default(),
+        }
+    } else if let Some(at) = inner.find("git pull --ff-only ") {
+        let rest = &inner[at + "git pull --ff-only ".len()..];
+        let (remote, rest) = shell::word(rest).unwrap_or_default();
+        let (branch, _) = shell::word(rest).unwrap_or_default();
+        Step::Sync { remote, branch }
+    } else if inner.contains("--detailed-exitcodes") {
+        Step::Apply { show_diff }
+    } else {
+        Step::Exec(inner)
+    };
+    Kind::Step { deadline, step }
+}
+
+/// The wrapper's deadline: `sleep SECS </dev/null >/dev/null 2>&1 &`.
+fn deadline(script: &str) -> Option<(String, Duration)> {
+    let end = script.find(" </dev/null >/dev/null 2>&1 &")?;
+    let start = script[..end].rfind("sleep ")? + "sleep ".len();
+    let text = &script[start..end];
+    let secs: f64 = text.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| (text.to_string(), Duration::from_secs_f64(secs)))
+}
+
+/// The revision a plan or `rollout --rev` asked for: the plain `REV^{commit}` among the
+/// `git rev-parse --verify -q` candidates (the others are `refs/remotes/...`).
+fn asked_rev(inner: &str) -> Option<String> {
+    const PARSE: &str = "git rev-parse --verify -q ";
+    let mut rest = inner;
+    let mut found = None;
+    while let Some(at) = rest.find(PARSE) {
+        rest = &rest[at + PARSE.len()..];
+        if let Some((word, _)) = shell::word(rest) {
+            if let Some(rev) = word.strip_suffix("^{commit}") {
+                if !rev.starts_with("refs/remotes/") {
+                    found = Some(rev.to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// How a simulated command ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Exit with this status once everything is sent.
+    Exit(u32),
+    /// Keep the channel open until the client sends EOF (or closes it), then exit 0.
+    Hold,
+}
+
+/// What a simulated host sends back for one command.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Standard output sent at once.
+    pub now: Bytes,
+    /// Time before the rest.
+    pub delay: Duration,
+    /// Standard output after the delay.
+    pub stdout: Bytes,
+    /// Standard error after the delay.
+    pub stderr: Bytes,
+    /// How it ends.
+    pub end: End,
+    /// Whether the deadline wrapper cuts it short (see [`Reply::cut_at`]).
+    pub cut: bool,
+}
+
+impl Reply {
+    /// Output at once and an exit status, nothing else.
+    pub fn immediate(now: impl Into<Bytes>, code: u32) -> Reply {
+        Reply {
+            now: now.into(),
+            delay: Duration::ZERO,
+            stdout: Bytes::new(),
+            stderr: Bytes::new(),
+            end: End::Exit(code),
+            cut: false,
+        }
+    }
+
+    /// What the deadline wrapper does to a step that runs past `deadline`: the deadline
+    /// marker when it comes, then the step's tree is killed (TERM: exit 143).
+    pub fn cut_at(self, deadline: Option<&(String, Duration)>) -> Reply {
+        match deadline {
+            Some((text, at)) if self.delay >= *at && matches!(self.end, End::Exit(_)) => Reply {
+                now: self.now,
+                delay: *at,
+                stdout: Bytes::from(format!("\n::capo:deadline={text}\n")),
+                stderr: Bytes::new(),
+                end: End::Exit(143),
+                cut: true,
+            },
+            _ => self,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capo_inventory::Inventory;
+    use capo_rollout::steps;
+    use std::path::Path;
+
+    fn settings() -> capo_inventory::Settings {
+        let text = "[defaults]\nrepo_dir = \"/srv/puppet\"\n[hosts.h1]\n";
+        match Inventory::parse(text, Path::new("inv.toml")) {
+            Ok(inv) => inv.hosts[0].settings.clone(),
+            Err(e) => panic!("inventory: {e}"),
+        }
+    }
+
+    const HOLDER: &str =
+        "capo run 20261124T224501Z-1a2b from ctl (pid 7), started 2026-11-24T22:45:01Z";
+
+    #[test]
+    fn every_capo_script_is_recognized() {
+        let s = settings();
+        let t = Duration::from_secs(300);
+        assert_eq!(
+            classify(&steps::lock(&s, HOLDER)),
+            Kind::Lock {
+                holder: HOLDER.into()
+            }
+        );
+        let step = |k: Kind| match k {
+            Kind::Step { deadline, step } => {
+                assert_eq!(
+                    deadline,
+                    Some(("300.000".to_string(), Duration::from_secs(300)))
+                );
+                step
+            }
+            other => panic!("not a step: {other:?}"),
+        };
+        assert_eq!(
+            step(classify(&steps::sync(&s, HOLDER, t).script)),
+            Step::Sync {
+                remote: "origin".into(),
+                branch: "main".into()
+            }
+        );
+        assert_eq!(
+            step(classify(&steps::sync_to_rev(&s, "v1.2", HOLDER, t).script)),
+            Step::SyncToRev { rev: "v1.2".into() }
+        );
+        assert_eq!(
+            step(classify(&steps::apply(&s, HOLDER, t, false).script)),
+            Step::Apply { show_diff: false }
+        );
+        assert_eq!(
+            step(classify(&steps::apply(&s, HOLDER, t, true).script)),
+            Step::Apply { show_diff: true }
+        );
+        assert_eq!(
+            step(classify(&steps::plan(&s, None, t, true).script)),
+            Step::Plan {
+                rev: None,
+                show_diff: true
+            }
+        );
+        assert_eq!(
+            step(classify(&steps::plan(&s, Some("3f2a1c9"), t, false).script)),
+            Step::Plan {
+                rev: Some("3f2a1c9".into()),
+                show_diff: false
+            }
+        );
+        assert_eq!(
+            step(classify(&steps::exec("echo 'a b' \"$HOME\"", t).script)),
+            Step::Exec("echo 'a b' \"$HOME\"".into())
+        );
+        assert_eq!(
+            classify(&steps::collect("/tmp/capo-run.Ab12Cd").unwrap_or_default()),
+            Kind::Collect { plan: false }
+        );
+        assert_eq!(
+            classify(&steps::collect("/tmp/capo-plan.Ab12Cd").unwrap_or_default()),
+            Kind::Collect { plan: true }
+        );
+        assert_eq!(classify(&steps::kill(4242)), Kind::Kill);
+        assert_eq!(classify("uname -r"), Kind::Raw("uname -r".into()));
+    }
+
+    #[test]
+    fn a_step_past_its_deadline_is_cut() {
+        let slow = Reply {
+            delay: Duration::from_secs(10),
+            ..Reply::immediate("::capo:pid=9\n", 2)
+        };
+        let cut = slow.cut_at(Some(&("5.000".to_string(), Duration::from_secs(5))));
+        assert_eq!(cut.delay, Duration::from_secs(5));
+        assert_eq!(&cut.stdout[..], b"\n::capo:deadline=5.000\n");
+        assert_eq!(cut.end, End::Exit(143));
+    }
+}

@@ -1,0 +1,501 @@
+//! The simulated hosts' shared state and their answers to each kind of script.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::puppet::{Outcome, Runs};
+use crate::script::{classify, End, Kind, Reply, Step};
+use crate::shell::{self, HostFacts};
+
+/// Exit status of the lock script when the lock is taken (EX_TEMPFAIL), as capo expects.
+const LOCKED_EXIT: u32 = 75;
+
+/// Subject of the one commit a sync brings in.
+const COMMIT_SUBJECT: &str = "Raise the MOTD";
+
+/// How long each simulated step takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Delays {
+    /// `git pull` / fetch.
+    pub sync: Duration,
+    /// `puppet apply` (plan: fetch + apply).
+    pub apply: Duration,
+    /// Every ad-hoc command (process start-up), on top of its own `sleep`s.
+    pub exec: Duration,
+}
+
+/// Counters printed when the fleet stops.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// TCP connections accepted.
+    pub connections: AtomicU64,
+    /// Sessions that ended with an error (handshake or protocol).
+    pub session_errors: AtomicU64,
+    /// Exec requests answered.
+    pub execs: AtomicU64,
+    /// Lock requests refused because another connection held the host.
+    pub locked: AtomicU64,
+    /// Accept errors (e.g. out of file descriptors).
+    pub accept_errors: AtomicU64,
+}
+
+/// What one connection remembers between commands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConnState {
+    /// The last command took the host's lock (the caller releases it when its channel ends).
+    pub took_lock: bool,
+    /// The last Puppet run was asked for diffs, so its results have them.
+    pub show_diff: bool,
+    /// The last Puppet run was killed at its deadline, so it left no results.
+    pub cut: bool,
+}
+
+/// Everything the simulated hosts share.
+pub struct Sim {
+    /// Step durations.
+    pub delays: Delays,
+    /// The commit every checkout starts at (40 hex digits).
+    pub before: String,
+    /// The commit the remote branch is at (40 hex digits).
+    pub after: String,
+    /// How Puppet runs end.
+    pub outcome: Outcome,
+    /// Every `fail_every`-th host (1-based) fails its Puppet run; 0: none.
+    pub fail_every: u32,
+    /// Digits in host names (`sim00001`).
+    pub name_width: usize,
+    runs: Runs,
+    failing: Runs,
+    /// Source of fake pids and temporary directory names.
+    counter: AtomicU64,
+    /// Hosts whose lock is held, with the holder line.
+    locks: Mutex<HashMap<u32, Box<str>>>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Sim {
+    /// A fleet whose hosts behave as described.
+    pub fn new(
+        delays: Delays,
+        before: String,
+        after: String,
+        outcome: Outcome,
+        fail_every: u32,
+        name_width: usize,
+    ) -> Sim {
+        Sim {
+            delays,
+            before,
+            after,
+            outcome,
+            fail_every,
+            name_width,
+            runs: Runs::new(outcome),
+            failing: Runs::new(Outcome::Failed),
+            counter: AtomicU64::new(0),
+            locks: Mutex::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The inventory name of host `host` (1-based).
+    pub fn name(&self, host: u32) -> String {
+        format!("sim{host:0width$}", width = self.name_width)
+    }
+
+    fn runs(&self, host: u32) -> &Runs {
+        if self.fail_every > 0 && host.is_multiple_of(self.fail_every) {
+            &self.failing
+        } else {
+            &self.runs
+        }
+    }
+
+    /// Whether host `host`'s checkout starts behind the remote.
+    fn behind(&self, host: u32) -> bool {
+        self.outcome != Outcome::Unchanged || self.runs(host).apply.exit != 0
+    }
+
+    /// The commit host `host`'s checkout is at.
+    fn head(&self, host: u32) -> &str {
+        if self.behind(host) {
+            &self.before
+        } else {
+            &self.after
+        }
+    }
+
+    /// The commit `rev` names: `before` when it is a prefix of it (4+ digits), else `after`
+    /// (any branch or tag is taken to point there).
+    fn resolve(&self, rev: Option<&str>) -> &str {
+        match rev {
+            Some(rev) if rev.len() >= 4 && self.before.starts_with(rev) => &self.before,
+            _ => &self.after,
+        }
+    }
+
+    fn next(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A plausible pid for a new step's shell.
+    fn pid(&self) -> u64 {
+        1000 + self.next() % 4_000_000
+    }
+
+    /// A `mktemp -d` style directory name: `/tmp/PREFIX.XXXXXX`.
+    fn tmp_dir(&self, prefix: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        // Spread consecutive numbers over the name, like mktemp's random letters.
+        let mut n = self.next().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
+        let mut name = format!("/tmp/{prefix}.");
+        for _ in 0..6 {
+            name.push(char::from(ALPHABET[(n % 62) as usize]));
+            n /= 62;
+        }
+        name
+    }
+
+    /// Takes host `host`'s lock for `holder`; on failure, the current holder's line.
+    pub fn take_lock(&self, host: u32, holder: &str) -> Result<(), String> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(current) = locks.get(&host) {
+            return Err(current.to_string());
+        }
+        locks.insert(host, holder.into());
+        Ok(())
+    }
+
+    /// Releases host `host`'s lock.
+    pub fn release_lock(&self, host: u32) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.remove(&host);
+    }
+
+    /// The answer of host `host` to `command` on a connection in state `conn`.
+    pub fn reply(&self, host: u32, command: &str, conn: &mut ConnState) -> Reply {
+        self.stats.execs.fetch_add(1, Ordering::Relaxed);
+        conn.took_lock = false;
+        match classify(command) {
+            Kind::Lock { holder } => match self.take_lock(host, &holder) {
+                Ok(()) => {
+                    conn.took_lock = true;
+                    Reply {
+                        end: End::Hold,
+                        ..Reply::immediate(Bytes::from_static(b"::capo:lock=ok\n"), 0)
+                    }
+                }
+                Err(current) => {
+                    self.stats.locked.fetch_add(1, Ordering::Relaxed);
+                    let text = format!("::capo:lock=held\n::capo:holder={current}\n");
+                    Reply::immediate(text, LOCKED_EXIT)
+                }
+            },
+            Kind::Collect { .. } if conn.cut => Reply::immediate(
+                Bytes::from_static(
+                    b"\n::capo:eof=summary.yaml\n\n::capo:eof=report.yaml\n\n::capo:eof=log.jsonl\n",
+                ),
+                0,
+            ),
+            Kind::Collect { plan } => {
+                let runs = self.runs(host);
+                let run = if plan { &runs.noop } else { &runs.apply };
+                let files = if conn.show_diff {
+                    &run.collected
+                } else {
+                    &run.collected_no_diff
+                };
+                Reply::immediate(files.clone(), 0)
+            }
+            Kind::Kill => Reply::immediate(Bytes::new(), 0),
+            Kind::Step { deadline, step } => {
+                let puppet = match step {
+                    Step::Apply { show_diff } | Step::Plan { show_diff, .. } => Some(show_diff),
+                    _ => None,
+                };
+                let reply = self.step(host, step).cut_at(deadline.as_ref());
+                if let Some(show_diff) = puppet {
+                    conn.show_diff = show_diff;
+                    conn.cut = reply.cut;
+                }
+                reply
+            }
+            Kind::Raw(line) => {
+                let name = self.name(host);
+                let played = shell::simulate(&line, &HostFacts { name: &name });
+                Reply {
+                    now: Bytes::new(),
+                    delay: self.delays.exec + played.sleep,
+                    stdout: Bytes::from(played.stdout),
+                    stderr: Bytes::from(played.stderr),
+                    end: End::Exit(played.code),
+                    cut: false,
+                }
+            }
+        }
+    }
+
+    fn step(&self, host: u32, step: Step) -> Reply {
+        let pid = self.pid();
+        let head = self.head(host);
+        match step {
+            Step::Sync { remote, branch } => {
+                let now = format!("::capo:pid={pid}\n::capo:rev-before={head}\n");
+                let from = format!(
+                    "From /srv/git/puppet\n * branch            {branch:<10} -> FETCH_HEAD\n"
+                );
+                let (stdout, stderr) = if head == self.after {
+                    (
+                        format!("Already up to date.\n::capo:rev-after={head}\n"),
+                        from,
+                    )
+                } else {
+                    let (b, a) = (&head[..7], &self.after[..7]);
+                    (
+                        format!(
+                            "Updating {b}..{a}\nFast-forward\n manifests/site.pp | 2 +-\n 1 file changed, 1 insertion(+), 1 deletion(-)\n::capo:rev-after={}\n",
+                            self.after
+                        ),
+                        format!("{from}   {b}..{a}  {branch:<10} -> {remote}/{branch}\n"),
+                    )
+                };
+                Reply {
+                    now: Bytes::from(now),
+                    delay: self.delays.sync,
+                    stdout: Bytes::from(stdout),
+                    stderr: Bytes::from(stderr),
+                    end: End::Exit(0),
+                    cut: false,
+                }
+            }
+            Step::SyncToRev { rev } => {
+                let target = self.resolve(Some(&rev));
+                let now = format!(
+                    "::capo:pid={pid}\n::capo:rev-before={head}\n::capo:rev-after={head}\n"
+                );
+                let rest = if target == head {
+                    format!("::capo:target={target}\n::capo:rev-after={head}\n")
+                } else if target == self.before {
+                    // The checkout (at `after`) is already past the target.
+                    format!("::capo:target={target}\n::capo:ahead=1\n::capo:rev-after={head}\n")
+                } else {
+                    format!("::capo:target={target}\n::capo:rev-after={target}\n")
+                };
+                Reply {
+                    now: Bytes::from(now),
+                    delay: self.delays.sync,
+                    stdout: Bytes::from(rest),
+                    stderr: Bytes::new(),
+                    end: End::Exit(0),
+                    cut: false,
+                }
+            }
+            Step::Apply { .. } => {
+                let run = &self.runs(host).apply;
+                let now = format!(
+                    "::capo:pid={pid}\n::capo:results={}\n",
+                    self.tmp_dir("capo-run")
+                );
+                Reply {
+                    now: Bytes::from(now),
+                    delay: self.delays.apply,
+                    stdout: run.stdout.clone(),
+                    stderr: run.stderr.clone(),
+                    end: End::Exit(run.exit),
+                    cut: false,
+                }
+            }
+            Step::Plan { rev, .. } => {
+                let target = self.resolve(rev.as_deref());
+                let now = format!(
+                    "::capo:pid={pid}\n::capo:rev-before={head}\n::capo:rev-after={head}\n"
+                );
+                let delay = self.delays.sync + self.delays.apply;
+                if target != head && target == self.before {
+                    let rest = format!("::capo:target={target}\n::capo:ahead=1\n");
+                    return Reply {
+                        now: Bytes::from(now),
+                        delay: self.delays.sync,
+                        stdout: Bytes::from(rest),
+                        stderr: Bytes::new(),
+                        end: End::Exit(0),
+                        cut: false,
+                    };
+                }
+                let run = &self.runs(host).noop;
+                let mut rest = format!("::capo:target={target}\n");
+                if target == head {
+                    rest.push_str("::capo:incoming-count=0\n");
+                } else {
+                    rest.push_str(&format!(
+                        "::capo:incoming-count=1\n::capo:incoming={} {COMMIT_SUBJECT}\n",
+                        &target[..7]
+                    ));
+                }
+                rest.push_str(&format!("::capo:results={}\n", self.tmp_dir("capo-plan")));
+                rest.push_str(&String::from_utf8_lossy(&run.stdout));
+                Reply {
+                    now: Bytes::from(now),
+                    delay,
+                    stdout: Bytes::from(rest),
+                    stderr: run.stderr.clone(),
+                    end: End::Exit(run.exit),
+                    cut: false,
+                }
+            }
+            Step::Exec(line) => {
+                let name = self.name(host);
+                let played = shell::simulate(&line, &HostFacts { name: &name });
+                Reply {
+                    now: Bytes::from(format!("::capo:pid={pid}\n")),
+                    delay: self.delays.exec + played.sleep,
+                    stdout: Bytes::from(played.stdout),
+                    stderr: Bytes::from(played.stderr),
+                    end: End::Exit(played.code),
+                    cut: false,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capo_inventory::Inventory;
+    use capo_rollout::steps::{self, Marks};
+    use std::path::Path;
+
+    const BEFORE: &str = "3f2a1c9e5d7b8a6c4f1e2d3c4b5a697887960001";
+    const AFTER: &str = "77b0e41a0c5f3e2d1c0b9a8f7e6d5c4b3a290002";
+
+    fn fleet(outcome: Outcome) -> Sim {
+        let delays = Delays {
+            sync: Duration::from_millis(50),
+            apply: Duration::from_secs(1),
+            exec: Duration::ZERO,
+        };
+        Sim::new(delays, BEFORE.into(), AFTER.into(), outcome, 0, 5)
+    }
+
+    fn settings() -> capo_inventory::Settings {
+        let text = "[defaults]\nrepo_dir = \"/srv/puppet\"\n[hosts.h1]\n";
+        match Inventory::parse(text, Path::new("inv.toml")) {
+            Ok(inv) => inv.hosts[0].settings.clone(),
+            Err(e) => panic!("inventory: {e}"),
+        }
+    }
+
+    fn all(r: &Reply) -> Vec<u8> {
+        [&r.now[..], &r.stdout[..]].concat()
+    }
+
+    #[test]
+    fn a_rollout_moves_the_checkout_and_changes_resources() {
+        let sim = fleet(Outcome::Changed);
+        let s = settings();
+        let t = Duration::from_secs(300);
+        let mut conn = ConnState::default();
+        let lock = sim.reply(7, &steps::lock(&s, "run A"), &mut conn);
+        assert!(conn.took_lock);
+        assert_eq!(lock.end, End::Hold);
+        assert_eq!(&lock.now[..], b"::capo:lock=ok\n");
+        let mut other = ConnState::default();
+        let second = sim.reply(7, &steps::lock(&s, "run B"), &mut other);
+        assert!(!other.took_lock);
+        assert_eq!(second.end, End::Exit(LOCKED_EXIT));
+        assert_eq!(Marks::parse(&second.now).get("holder"), Some("run A"));
+        sim.release_lock(7);
+
+        let sync = sim.reply(7, &steps::sync(&s, "run A", t).script, &mut conn);
+        let marks = Marks::parse(&all(&sync));
+        assert!(marks.pid().is_some());
+        assert_eq!(marks.get("rev-before"), Some(BEFORE));
+        assert_eq!(marks.get("rev-after"), Some(AFTER));
+        assert_eq!(sync.end, End::Exit(0));
+        assert_eq!(sync.delay, Duration::from_millis(50));
+
+        let apply = sim.reply(7, &steps::apply(&s, "run A", t, false).script, &mut conn);
+        assert_eq!(apply.end, End::Exit(2));
+        let marks = Marks::parse(&all(&apply));
+        let dir = marks.get("results").unwrap_or_default();
+        let collect = steps::collect(dir).unwrap_or_default();
+        assert!(!collect.is_empty(), "capo refuses the results dir {dir}");
+        let collected = sim.reply(7, &collect, &mut conn);
+        let files = steps::split_collected(&String::from_utf8_lossy(&collected.now));
+        assert!(files.summary.contains("changed: 3"));
+        assert!(files
+            .report
+            .starts_with("--- !ruby/object:Puppet::Transaction::Report"));
+        assert!(files.log.ends_with("}\n"));
+        assert!(!files.log.contains("+++ "), "no diffs without --show_diff");
+    }
+
+    #[test]
+    fn a_plan_would_change_and_rev_can_be_ahead() {
+        let sim = fleet(Outcome::Changed);
+        let s = settings();
+        let t = Duration::from_secs(300);
+        let mut conn = ConnState::default();
+        let plan = sim.reply(1, &steps::plan(&s, None, t, false).script, &mut conn);
+        let marks = Marks::parse(&all(&plan));
+        assert_eq!(marks.get("target"), Some(AFTER));
+        assert_eq!(marks.get("incoming-count"), Some("1"));
+        assert_eq!(marks.get("incoming"), Some("77b0e41 Raise the MOTD"));
+        assert!(marks
+            .get("results")
+            .is_some_and(|r| r.starts_with("/tmp/capo-plan.")));
+        assert_eq!(plan.end, End::Exit(0));
+
+        let up = fleet(Outcome::Unchanged);
+        let rev = up.reply(
+            1,
+            &steps::sync_to_rev(&s, "3f2a1c9", "r", t).script,
+            &mut conn,
+        );
+        let marks = Marks::parse(&all(&rev));
+        assert_eq!(marks.get("ahead"), Some("1"));
+        assert_eq!(marks.get("rev-after"), Some(AFTER));
+    }
+
+    #[test]
+    fn exec_plays_simple_commands() {
+        let sim = fleet(Outcome::Changed);
+        let t = Duration::from_secs(300);
+        let mut conn = ConnState::default();
+        let r = sim.reply(42, &steps::exec("true", t).script, &mut conn);
+        assert_eq!(r.end, End::Exit(0));
+        assert!(r.stdout.is_empty());
+        let r = sim.reply(
+            42,
+            &steps::exec("echo hi there; hostname", t).script,
+            &mut conn,
+        );
+        assert_eq!(&r.stdout[..], b"hi there\nsim00042\n");
+        let r = sim.reply(
+            42,
+            &steps::exec("sleep 600", Duration::from_secs(2)).script,
+            &mut conn,
+        );
+        assert_eq!(r.end, End::Exit(143));
+        assert_eq!(Marks::parse(&r.stdout).get("deadline"), Some("2.000"));
+        // An apply killed at its deadline leaves no results behind.
+        let s = settings();
+        let apply = steps::apply(&s, "h", Duration::from_millis(500), false);
+        let r = sim.reply(42, &apply.script, &mut conn);
+        assert_eq!(r.end, End::Exit(143));
+        let dir = Marks::parse(&all(&r))
+            .get("results")
+            .unwrap_or_default()
+            .to_string();
+        let collect = steps::collect(&dir).unwrap_or_default();
+        let collected = sim.reply(42, &collect, &mut conn);
+        let files = steps::split_collected(&String::from_utf8_lossy(&collected.now));
+        assert_eq!(files, steps::Collected::default());
+    }
+}
