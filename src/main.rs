@@ -2,6 +2,7 @@
 
 mod cli;
 mod hosts;
+mod limits;
 mod rollout;
 
 use std::process::ExitCode;

@@ -108,6 +108,10 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         RunMode::Exec { .. } => (Mode::Exec, None),
     };
     let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
+    let (concurrency, fd_warning) = crate::limits::fit_concurrency(args.concurrency as usize);
+    if let Some(warning) = fd_warning {
+        eprintln!("{warning}");
+    }
     let options = EngineOptions {
         strategy,
         confirm: args.confirm.then_some(confirm_tx),
@@ -122,7 +126,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
             run_dir,
             target_rev,
         },
-        concurrency: args.concurrency as usize,
+        concurrency,
         tail_bytes: DEFAULT_TAIL_BYTES,
         holder,
     };

@@ -26,6 +26,15 @@ pub struct Summary {
     pub last_run: Option<u64>,
 }
 
+impl Summary {
+    /// Whether the run produced any property event (made, failed or, under `--noop`,
+    /// pending); without one, the run's report lists no event either.
+    pub fn has_events(&self) -> bool {
+        let e = &self.events;
+        e.total > 0 || e.success > 0 || e.failure > 0 || e.noop > 0
+    }
+}
+
 /// The `resources` section of the summary: how many resources ended in each state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

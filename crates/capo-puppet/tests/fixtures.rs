@@ -439,3 +439,13 @@ fn content_diffs_are_found_and_normalized() {
         assert!(diffs(&parse_log_jsonl(&read(run, "log.jsonl"))).is_empty());
     }
 }
+
+#[test]
+fn a_summary_without_events_means_a_report_without_events() {
+    // capo skips parsing the report when the summary has no events; these real runs show
+    // that the two agree, both ways.
+    for run in ["changed", "unchanged", "failed", "noop_pending", "cycle"] {
+        let (s, r) = (summary(run), report(run));
+        assert_eq!(s.has_events(), !r.events.is_empty(), "{run}");
+    }
+}

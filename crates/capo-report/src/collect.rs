@@ -223,5 +223,6 @@ fn step_report(s: &StepRecord) -> StepReport {
         stdout_tail: String::from_utf8_lossy(&s.stdout_tail).into_owned(),
         stderr_tail: String::from_utf8_lossy(&s.stderr_tail).into_owned(),
         truncated: s.truncated,
+        log_error: s.log_error.clone(),
     }
 }

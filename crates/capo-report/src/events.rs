@@ -179,6 +179,7 @@ mod tests {
             stdout_bytes: 3,
             stderr_bytes: 15,
             truncated: false,
+            log_error: None,
         };
         let outcome = HostOutcome {
             name: "web\u{1b}01".into(),
@@ -303,6 +304,7 @@ mod tests {
             stdout_bytes: 0,
             stderr_bytes: 0,
             truncated: false,
+            log_error: None,
         };
         let v = to_json(
             &Event::StepFinished {

@@ -240,6 +240,7 @@ mod tests {
             stdout_tail: stdout.into(),
             stderr_tail: stderr.into(),
             truncated: false,
+            log_error: None,
         }
     }
 

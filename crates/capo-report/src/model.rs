@@ -229,4 +229,7 @@ pub struct StepReport {
     /// Whether the tails hold less than the whole output (the log files have all of it).
     #[serde(default)]
     pub truncated: bool,
+    /// Why the step's log files are incomplete, if they are; absent when they are complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }

@@ -14,10 +14,7 @@ pub fn render(report: &Report) -> String {
         out.push_str(&crate::fold::render(report));
         out.push_str(&summary_line(report));
         out.push('\n');
-        out.push_str(&format!(
-            "full output of every host: {}/<host>/\n",
-            sanitize::line(&report.run_dir)
-        ));
+        out.push_str(&logs_lines(report, "host"));
         return out;
     }
     let mut table = Table::new();
@@ -48,10 +45,36 @@ pub fn render(report: &Report) -> String {
         out.push_str(&line);
         out.push('\n');
     }
-    out.push_str(&format!(
-        "full output of every step: {}/<host>/\n",
+    out.push_str(&logs_lines(report, "step"));
+    out
+}
+
+/// Where the logs are, and a warning when some could not be written in full (a full disk,
+/// too few file descriptors): the tails in the report are then all there is.
+fn logs_lines(report: &Report, of: &str) -> String {
+    let mut out = format!(
+        "full output of every {of}: {}/<host>/\n",
         sanitize::line(&report.run_dir)
-    ));
+    );
+    let broken: Vec<(&str, &str)> = report
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            h.steps
+                .iter()
+                .find_map(|s| s.log_error.as_deref())
+                .map(|e| (h.name.as_str(), e))
+        })
+        .collect();
+    if let Some((host, error)) = broken.first() {
+        out.push_str(&format!(
+            "warning: logs incomplete for {} host{} (first: {}: {})\n",
+            broken.len(),
+            if broken.len() == 1 { "" } else { "s" },
+            sanitize::line(host),
+            sanitize::line(error)
+        ));
+    }
     out
 }
 
@@ -169,6 +192,44 @@ mod tests {
             "3f2a1c9"
         );
         assert_eq!(revision(None, None), "-");
+    }
+
+    #[test]
+    fn logs_that_could_not_be_written_are_warned_about() {
+        let step = |error: Option<&str>| {
+            serde_json::json!({"name": "apply", "command": "puppet apply", "exit_code": 0,
+                "duration_ms": 1, "stdout_tail": "", "stderr_tail": "", "log_error": error})
+        };
+        let host = |name: &str, error: Option<&str>| {
+            serde_json::json!({"name": name, "address": "10.0.0.1", "port": 22,
+                "status": "unchanged", "error": null, "rev_before": null, "rev_after": null,
+                "duration_ms": 1, "log_dir": format!("runs/r1/{name}"), "steps": [step(error)]})
+        };
+        let report = |hosts: Vec<serde_json::Value>| -> Report {
+            let v = serde_json::json!({"schema": crate::SCHEMA, "run_id": "r1",
+                "mode": "rollout", "started_at": "", "finished_at": "", "duration_ms": 1,
+                "inventory": "inv.toml", "run_dir": "runs/r1",
+                "summary": crate::model::Summary::default(), "hosts": hosts});
+            serde_json::from_value(v).expect("a report")
+        };
+        let fine = report(vec![host("web01", None)]);
+        assert_eq!(
+            logs_lines(&fine, "step"),
+            "full output of every step: runs/r1/<host>/\n"
+        );
+        let full = "runs/r1/web02/apply.stdout: No space left on device (os error 28)";
+        let broken = report(vec![
+            host("web01", None),
+            host("web02", Some(full)),
+            host("web03", Some("x")),
+        ]);
+        assert_eq!(
+            logs_lines(&broken, "step"),
+            format!(
+                "full output of every step: runs/r1/<host>/\n\
+                 warning: logs incomplete for 2 hosts (first: web02: {full})\n"
+            )
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::capture::Capture;
+use crate::capture::{write_logs, Capture, LogWrite};
 use crate::event::{Event, RunMeta};
 use crate::outcome::{
     classify_apply, puppet_hint, ErrorKind, HostError, HostOutcome, HostStatus, Incoming,
@@ -528,9 +528,8 @@ async fn run_host(
     stop: watch::Receiver<Stop>,
 ) -> HostOutcome {
     let started = Instant::now();
+    // Created with the first log written into it.
     let log_dir = opts.meta.run_dir.join(safe_dir_name(&host.name));
-    // A missing log directory only loses the logs; Capture records that per stream.
-    let _ = tokio::fs::create_dir_all(&log_dir).await;
     let outcome = blank_outcome(&host, &opts.meta.run_dir);
     let mut run = HostRun {
         host,
@@ -861,7 +860,10 @@ impl HostRun {
                 Err(e) => problems.push(format!("summary: {e}")),
             }
         }
-        if !files.report.trim().is_empty() {
+        // The report is read for its events alone, and it is most of the bytes and of the
+        // parsing time: skip it when this run's summary says there are none.
+        let no_events = result.summary.as_ref().is_some_and(|s| !s.has_events());
+        if !no_events && !files.report.trim().is_empty() {
             match capo_puppet::parse_report(&files.report) {
                 Ok(report) => result.events = report.events,
                 Err(e) => problems.push(format!("report: {e}")),
@@ -896,11 +898,9 @@ impl HostRun {
         let started = Instant::now();
         let name = step.name.as_str();
         let log = |ext: &str| -> PathBuf { self.log_dir.join(format!("{name}.{ext}")) };
-        // The exact script sent, for whoever debugs a failure from the logs.
-        let _ = tokio::fs::write(log("cmd"), format!("{}\n", step.script)).await;
         let tail_bytes = self.opts.tail_bytes;
-        let mut out = Capture::create(&log("stdout"), tail_bytes).await;
-        let mut err = Capture::create(&log("stderr"), tail_bytes).await;
+        let mut out = Capture::new(&log("stdout"), tail_bytes);
+        let mut err = Capture::new(&log("stderr"), tail_bytes);
         let mut head = Vec::new();
         let timeout = self.host.settings.command_timeout;
         let stream = self.opts.stream_output;
@@ -960,7 +960,17 @@ impl HostRun {
                 kill_remote(session, pid).await;
             }
         }
-        let (out, err) = (out.finish().await, err.finish().await);
+        let (out, out_last, out_error) = out.finish();
+        let (err, err_last, err_error) = err.finish();
+        // The exact script sent, for whoever debugs a failure from the logs; written with the
+        // rest of the step's logs in one trip.
+        let mut logs = vec![LogWrite::file(
+            log("cmd"),
+            format!("{}\n", step.script).into_bytes(),
+        )];
+        logs.extend(out_last);
+        logs.extend(err_last);
+        let log_error = write_logs(logs).await.or(out_error).or(err_error);
         let (stdout_bytes, stderr_bytes) = (out.total(), err.total());
         let stdout_tail = out.into_bytes();
         // Markers near the start (the pid) are in `head`, the rest near the end, in the tail;
@@ -993,6 +1003,7 @@ impl HostRun {
                 || (stderr_tail.len() as u64) < stderr_bytes,
             stdout_tail: steps::strip_marks(&stdout_tail),
             stderr_tail,
+            log_error,
         };
         (record, end, marks)
     }

@@ -169,6 +169,9 @@ pub struct StepRecord {
     pub stderr_bytes: u64,
     /// Whether either tail holds less than its whole stream (the log files have all of it).
     pub truncated: bool,
+    /// Why the step's log files are incomplete or missing, if they are (e.g. no space left,
+    /// or too many open files).
+    pub log_error: Option<String>,
 }
 
 /// Everything the report needs about one host.
