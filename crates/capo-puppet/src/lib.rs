@@ -28,7 +28,7 @@ mod value;
 mod yaml;
 
 pub use log::{diffs, errors, parse_log_jsonl, FileDiff, LogEntry};
-pub use report::{parse_report, Report, ResourceEvent};
+pub use report::{parse_report, parse_report_events, Report, ResourceEvent};
 pub use summary::{parse_summary, Events, Resources, Summary};
 
 /// Deepest nesting of YAML collections accepted. Puppet's own files stay under 10 levels; the cap

@@ -449,3 +449,15 @@ fn a_summary_without_events_means_a_report_without_events() {
         assert_eq!(s.has_events(), !r.events.is_empty(), "{run}");
     }
 }
+
+#[test]
+fn the_quick_event_reader_finds_what_the_full_parse_finds() {
+    for run in ["changed", "unchanged", "failed", "noop_pending", "cycle"] {
+        let text = read(run, "last_run_report.yaml");
+        assert_eq!(
+            capo_puppet::parse_report_events(&text).expect("parses"),
+            report(run).events,
+            "{run}"
+        );
+    }
+}

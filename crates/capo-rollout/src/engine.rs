@@ -864,8 +864,8 @@ impl HostRun {
         // parsing time: skip it when this run's summary says there are none.
         let no_events = result.summary.as_ref().is_some_and(|s| !s.has_events());
         if !no_events && !files.report.trim().is_empty() {
-            match capo_puppet::parse_report(&files.report) {
-                Ok(report) => result.events = report.events,
+            match capo_puppet::parse_report_events(&files.report) {
+                Ok(events) => result.events = events,
                 Err(e) => problems.push(format!("report: {e}")),
             }
         }
@@ -962,12 +962,21 @@ impl HostRun {
         }
         let (out, out_last, out_error) = out.finish();
         let (err, err_last, err_error) = err.finish();
-        // The exact script sent, for whoever debugs a failure from the logs; written with the
-        // rest of the step's logs in one trip.
-        let mut logs = vec![LogWrite::file(
-            log("cmd"),
-            format!("{}\n", step.script).into_bytes(),
-        )];
+        // The exact script sent, for whoever debugs a failure from the logs, written with the
+        // rest of the step's logs in one trip. Only then: the report has the command as typed,
+        // and at thousands of hosts every file created costs (an inode, on ext4 ~0.1 ms).
+        let succeeded = match end {
+            StepEnd::Exited(0) => true,
+            StepEnd::Exited(2) => matches!(step.name, StepName::Apply | StepName::Plan),
+            _ => false,
+        };
+        let mut logs = Vec::with_capacity(3);
+        if !succeeded {
+            logs.push(LogWrite::file(
+                log("cmd"),
+                format!("{}\n", step.script).into_bytes(),
+            ));
+        }
         logs.extend(out_last);
         logs.extend(err_last);
         let log_error = write_logs(logs).await.or(out_error).or(err_error);

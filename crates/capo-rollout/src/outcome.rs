@@ -152,7 +152,8 @@ impl StepName {
 pub struct StepRecord {
     /// Which step.
     pub name: StepName,
-    /// The command as a person would type it (the exact script sent is in the log directory).
+    /// The command as a person would type it (when the step fails, the exact script sent is
+    /// in the log directory).
     pub command: String,
     /// The remote exit code; `None` when the command did not finish (timeout, lost connection,
     /// killed by a signal).
