@@ -44,7 +44,7 @@ for every N and J, under /usr/bin/time, and prints a table of the controller's c
   --exec-delay D        simulated time of each ad-hoc command (default 0ms)
   --base ADDR           first host's address, in 127.0.0.0/8 (default 127.1.0.1)
   --port P              port every simulated host listens on (default 2222)
-  --no-build            use the binaries already in target/release
+  --no-build            use the binaries already in target/release (or in $BIN_DIR)
   --out FILE            also write the table (Markdown) to FILE
   --tmp DIR             where the temporary directory goes, with capo's --runs-dir in it
                         (default $TMPDIR or /tmp); /dev/shm keeps disk I/O out of the figures
@@ -84,6 +84,8 @@ for c in "${CMDS[@]}"; do
 done
 [[ -z "$OUT" ]] || OUT="$(readlink -f "$OUT")"
 
+FAILED_RUNS=0
+
 # ---------------------------------------------------------------- tools and binaries
 if [[ ! -x /usr/bin/time ]]; then
   ((EUID == 0)) || die "/usr/bin/time is missing; install the Debian package 'time'"
@@ -99,8 +101,10 @@ if ((BUILD)); then
   log "building capo and capo-simfleet (release)"
   (cd "$ROOT" && cargo build --release --quiet -p capo -p capo-simfleet)
 fi
-CAPO="$TARGET_DIR/release/capo"
-SIMFLEET="$TARGET_DIR/release/capo-simfleet"
+# BIN_DIR: where the binaries are, e.g. target/debug for CI's smoke run (not for figures).
+BIN_DIR="${BIN_DIR:-$TARGET_DIR/release}"
+CAPO="$BIN_DIR/capo"
+SIMFLEET="$BIN_DIR/capo-simfleet"
 [[ -x "$CAPO" && -x "$SIMFLEET" ]] || die "no $CAPO or $SIMFLEET (run without --no-build)"
 
 # ---------------------------------------------------------------- file descriptors
@@ -218,6 +222,7 @@ measure() {
     tail -n 20 "$WORK/stderr-$tag" >&2
   fi
   if [[ "$failures" != 0 ]]; then
+    FAILED_RUNS=$((FAILED_RUNS + 1))
     log "  $failures hosts not ok (capo exit $rc); first errors:"
     if [[ -s "$report" ]] && command -v jq >/dev/null 2>&1; then
       jq -r '[.hosts[] | select(.error != null) | "\(.name): \(.error.kind): \(.error.message)"] | .[:5][]' "$report" >&2 || true
@@ -285,3 +290,5 @@ table() {
 
 table
 [[ -z "$OUT" ]] || table >"$OUT"
+# Missed targets are figures to report; hosts that did not end ok mean the run is broken.
+((FAILED_RUNS == 0)) || die "$FAILED_RUNS run(s) had hosts that did not end ok"

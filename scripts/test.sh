@@ -9,3 +9,9 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Two test threads: each integration test brings up its own fleet, and Puppet is CPU-bound.
 cargo test --workspace --locked -- --test-threads=2
+
+# The benchmarks, once at a small size with the debug binaries, so they cannot rot (the
+# figures of such a run mean nothing; see docs/performance.md for the real thing).
+cargo build --locked -p capo -p capo-simfleet
+CAPO="$PWD/target/debug/capo" bench/peers.sh --quick --out "${TMPDIR:-/tmp}/capo-peers-quick.md"
+BIN_DIR="$PWD/target/debug" bench/scale.sh --no-build --hosts 200 --jobs 100 --commands exec,rollout,plan
