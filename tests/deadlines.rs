@@ -251,6 +251,15 @@ fn a_later_connect_attempt_reaches_a_host_that_came_back() {
         r.dump()
     );
     assert!(r.host("host02")["error"].is_null(), "{}", r.dump());
+    // The report says that it took more than one attempt (the first is refused; the second
+    // comes 1-1.5 s in, about when the host is back), and that host01 took one.
+    let attempts = r.host("host02")["connect_attempts"].as_u64();
+    assert!(
+        matches!(attempts, Some(2 | 3)),
+        "host02 connect_attempts {attempts:?}\n{}",
+        r.dump()
+    );
+    assert_eq!(r.host("host01")["connect_attempts"], 1, "{}", r.dump());
     // It waited out at least the first backoff (1 s) before an attempt got through.
     let took = duration_ms(&r, "host02");
     assert!(took >= 1000, "host02 took only {took} ms\n{}", r.dump());

@@ -79,6 +79,7 @@ fn a_first_sigint_lets_hosts_in_flight_finish_and_skips_the_rest() {
             r.dump()
         );
         assert_eq!(r.host(name)["steps"].as_array().map(Vec::len), Some(0));
+        assert_eq!(r.host(name)["connect_attempts"], 0, "{name}");
         // Never contacted: Puppet never wrote its files there.
         assert!(!fleet.managed_path(name, "motd").exists(), "{name}");
         assert!(!fleet.managed_path(name, "role").exists(), "{name}");

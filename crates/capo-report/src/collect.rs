@@ -122,6 +122,7 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         rev_after: None,
         duration_ms: 0,
         log_dir: run_dir.display().to_string(),
+        connect_attempts: 0,
         steps: Vec::new(),
         target: None,
         incoming: None,
@@ -204,6 +205,7 @@ fn host_report(o: &HostOutcome) -> HostReport {
         rev_after: o.rev_after.clone(),
         duration_ms: millis(o.duration),
         log_dir: o.log_dir.display().to_string(),
+        connect_attempts: o.connect_attempts,
         steps: o.steps.iter().map(step_report).collect(),
         target: o.target.clone(),
         incoming: o.incoming.as_ref().map(|i| IncomingReport {

@@ -192,6 +192,7 @@ mod tests {
             duration: Duration::from_millis(1234),
             steps: vec![record.clone()],
             log_dir: ".capo/runs/r1/web01".into(),
+            connect_attempts: 1,
             target: None,
             incoming: None,
             puppet: None,

@@ -260,6 +260,7 @@ mod tests {
             rev_after: None,
             duration_ms: 0,
             log_dir: String::new(),
+            connect_attempts: 1,
             steps: vec![],
             target: None,
             incoming: None,

@@ -258,6 +258,7 @@ mod tests {
             rev_after: None,
             duration_ms: 1500,
             log_dir: format!(".capo/runs/r1/{name}"),
+            connect_attempts: 1,
             steps: vec![],
             target: None,
             incoming: None,

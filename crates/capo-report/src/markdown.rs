@@ -246,6 +246,7 @@ mod tests {
             rev_after: Some(if moved { NEW } else { OLD }.into()),
             duration_ms: 1000,
             log_dir: String::new(),
+            connect_attempts: 1,
             steps: vec![],
             target: None,
             incoming: None,

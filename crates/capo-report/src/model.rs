@@ -134,6 +134,10 @@ pub struct HostReport {
     pub duration_ms: u64,
     /// Directory with this host's full output (`<step>.stdout`, `<step>.stderr`, `<step>.cmd`).
     pub log_dir: String,
+    /// SSH connection attempts made (more than 1 when retries were needed; 0 if never
+    /// started). Absent in reports written before this field existed.
+    #[serde(default)]
+    pub connect_attempts: u32,
     /// Steps in the order they ran.
     pub steps: Vec<StepReport>,
     /// The commit the host was brought to (plan: would be), as resolved on the host.

@@ -291,6 +291,7 @@ mod tests {
             duration: Duration::from_millis(12_345),
             steps: vec![],
             log_dir: PathBuf::new(),
+            connect_attempts: 1,
             target: None,
             incoming: None,
             puppet: None,

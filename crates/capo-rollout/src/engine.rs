@@ -388,6 +388,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         duration: Duration::ZERO,
         steps: Vec::new(),
         log_dir: run_dir.join(safe_dir_name(&host.name)),
+        connect_attempts: 0,
         target: None,
         incoming: None,
         puppet: None,
@@ -429,6 +430,7 @@ fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) -> HostOutcom
             duration: Duration::ZERO,
             steps: Vec::new(),
             log_dir: run_dir.to_path_buf(),
+            connect_attempts: 0,
             target: None,
             incoming: None,
             puppet: None,
@@ -590,6 +592,7 @@ impl HostRun {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.outcome.connect_attempts = attempt;
             let result = tokio::select! {
                 r = capo_ssh::connect(&cfg) => r,
                 reason = hard_stop(&mut self.stop) => {

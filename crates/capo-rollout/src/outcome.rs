@@ -198,6 +198,9 @@ pub struct HostOutcome {
     pub steps: Vec<StepRecord>,
     /// Where this host's full output is.
     pub log_dir: PathBuf,
+    /// SSH connection attempts made: 1 normally, more when `connect_retries` were used, 0
+    /// when the host was never started.
+    pub connect_attempts: u32,
     /// The commit the host was brought to (or, for a plan, would be), as resolved on the host.
     pub target: Option<String>,
     /// Plan only: the commits between the checkout's HEAD and the target.
