@@ -67,8 +67,20 @@ fn local_changes_that_block_the_pull_fail_the_host_and_are_kept() {
             )
         ),
         "{}",
-        r.dump()
-    );
+        r.dump());
+    // The exact script of the failed step is kept for debugging; a step that succeeded has
+    // only its output on disk.
+    let script = std::fs::read_to_string(r.log_dir(&fleet, "host01").join("sync.cmd"))
+        .unwrap_or_else(|e| panic!("host01 sync.cmd: {e}\n{}", r.dump()));
+    assert!(script.contains("pull --ff-only"), "{script}");
+    let good = r.log_dir(&fleet, "host02");
+    assert!(good.join("apply.stdout").is_file(), "{}", good.display());
+    for step in ["sync", "apply"] {
+        assert!(
+            !good.join(format!("{step}.cmd")).exists(),
+            "{step}.cmd for host02"
+        );
+    }
     let h = r.host("host01");
     assert_eq!(h["rev_before"], old.as_str());
     assert_eq!(h["rev_after"], old.as_str());

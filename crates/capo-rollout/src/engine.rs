@@ -968,13 +968,8 @@ impl HostRun {
         // The exact script sent, for whoever debugs a failure from the logs, written with the
         // rest of the step's logs in one trip. Only then: the report has the command as typed,
         // and at thousands of hosts every file created costs (an inode, on ext4 ~0.1 ms).
-        let succeeded = match end {
-            StepEnd::Exited(0) => true,
-            StepEnd::Exited(2) => matches!(step.name, StepName::Apply | StepName::Plan),
-            _ => false,
-        };
         let mut logs = Vec::with_capacity(3);
-        if !succeeded {
+        if !end.ended_well(step.name) {
             logs.push(LogWrite::file(
                 log("cmd"),
                 format!("{}\n", step.script).into_bytes(),
@@ -1064,6 +1059,14 @@ enum StepEnd {
 impl StepEnd {
     fn succeeded(&self) -> bool {
         matches!(self, StepEnd::Exited(0))
+    }
+
+    /// Whether `step` did what it was sent for: exit 0, or for Puppet's steps also 2
+    /// (`--detailed-exitcodes`: changes made or pending).
+    fn ended_well(&self, step: StepName) -> bool {
+        self.succeeded()
+            || (matches!(self, StepEnd::Exited(2))
+                && matches!(step, StepName::Apply | StepName::Plan))
     }
 
     fn verdict(self, step: &Step) -> Verdict {
