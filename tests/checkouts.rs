@@ -3,11 +3,9 @@
 //! not bring up to date. Needs root (the fleet uses unshare and bind mounts); see
 //! tests/fleet/README.md.
 
-mod common;
-
-use common::run::on_host;
-use common::run::{self, Run};
-use common::Fleet;
+use crate::common::run::on_host;
+use crate::common::run::{self, Run};
+use crate::common::Fleet;
 
 const MESSAGE: &str = "modules/capo_demo/files/message.txt";
 

@@ -3,16 +3,14 @@
 //! progress display under a real pseudo-terminal (tmux).
 //! Needs root (the fleet uses unshare and bind mounts); see tests/fleet/README.md.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::run::{self, Run};
-use common::run::{inventory_with_puppet, path_arg};
-use common::tmux::{sh_quote, Tmux};
-use common::Fleet;
+use crate::common::run::{self, Run};
+use crate::common::run::{inventory_with_puppet, path_arg};
+use crate::common::tmux::{sh_quote, Tmux};
+use crate::common::Fleet;
 
 fn short(rev: &str) -> &str {
     &rev[..7]
@@ -45,19 +43,39 @@ fn mask_wall_time(line: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A small XML reader: enough to read capo's JUnit file back (elements, attributes, text,
-// character references, comments, CDATA, the XML declaration) and to reject a document that is
-// not well-formed (unclosed or mismatched tags, bad attribute syntax, unknown entities).
+// capo's JUnit file read back with an independent XML parser (roxmltree), into an owned tree
+// the assertions can walk.
 
 #[derive(Debug)]
 struct Element {
     name: String,
     attrs: Vec<(String, String)>,
     children: Vec<Element>,
+    /// The element's own text (its text and CDATA children, joined).
     text: String,
 }
 
 impl Element {
+    fn from_node(node: roxmltree::Node<'_, '_>) -> Element {
+        Element {
+            name: node.tag_name().name().to_string(),
+            attrs: node
+                .attributes()
+                .map(|a| (a.name().to_string(), a.value().to_string()))
+                .collect(),
+            children: node
+                .children()
+                .filter(|c| c.is_element())
+                .map(Element::from_node)
+                .collect(),
+            text: node
+                .children()
+                .filter(|c| c.is_text())
+                .filter_map(|c| c.text())
+                .collect(),
+        }
+    }
+
     fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
@@ -78,199 +96,6 @@ impl Element {
     }
 }
 
-struct XmlReader<'a> {
-    s: &'a str,
-    pos: usize,
-}
-
-impl<'a> XmlReader<'a> {
-    fn parse(s: &'a str) -> Element {
-        let mut r = XmlReader { s, pos: 0 };
-        r.skip_misc();
-        let root = r.element();
-        r.skip_misc();
-        assert_eq!(r.pos, s.len(), "content after the root element");
-        root
-    }
-
-    fn rest(&self) -> &'a str {
-        &self.s[self.pos..]
-    }
-
-    fn fail(&self, what: &str) -> ! {
-        let context: String = self.rest().chars().take(60).collect();
-        panic!("malformed XML at byte {}: {what}: {context:?}", self.pos)
-    }
-
-    fn eat(&mut self, lit: &str) -> bool {
-        if self.rest().starts_with(lit) {
-            self.pos += lit.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, lit: &str) {
-        if !self.eat(lit) {
-            self.fail(&format!("expected {lit:?}"));
-        }
-    }
-
-    fn skip_ws(&mut self) {
-        let n = self.rest().len() - self.rest().trim_start().len();
-        self.pos += n;
-    }
-
-    fn skip_until(&mut self, end: &str) -> &'a str {
-        match self.rest().find(end) {
-            Some(i) => {
-                let text = &self.rest()[..i];
-                self.pos += i + end.len();
-                text
-            }
-            None => self.fail(&format!("no closing {end:?}")),
-        }
-    }
-
-    /// Whitespace, the XML declaration, comments.
-    fn skip_misc(&mut self) {
-        loop {
-            self.skip_ws();
-            if self.eat("<?") {
-                self.skip_until("?>");
-            } else if self.eat("<!--") {
-                self.skip_until("-->");
-            } else {
-                return;
-            }
-        }
-    }
-
-    fn name(&mut self) -> String {
-        let n = self
-            .rest()
-            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '>' | '='))
-            .unwrap_or(self.rest().len());
-        if n == 0 {
-            self.fail("expected a name");
-        }
-        let name = &self.rest()[..n];
-        if !name
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
-        {
-            self.fail("bad name");
-        }
-        self.pos += n;
-        name.to_string()
-    }
-
-    fn element(&mut self) -> Element {
-        self.expect("<");
-        let name = self.name();
-        let mut attrs = Vec::new();
-        loop {
-            self.skip_ws();
-            if self.eat("/>") {
-                return Element {
-                    name,
-                    attrs,
-                    children: vec![],
-                    text: String::new(),
-                };
-            }
-            if self.eat(">") {
-                break;
-            }
-            let attr = self.name();
-            self.skip_ws();
-            self.expect("=");
-            self.skip_ws();
-            let quote = if self.eat("\"") {
-                "\""
-            } else if self.eat("'") {
-                "'"
-            } else {
-                self.fail("expected a quoted attribute value")
-            };
-            let raw = self.skip_until(quote);
-            if raw.contains('<') {
-                self.fail("'<' in an attribute value");
-            }
-            if attrs.iter().any(|(n, _)| *n == attr) {
-                self.fail(&format!("attribute {attr} twice"));
-            }
-            attrs.push((attr, unescape(raw)));
-        }
-        let mut children = Vec::new();
-        let mut text = String::new();
-        loop {
-            if self.eat("</") {
-                let end = self.name();
-                if end != name {
-                    self.fail(&format!("</{end}> closes <{name}>"));
-                }
-                self.skip_ws();
-                self.expect(">");
-                return Element {
-                    name,
-                    attrs,
-                    children,
-                    text,
-                };
-            } else if self.eat("<!--") {
-                self.skip_until("-->");
-            } else if self.eat("<![CDATA[") {
-                text.push_str(self.skip_until("]]>"));
-            } else if self.rest().starts_with('<') {
-                children.push(self.element());
-            } else if self.rest().is_empty() {
-                self.fail(&format!("<{name}> is never closed"));
-            } else {
-                let n = self.rest().find('<').unwrap_or(self.rest().len());
-                let raw = &self.rest()[..n];
-                self.pos += n;
-                text.push_str(&unescape(raw));
-            }
-        }
-    }
-}
-
-fn unescape(raw: &str) -> String {
-    let mut out = String::new();
-    let mut rest = raw;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let end = rest[i..]
-            .find(';')
-            .unwrap_or_else(|| panic!("unterminated entity in {raw:?}"));
-        let entity = &rest[i + 1..i + end];
-        let c = match entity {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(hex) = entity.strip_prefix("#x") {
-                    u32::from_str_radix(hex, 16).ok()
-                } else if let Some(dec) = entity.strip_prefix('#') {
-                    dec.parse().ok()
-                } else {
-                    None
-                };
-                code.and_then(char::from_u32)
-                    .unwrap_or_else(|| panic!("unknown entity &{entity}; in {raw:?}"))
-            }
-        };
-        out.push(c);
-        rest = &rest[i + end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
 fn read_junit(path: &Path) -> (String, Element) {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("no JUnit file at {} ({e})", path.display()));
@@ -278,7 +103,9 @@ fn read_junit(path: &Path) -> (String, Element) {
         text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
         "{text}"
     );
-    let root = XmlReader::parse(&text);
+    let doc = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("JUnit file is not well-formed XML ({e}):\n{text}"));
+    let root = Element::from_node(doc.root_element());
     (text, root)
 }
 
@@ -288,27 +115,6 @@ fn seconds_attr(e: &Element, attr: &str) -> f64 {
         .unwrap_or_else(|| panic!("<{}> has no {attr}", e.name));
     v.parse()
         .unwrap_or_else(|_| panic!("<{}> {attr}={v:?} is not a number", e.name))
-}
-
-#[test]
-fn the_xml_reader_rejects_what_is_not_well_formed() {
-    for bad in [
-        "<a><b></a>",
-        "<a x=1></a>",
-        "<a>",
-        "<a x=\"1\" x=\"2\"/>",
-        "<a>&nbsp;</a>",
-        "<a/><b/>",
-    ] {
-        let caught = std::panic::catch_unwind(|| XmlReader::parse(bad));
-        assert!(caught.is_err(), "accepted {bad:?}");
-    }
-    let ok = XmlReader::parse(
-        "<?xml version=\"1.0\"?>\n<a k='&lt;&#65;&#x42;'><!-- c --><b>t&amp;u</b><c/></a>",
-    );
-    assert_eq!(ok.attr("k"), Some("<AB"));
-    assert_eq!(ok.child_names(), ["b", "c"]);
-    assert_eq!(ok.child("b").map(|b| b.text.as_str()), Some("t&u"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,16 +3,14 @@
 //! that goes silent mid-command, and connect_retries (which failures are retried, which not).
 //! Needs root (the fleet uses unshare and bind mounts); see tests/fleet/README.md.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::run::path_arg;
-use common::run::{self, all, Run};
-use common::Fleet;
+use crate::common::run::path_arg;
+use crate::common::run::{self, all, Run};
+use crate::common::Fleet;
 
 /// An apply that takes 30 s (an `exec` always runs).
 const SLOW_MANIFEST: &str = "node default { exec { 'slow': command => '/bin/sleep 30' } }";

@@ -1,9 +1,7 @@
 //! Smoke test of the local test fleet harness itself (tests/fleet/fleet.sh + tests/common).
 //! Does not run capo. Needs root.
 
-mod common;
-
-use common::Fleet;
+use crate::common::Fleet;
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, ExitStatus, Stdio};

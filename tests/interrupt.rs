@@ -3,14 +3,12 @@
 //! second one (or the grace period running out) stops them on the host, and the report is
 //! still written. Needs root (the fleet uses unshare and bind mounts); see tests/fleet/README.md.
 
-mod common;
-
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-use common::run::{self, all, Run};
-use common::Fleet;
+use crate::common::run::{self, all, Run};
+use crate::common::Fleet;
 
 /// A manifest whose apply sleeps `secs` seconds (an `exec` always runs).
 fn sleeping_manifest(secs: u32) -> String {

@@ -2,14 +2,12 @@
 //! a step left running by a dead controller keeps the next run out until it ends.
 //! Needs root (the fleet uses unshare and bind mounts); see tests/fleet/README.md.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::run::{self, Run};
-use common::Fleet;
+use crate::common::run::{self, Run};
+use crate::common::Fleet;
 
 /// The holder line capo writes into `capo.lock`: `capo run RUN_ID from CONTROLLER (pid N),
 /// started YYYY-MM-DDTHH:MM:SSZ`. The start time is the one the run id is made from

@@ -6,16 +6,14 @@
 //! `puppet = "/bin/false"` (apply exits 1: `failed`, kind `puppet`) and hosts that only have to
 //! succeed get `puppet = "/bin/true"` (apply exits 0: `unchanged`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::run::{self, all, pairs, Run};
-use common::run::{inventory_with_puppet, path_arg};
-use common::tmux::{sh_quote, Tmux};
-use common::Fleet;
+use crate::common::run::{self, all, pairs, Run};
+use crate::common::run::{inventory_with_puppet, path_arg};
+use crate::common::tmux::{sh_quote, Tmux};
+use crate::common::Fleet;
 use serde_json::Value;
 
 /// The fleet's inventory with `puppet = "/bin/false"` on each of `hosts`.

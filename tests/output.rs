@@ -6,15 +6,13 @@
 //! inventory's `puppet` key, so a script under `/srv/managed` stands in for Puppet and
 //! decides exactly what the host prints and how the apply ends.
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::run::path_arg;
-use common::run::{self, Run};
-use common::Fleet;
+use crate::common::run::path_arg;
+use crate::common::run::{self, Run};
+use crate::common::Fleet;
 use serde_json::Value;
 
 /// Writes an executable script to `/srv/managed/NAME` on the host and returns its path there.

@@ -3,17 +3,15 @@
 //! change, and leaves every host exactly as it found it. Needs root (the fleet uses unshare
 //! and bind mounts); see tests/fleet/README.md.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::run::{self, Run};
-use common::run::{git, on_host, on_host_raw};
-use common::Fleet;
+use crate::common::run::{self, Run};
+use crate::common::run::{git, on_host, on_host_raw};
+use crate::common::Fleet;
 use serde_json::json;
 
 const INDEX: &str = "modules/capo_demo/files/index.html";

@@ -3,13 +3,11 @@
 //! fails, and nothing is ever moved backwards, merged or reset. Needs root (the fleet uses
 //! unshare and bind mounts); see tests/fleet/README.md.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::run::{self, Run};
-use common::run::{git, on_host};
-use common::Fleet;
+use crate::common::run::{self, Run};
+use crate::common::run::{git, on_host};
+use crate::common::Fleet;
 use serde_json::json;
 
 const INDEX: &str = "modules/capo_demo/files/index.html";

@@ -1,13 +1,11 @@
 //! `capo rollout` against a real local fleet: OpenSSH sshd per host, real git, real Puppet.
 //! Needs root (the fleet uses unshare and bind mounts); see tests/fleet/README.md.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::run::{self, all};
-use common::Fleet;
+use crate::common::run::{self, all};
+use crate::common::Fleet;
 use serde_json::Value;
 
 /// Runs `capo rollout` with a JSON report and returns (exit code, report, stdout, stderr).

@@ -3,15 +3,13 @@
 //! material ever reaches a log or a report. Runs against a real local fleet (needs root);
 //! see tests/fleet/README.md.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::run::path_arg;
-use common::run::{self, all, Run};
-use common::Fleet;
+use crate::common::run::path_arg;
+use crate::common::run::{self, all, Run};
+use crate::common::Fleet;
 
 const NAMES: [&str; 3] = ["host01", "host02", "host03"];
 

@@ -6,7 +6,6 @@
 //!
 //! Set `CAPO_FLEET_KEEP=1` to keep a fleet's directory after the test (its hosts are
 //! still stopped); the path is printed on drop.
-#![allow(dead_code)]
 
 pub mod run;
 pub mod tmux;

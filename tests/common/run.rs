@@ -10,7 +10,6 @@ use serde_json::Value;
 use super::Fleet;
 
 /// What one capo run left behind.
-#[allow(dead_code)]
 pub struct Run {
     /// Exit status (-1 if killed by a signal).
     pub code: i32,
@@ -22,7 +21,6 @@ pub struct Run {
     pub stderr: String,
 }
 
-#[allow(dead_code)]
 impl Run {
     /// The report entry of host `name`.
     pub fn host(&self, name: &str) -> &Value {
@@ -76,7 +74,6 @@ impl Run {
 }
 
 /// `(name, status)` pairs for `names`, all with `status`.
-#[allow(dead_code)]
 pub fn all(names: &[&str], status: &str) -> Vec<(String, String)> {
     names
         .iter()
@@ -94,7 +91,6 @@ fn report_path(fleet: &Fleet) -> PathBuf {
 }
 
 /// A capo command line (`capo SUBCOMMAND --report FILE ARGS...`) with its report path.
-#[allow(dead_code)]
 pub fn command(fleet: &Fleet, subcommand: &str, args: &[&str]) -> (Command, PathBuf) {
     let report = report_path(fleet);
     let mut cmd = fleet.capo();
@@ -103,7 +99,6 @@ pub fn command(fleet: &Fleet, subcommand: &str, args: &[&str]) -> (Command, Path
 }
 
 /// Runs `capo SUBCOMMAND ARGS...` to the end and reads its report.
-#[allow(dead_code)]
 pub fn capo(fleet: &Fleet, subcommand: &str, args: &[&str]) -> Run {
     let (mut cmd, report) = command(fleet, subcommand, args);
     let out = cmd.output().expect("capo runs");
@@ -111,13 +106,11 @@ pub fn capo(fleet: &Fleet, subcommand: &str, args: &[&str]) -> Run {
 }
 
 /// Runs `capo rollout ARGS...`.
-#[allow(dead_code)]
 pub fn rollout(fleet: &Fleet, args: &[&str]) -> Run {
     capo(fleet, "rollout", args)
 }
 
 /// Starts `capo rollout ARGS...` in the background, with piped output.
-#[allow(dead_code)]
 pub fn spawn_rollout(fleet: &Fleet, args: &[&str]) -> (Child, PathBuf) {
     let (mut cmd, report) = command(fleet, "rollout", args);
     let child = cmd
@@ -129,14 +122,12 @@ pub fn spawn_rollout(fleet: &Fleet, args: &[&str]) -> (Child, PathBuf) {
 }
 
 /// Waits for a background capo and reads its report.
-#[allow(dead_code)]
 pub fn wait(child: Child, report: &Path) -> Run {
     let out = child.wait_with_output().expect("capo finishes");
     finish(out, report)
 }
 
 /// Sends `signal` (e.g. "INT") to a background capo.
-#[allow(dead_code)]
 pub fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
@@ -166,7 +157,6 @@ fn finish(out: std::process::Output, report: &Path) -> Run {
 }
 
 /// The fleet's inventory with `[defaults]` lines replaced or added: `("command_timeout", "\"3s\"")`.
-#[allow(dead_code)]
 pub fn inventory_with(fleet: &Fleet, defaults: &[(&str, &str)]) -> PathBuf {
     let mut text = std::fs::read_to_string(&fleet.inventory).expect("inventory");
     for (key, value) in defaults {
@@ -184,7 +174,6 @@ pub fn inventory_with(fleet: &Fleet, defaults: &[(&str, &str)]) -> PathBuf {
 }
 
 /// `(name, status)` pairs from a literal list.
-#[allow(dead_code)]
 pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(n, s)| (n.to_string(), s.to_string()))
@@ -193,7 +182,6 @@ pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// Waits up to `limit` for a background capo to exit, then reads its report; returns how long
 /// it took. On timeout the capo process is killed and the test fails with its output.
-#[allow(dead_code)]
 pub fn wait_within(mut child: Child, report: &Path, limit: Duration) -> (Run, Duration) {
     let start = Instant::now();
     loop {
@@ -215,7 +203,6 @@ pub fn wait_within(mut child: Child, report: &Path, limit: Duration) -> (Run, Du
 }
 
 /// Processes of a step (puppet, sleep) running on a host.
-#[allow(dead_code)]
 pub fn step_procs(fleet: &Fleet, name: &str) -> Vec<String> {
     fleet
         .procs(name)
@@ -228,7 +215,6 @@ pub fn step_procs(fleet: &Fleet, name: &str) -> Vec<String> {
 
 /// Asserts that nothing of a step (puppet, sleep) is left on the host, after giving a kill
 /// that is under way a few seconds to land.
-#[allow(dead_code)]
 pub fn assert_nothing_left(fleet: &Fleet, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !step_procs(fleet, name).is_empty() && Instant::now() < deadline {
@@ -243,13 +229,11 @@ pub fn assert_nothing_left(fleet: &Fleet, name: &str) {
 }
 
 /// A path as a command-line argument (the fleet's paths are UTF-8).
-#[allow(dead_code)]
 pub fn path_arg(p: &Path) -> &str {
     p.to_str().expect("fleet paths are UTF-8")
 }
 
 /// `sh -c CMD` inside the host; panics unless it succeeds; returns its stdout as is.
-#[allow(dead_code)]
 pub fn on_host_raw(fleet: &Fleet, name: &str, cmd: &str) -> String {
     let out = fleet.host_exec(name, cmd);
     assert!(
@@ -263,13 +247,11 @@ pub fn on_host_raw(fleet: &Fleet, name: &str, cmd: &str) -> String {
 }
 
 /// `sh -c CMD` inside the host; panics unless it succeeds; returns its stdout, trimmed.
-#[allow(dead_code)]
 pub fn on_host(fleet: &Fleet, name: &str, cmd: &str) -> String {
     on_host_raw(fleet, name, cmd).trim().to_string()
 }
 
 /// `git ARGS` on the real machine, with no user or system configuration; its stdout, trimmed.
-#[allow(dead_code)]
 pub fn git(args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
@@ -287,7 +269,6 @@ pub fn git(args: &[&str]) -> String {
 }
 
 /// The fleet's inventory with `puppet = "PROGRAM"` set on each listed host.
-#[allow(dead_code)]
 pub fn inventory_with_puppet(fleet: &Fleet, settings: &[(&str, &str)]) -> PathBuf {
     let mut text = std::fs::read_to_string(&fleet.inventory).expect("inventory");
     for (host, program) in settings {

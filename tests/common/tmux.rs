@@ -5,13 +5,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A tmux server of our own (its own socket), killed on drop, also when the test panics.
-#[allow(dead_code)]
 pub struct Tmux {
     socket: PathBuf,
     session: String,
 }
 
-#[allow(dead_code)]
 impl Tmux {
     /// Starts `command` (run by the shell) in a detached 120x30 session.
     pub fn start(command: &str) -> Tmux {
@@ -105,7 +103,6 @@ impl Drop for Tmux {
     }
 }
 
-#[allow(dead_code)]
 pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }

@@ -1,0 +1,19 @@
+//! The integration tests: one binary (as ripgrep's `tests/tests.rs`) that runs the real `capo`
+//! binary against real local fleets (`tests/fleet/fleet.sh`: OpenSSH sshd, git, Puppet). Needs root.
+//! Each module is one area; `common` holds the fleet harness wrapper and shared helpers.
+
+mod common;
+
+mod checkouts;
+mod ci_outputs;
+mod cli_inventory;
+mod deadlines;
+mod fleet_smoke;
+mod interrupt;
+mod locking;
+mod operator;
+mod output;
+mod plan;
+mod revisions;
+mod rollout;
+mod security;
