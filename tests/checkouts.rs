@@ -4,19 +4,11 @@
 //! tests/fleet/README.md.
 
 use crate::common::run::on_host;
+use crate::common::run::step_names;
 use crate::common::run::{self, Run};
 use crate::common::Fleet;
 
 const MESSAGE: &str = "modules/capo_demo/files/message.txt";
-
-fn step_names(run: &Run, name: &str) -> Vec<String> {
-    run.host(name)["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{name}: no steps array\n{}", run.dump()))
-        .iter()
-        .map(|s| s["name"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
 
 /// `git status --porcelain` of the host's checkout.
 fn git_status(fleet: &Fleet, name: &str) -> String {

@@ -9,26 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::run::{self, Run};
 use crate::common::run::{inventory_with_puppet, path_arg};
+use crate::common::run::{is_seconds, short};
 use crate::common::tmux::{sh_quote, Tmux};
 use crate::common::Fleet;
-
-fn short(rev: &str) -> &str {
-    &rev[..7]
-}
-
-/// `12.3s`, `0.0s`: what capo prints for a duration.
-fn is_seconds(s: &str) -> bool {
-    let Some(num) = s.strip_suffix('s') else {
-        return false;
-    };
-    let Some((int, frac)) = num.split_once('.') else {
-        return false;
-    };
-    !int.is_empty()
-        && int.chars().all(|c| c.is_ascii_digit())
-        && frac.len() == 1
-        && frac.chars().all(|c| c.is_ascii_digit())
-}
 
 /// Replaces the run's wall time in `... in 12.3s` (the first ` in N.Ns` followed by `;`, `\n`
 /// or the end) with `<T>`.

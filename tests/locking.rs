@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::run::step_names;
 use crate::common::run::{self, Run};
 use crate::common::Fleet;
 
@@ -48,15 +49,6 @@ fn applied(fleet: &Fleet, name: &str) -> usize {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => panic!("read applied of {name}: {e}"),
     }
-}
-
-fn step_names(run: &Run, name: &str) -> Vec<String> {
-    run.host(name)["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{name}: no steps array\n{}", run.dump()))
-        .iter()
-        .map(|s| s["name"].as_str().unwrap_or("?").to_string())
-        .collect()
 }
 
 fn run_id(run: &Run) -> String {

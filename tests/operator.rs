@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::common::run::is_seconds;
 use crate::common::run::{self, all, pairs, Run};
 use crate::common::run::{inventory_with_puppet, path_arg};
 use crate::common::tmux::{sh_quote, Tmux};
@@ -80,20 +81,6 @@ fn assert_timed(line: &str, head: &str, tail: &str) {
         .and_then(|rest| rest.strip_suffix(tail))
         .unwrap_or_else(|| panic!("expected {head:?} <secs> {tail:?}, got {line:?}"));
     assert!(is_seconds(middle), "duration {middle:?} in {line:?}");
-}
-
-/// `12.3s`, `0.0s`: what capo prints for a duration.
-fn is_seconds(s: &str) -> bool {
-    let Some(num) = s.strip_suffix('s') else {
-        return false;
-    };
-    let Some((int, frac)) = num.split_once('.') else {
-        return false;
-    };
-    !int.is_empty()
-        && int.chars().all(|c| c.is_ascii_digit())
-        && frac.len() == 1
-        && frac.chars().all(|c| c.is_ascii_digit())
 }
 
 fn assert_no_steps(r: &Run, name: &str) {

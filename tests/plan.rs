@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 
 use crate::common::run::{self, Run};
 use crate::common::run::{git, on_host, on_host_raw};
+use crate::common::run::{section, short, step_names};
 use crate::common::Fleet;
 use serde_json::json;
 
@@ -38,31 +39,6 @@ fn sha256(bytes: &[u8]) -> String {
         .next()
         .expect("a digest")
         .to_string()
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..7]
-}
-
-fn step_names(run: &Run, name: &str) -> Vec<String> {
-    run.host(name)["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{name}: no steps array\n{}", run.dump()))
-        .iter()
-        .map(|s| s["name"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
-
-/// The indented lines that follow the line `header` on stdout.
-fn section(stdout: &str, header: &str) -> Vec<String> {
-    let mut lines = stdout.lines();
-    if !lines.any(|l| l == header) {
-        return Vec::new();
-    }
-    lines
-        .take_while(|l| l.starts_with("  "))
-        .map(str::to_string)
-        .collect()
 }
 
 /// How many lines of stdout are exactly `header`.

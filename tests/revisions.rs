@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::common::run::{self, Run};
 use crate::common::run::{git, on_host};
+use crate::common::run::{section, short, step_names};
 use crate::common::Fleet;
 use serde_json::json;
 
@@ -23,31 +24,6 @@ fn origin_rev(fleet: &Fleet, rev: &str) -> String {
         "--verify",
         rev,
     ])
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..7]
-}
-
-fn step_names(run: &Run, name: &str) -> Vec<String> {
-    run.host(name)["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{name}: no steps array\n{}", run.dump()))
-        .iter()
-        .map(|s| s["name"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
-
-/// The indented lines that follow the line `header` on stdout.
-fn section(stdout: &str, header: &str) -> Vec<String> {
-    let mut lines = stdout.lines();
-    if !lines.any(|l| l == header) {
-        return Vec::new();
-    }
-    lines
-        .take_while(|l| l.starts_with("  "))
-        .map(str::to_string)
-        .collect()
 }
 
 fn has_line(run: &Run, line: &str) -> bool {

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Output;
 
+use crate::common::run::statuses_of as statuses;
 use crate::common::run::{self, all};
 use crate::common::Fleet;
 use serde_json::Value;
@@ -19,20 +20,6 @@ fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|hosts| hosts.iter().find(|h| h["name"] == name))
         .unwrap_or_else(|| panic!("{name} missing from report: {report:#}"))
-}
-
-fn statuses(report: &Value) -> Vec<(String, String)> {
-    report["hosts"]
-        .as_array()
-        .expect("hosts array")
-        .iter()
-        .map(|h| {
-            (
-                h["name"].as_str().unwrap_or("?").to_string(),
-                h["status"].as_str().unwrap_or("?").to_string(),
-            )
-        })
-        .collect()
 }
 
 fn succeeded(out: &Output) -> String {

@@ -32,17 +32,7 @@ impl Run {
 
     /// `(name, status)` of every host, in report order.
     pub fn statuses(&self) -> Vec<(String, String)> {
-        self.report["hosts"]
-            .as_array()
-            .expect("hosts array")
-            .iter()
-            .map(|h| {
-                (
-                    h["name"].as_str().unwrap_or("?").to_string(),
-                    h["status"].as_str().unwrap_or("?").to_string(),
-                )
-            })
-            .collect()
+        statuses_of(&self.report)
     }
 
     /// `error.kind` and `error.message` of host `name` (empty strings when there is no error).
@@ -277,4 +267,60 @@ pub fn inventory_with_puppet(fleet: &Fleet, settings: &[(&str, &str)]) -> PathBu
         text = text.replacen(&header, &format!("{header}puppet = \"{program}\"\n"), 1);
     }
     fleet.write_inventory(&text)
+}
+
+/// `(name, status)` of every host of a JSON report, in report order.
+pub fn statuses_of(report: &Value) -> Vec<(String, String)> {
+    report["hosts"]
+        .as_array()
+        .expect("hosts array")
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap_or("?").to_string(),
+                h["status"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The first 7 characters of a commit id, as capo prints it.
+pub fn short(sha: &str) -> &str {
+    &sha[..7]
+}
+
+/// The names of the steps a host ran, from the JSON report.
+pub fn step_names(run: &Run, name: &str) -> Vec<String> {
+    run.host(name)["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: no steps array\n{}", run.dump()))
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// The indented lines that follow the line `header` on stdout.
+pub fn section(stdout: &str, header: &str) -> Vec<String> {
+    let mut lines = stdout.lines();
+    if !lines.any(|l| l == header) {
+        return Vec::new();
+    }
+    lines
+        .take_while(|l| l.starts_with("  "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `12.3s`, `0.0s`: what capo prints for a duration.
+pub fn is_seconds(s: &str) -> bool {
+    let Some(num) = s.strip_suffix('s') else {
+        return false;
+    };
+    let Some((int, frac)) = num.split_once('.') else {
+        return false;
+    };
+    !int.is_empty()
+        && int.chars().all(|c| c.is_ascii_digit())
+        && frac.len() == 1
+        && frac.chars().all(|c| c.is_ascii_digit())
 }
