@@ -142,9 +142,9 @@ fn mark_term(
         if mark_name(inv, index, pattern, marks) {
             found = true;
         } else if pattern.contains(['*', '?']) {
-            let pattern: Vec<char> = pattern.chars().collect();
+            let glob = wildmatch::WildMatch::new(pattern);
             for (i, host) in inv.hosts.iter().enumerate() {
-                if glob_match(&pattern, &host.name) {
+                if glob.matches(&host.name) {
                     marks[i] = true;
                     found = true;
                 }
@@ -190,35 +190,6 @@ fn mark_name(
         found = true;
     }
     found
-}
-
-/// Matches `*` (any run of characters) and `?` (one character). Greedy with
-/// a single backtrack point, which is linear-ish and cannot blow up.
-fn glob_match(pattern: &[char], name: &str) -> bool {
-    let name: Vec<char> = name.chars().collect();
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == '?' || c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]
@@ -376,7 +347,8 @@ hosts = ["db1", "db2"]
 
     #[test]
     fn glob_matching() {
-        let m = |p: &str, n: &str| glob_match(&p.chars().collect::<Vec<_>>(), n);
+        // `*` any run of characters, `?` exactly one, as OpenSSH and shells mean them.
+        let m = |p: &str, n: &str| wildmatch::WildMatch::new(p).matches(n);
         assert!(m("*", ""));
         assert!(m("a*b*c", "axxbyyc"));
         assert!(!m("a*b*c", "axxbyy"));

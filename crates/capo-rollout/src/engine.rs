@@ -477,9 +477,7 @@ fn connect_error(err: &SshError, attempts: u32) -> HostError {
     let kind = match err.kind() {
         capo_ssh::ErrorKind::HostKey => ErrorKind::HostKey,
         capo_ssh::ErrorKind::Auth => ErrorKind::Auth,
-        capo_ssh::ErrorKind::Connect
-        | capo_ssh::ErrorKind::Timeout
-        | capo_ssh::ErrorKind::Channel => ErrorKind::Connect,
+        capo_ssh::ErrorKind::Connect | capo_ssh::ErrorKind::Channel => ErrorKind::Connect,
     };
     let tries = if attempts > 1 {
         format!(" ({attempts} attempts)")

@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use capo_inventory::duration::format as format_duration;
+
 /// Coarse classification of an [`SshError`], for retry and reporting decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -15,8 +17,6 @@ pub enum ErrorKind {
     HostKey,
     /// The server refused every identity, or none was usable.
     Auth,
-    /// A command ran longer than the caller allowed.
-    Timeout,
     /// Opening the exec channel failed, or the connection was lost mid-command.
     Channel,
 }
@@ -121,7 +121,7 @@ pub enum SshError {
         phase: Phase,
     },
     /// `connect_timeout` ran out.
-    #[error("timed out after {} while {phase}", fmt_duration(*.after))]
+    #[error("timed out after {} while {phase}", format_duration(*.after))]
     ConnectTimeout {
         /// The configured `connect_timeout`.
         after: Duration,
@@ -236,7 +236,7 @@ pub enum SshError {
     #[error("server refused to run the command (exec request failed)")]
     ExecRefused,
     /// The server did not confirm the channel or exec request in time.
-    #[error("timed out after {} waiting for the server to start the command", fmt_duration(*.after))]
+    #[error("timed out after {} waiting for the server to start the command", format_duration(*.after))]
     ChannelTimeout {
         /// The configured `connect_timeout`, reused for this wait.
         after: Duration,
@@ -257,13 +257,6 @@ pub enum SshError {
     /// The channel closed without the server reporting how the command ended.
     #[error("command ended without an exit status")]
     NoExitStatus,
-    /// The caller's command deadline passed. Never produced by this crate on
-    /// its own; offered so callers can report it uniformly.
-    #[error("command timed out after {}", fmt_duration(*.after))]
-    CommandTimeout {
-        /// The deadline.
-        after: Duration,
-    },
 }
 
 impl SshError {
@@ -290,7 +283,6 @@ impl SshError {
             | ConnectionLost { .. }
             | InputClosed { .. }
             | NoExitStatus => ErrorKind::Channel,
-            CommandTimeout { .. } => ErrorKind::Timeout,
         }
     }
 }
@@ -334,48 +326,20 @@ fn fmt_identities(tried: &[IdentityAttempt]) -> String {
         .join(", ")
 }
 
-/// `5s`, `1.5s`, `250ms`, `2m`, `1m30s`: the shortest form a person reads at a glance.
-pub(crate) fn fmt_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = d.as_secs();
-    if !ms.is_multiple_of(1000) && secs < 60 {
-        let tenths = (ms % 1000) / 100;
-        return if tenths == 0 {
-            format!("{secs}s")
-        } else {
-            format!("{secs}.{tenths}s")
-        };
-    }
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(fmt_duration(Duration::from_secs(5)), "5s");
-        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(fmt_duration(Duration::from_millis(1020)), "1s");
-        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(fmt_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(fmt_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(fmt_duration(Duration::from_secs(3600)), "1h");
+    fn timeouts_are_written_as_the_inventory_writes_them() {
+        // What a message says can be pasted back into `connect_timeout`.
+        let e = SshError::ChannelTimeout {
+            after: Duration::from_millis(1500),
+        };
+        assert_eq!(
+            e.to_string(),
+            "timed out after 1s500ms waiting for the server to start the command"
+        );
     }
 
     #[test]
@@ -509,12 +473,5 @@ mod tests {
             "connection lost while running command (keepalive timeout)"
         );
         assert_eq!(e.kind(), ErrorKind::Channel);
-        assert_eq!(
-            SshError::CommandTimeout {
-                after: Duration::from_secs(1800)
-            }
-            .kind(),
-            ErrorKind::Timeout
-        );
     }
 }

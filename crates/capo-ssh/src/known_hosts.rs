@@ -348,7 +348,7 @@ impl HostSpec {
             HostSpec::Patterns(patterns) => {
                 let mut positive = false;
                 for p in patterns {
-                    if glob_match(p.glob.as_bytes(), name.as_bytes()) {
+                    if wildmatch::WildMatch::new(&p.glob).matches(name) {
                         if p.negated {
                             // A negated match vetoes the whole line.
                             return false;
@@ -360,35 +360,6 @@ impl HostSpec {
             }
         }
     }
-}
-
-/// `*` matches any run of bytes, `?` exactly one; everything else literally.
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    // Iterative matcher with single backtrack point: linear-ish, no recursion
-    // blow-up on hostile patterns like `*a*a*a*a*b`.
-    let (mut p, mut t) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    p = sp + 1;
-                    t = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]

@@ -81,6 +81,12 @@ fn wildcards() {
     );
 }
 
+/// How known_hosts patterns are matched (wildmatch: `*` any run, `?` exactly one).
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let text = std::str::from_utf8(text).expect("utf-8");
+    wildmatch::WildMatch::new(std::str::from_utf8(pattern).expect("utf-8")).matches(text)
+}
+
 #[test]
 fn glob_edge_cases() {
     assert!(glob_match(b"*", b""));
