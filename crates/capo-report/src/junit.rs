@@ -30,7 +30,7 @@ pub enum JunitError {
 }
 
 /// The report as a JUnit XML document: a testsuite `capo <mode>` with one testcase per host
-/// (classname `capo.<mode>`). `unchanged`, `changed`, `would_change` and `ahead` hosts pass;
+/// (classname `capo.<mode>`). `unchanged`, `changed`, `would_change`, `ahead` and `ok` hosts pass;
 /// `failed`, `unreachable` and `cancelled` hosts fail with the error's kind as `type` and its
 /// message; `skipped` hosts are skipped. Each testcase's system-out and system-err hold the
 /// steps' output tails.
@@ -83,7 +83,7 @@ pub fn write_junit(report: &Report, path: &Path) -> Result<(), JunitError> {
 fn test_case(host: &HostReport, classname: &str) -> TestCase {
     let error = host.error.as_ref();
     let mut status = match host.status.as_str() {
-        "unchanged" | "changed" | "would_change" | "ahead" => TestCaseStatus::success(),
+        "unchanged" | "changed" | "would_change" | "ahead" | "ok" => TestCaseStatus::success(),
         "skipped" => {
             let mut s = TestCaseStatus::skipped();
             if let Some(e) = error {
@@ -430,6 +430,30 @@ fatal: boom
             .find(|n| n.has_tag_name("failure"))
             .expect("failure");
         assert_eq!(failure.attribute("message"), Some("bad"));
+    }
+
+    #[test]
+    fn an_exec_host_that_ended_ok_passes() {
+        let mut r = report(vec![
+            host("web01", "ok", None),
+            host("web02", "failed", Some(("command", "command exited 1"))),
+        ]);
+        r.mode = "exec".into();
+        let xml = to_junit(&r).expect("junit");
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        let suite = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testsuite"))
+            .expect("a testsuite");
+        assert_eq!(suite.attribute("failures"), Some("1"), "{xml}");
+        let web01 = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("web01"))
+            .expect("web01");
+        assert!(
+            web01.children().all(|n| !n.has_tag_name("failure")),
+            "{xml}"
+        );
     }
 
     #[test]
