@@ -192,6 +192,7 @@ impl Bars {
             HostStatus::Unchanged,
             HostStatus::WouldChange,
             HostStatus::Ahead,
+            HostStatus::Ok,
             HostStatus::Failed,
             HostStatus::Unreachable,
             HostStatus::Skipped,
