@@ -8,9 +8,7 @@ use capo_inventory::{Host, HostKeyCheck};
 use capo_report::events::EventLog;
 use capo_report::progress::{Progress, Verbosity};
 use capo_report::Collector;
-use capo_rollout::{
-    Confirm, EngineOptions, Mode, RunMeta, RunMode, Stop, Strategy, DEFAULT_TAIL_BYTES,
-};
+use capo_rollout::{Confirm, EngineOptions, RunMeta, RunMode, Stop, Strategy, DEFAULT_TAIL_BYTES};
 use std::io::IsTerminal;
 use std::path::Path;
 use tokio::signal::unix::{signal, SignalKind};
@@ -102,10 +100,10 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         std::process::id(),
         started.format("%Y-%m-%dT%H:%M:%SZ")
     );
-    let (meta_mode, target_rev) = match &mode {
-        RunMode::Rollout { rev } => (Mode::Rollout, rev.clone()),
-        RunMode::Plan { rev } => (Mode::Plan, rev.clone()),
-        RunMode::Exec { .. } => (Mode::Exec, None),
+    let meta_mode = mode.mode();
+    let target_rev = match &mode {
+        RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
+        RunMode::Exec { .. } => None,
     };
     let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
     let (concurrency, fd_warning) = crate::limits::fit_concurrency(args.concurrency as usize);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capo_inventory::{Host, HostKeyCheck};
+use capo_schema::Mode;
 use capo_ssh::{
     ConnectConfig, Exec, ExecEvent, ExitStatus, FileCache, HostKeyPolicy, Session, SshError,
 };
@@ -60,6 +61,17 @@ pub enum RunMode {
         /// The remote command line, run by `sh -c` on the host.
         command: String,
     },
+}
+
+impl RunMode {
+    /// Which command this is, as reports name it.
+    pub fn mode(&self) -> Mode {
+        match self {
+            RunMode::Rollout { .. } => Mode::Rollout,
+            RunMode::Plan { .. } => Mode::Plan,
+            RunMode::Exec { .. } => Mode::Exec,
+        }
+    }
 }
 
 /// How the engine runs.
@@ -206,7 +218,7 @@ struct Dispatch {
     emit: Emitter,
     stop: watch::Receiver<Stop>,
     stop_open: bool,
-    /// Failed or unreachable hosts so far.
+    /// Hosts so far whose status counts against the failure budget.
     failures: usize,
     /// The failure budget, in hosts.
     allowed: Option<usize>,
@@ -224,7 +236,7 @@ impl Dispatch {
     }
 
     async fn finish(&mut self, outcome: HostOutcome) {
-        if matches!(outcome.status, HostStatus::Failed | HostStatus::Unreachable) {
+        if outcome.status.counts_against_budget() {
             self.failures += 1;
             if let Some(allowed) = self.allowed {
                 if self.failures > allowed && self.halted.is_none() {
