@@ -8,7 +8,10 @@ use capo_inventory::{Host, HostKeyCheck};
 use capo_report::events::EventLog;
 use capo_report::progress::{Progress, Verbosity};
 use capo_report::Collector;
-use capo_rollout::{Confirm, EngineOptions, RunMeta, RunMode, Stop, Strategy, DEFAULT_TAIL_BYTES};
+use capo_rollout::schema::Signal;
+use capo_rollout::{
+    Confirm, EngineOptions, HostStatus, RunMeta, RunMode, Stop, Strategy, DEFAULT_TAIL_BYTES,
+};
 use std::io::IsTerminal;
 use std::path::Path;
 use tokio::signal::unix::{signal, SignalKind};
@@ -160,7 +163,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
     };
     let (collector, interrupted) = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
-        let (signal_tx, mut signal_rx) = watch::channel(None::<&'static str>);
+        let (signal_tx, mut signal_rx) = watch::channel(None::<Signal>);
         let signals = tokio::spawn(watch_signals(stop_tx, signal_tx, grace));
         let prompts = tokio::spawn(answer_confirmations(confirm_rx));
         let (tx, mut rx) = mpsc::channel(1024);
@@ -193,11 +196,11 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         eprintln!("capo: the run produced no report");
         return ExitCode::FAILURE;
     };
-    report.interrupted = interrupted.map(str::to_string);
+    report.interrupted = interrupted;
     let s = &report.summary;
     let mut code = if interrupted.is_some() {
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if s.failed + s.unreachable + s.cancelled + s.skipped > 0 || report.halted.is_some() {
+    } else if s.count_where(HostStatus::fails_run) > 0 || report.halted.is_some() {
         ExitCode::FAILURE
     } else if fail_on_changes && s.would_change > 0 {
         ExitCode::from(EXIT_WOULD_CHANGE)
@@ -250,7 +253,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
 /// Second signal, or the grace period over: stop them now. Records which signal came first.
 async fn watch_signals(
     stop: watch::Sender<Stop>,
-    first_signal: watch::Sender<Option<&'static str>>,
+    first_signal: watch::Sender<Option<Signal>>,
     grace: Duration,
 ) {
     let (Ok(mut int), Ok(mut term)) = (
@@ -261,8 +264,8 @@ async fn watch_signals(
         return;
     };
     let name = tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => Signal::Int,
+        _ = term.recv() => Signal::Term,
     };
     let _ = first_signal.send(Some(name));
     eprintln!(

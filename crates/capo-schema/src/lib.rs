@@ -5,13 +5,19 @@
 //! Every word capo writes into a report, an event or a table is defined here once: host
 //! [`HostStatus`]es, error [`ErrorKind`]s, [`StepName`]s, run [`Mode`]s and [`Signal`]s, each
 //! with `ALL`, `as_str`, `Display` and `FromStr` that agree with its serde form. Which
-//! statuses count as a failure is decided here too ([`HostStatus::is_failure`]).
+//! statuses count as a failure is decided here too ([`HostStatus::is_failure`]), and the
+//! [`Report`]'s [`Summary`] is counted from the enum.
 //!
 //! `docs/report-schema.md` documents the report; a unit test fails when it misses a word one
 //! of these enums has.
 
+pub mod report;
 mod words;
 
+pub use report::{
+    DiffReport, ErrorReport, EventReport, HostReport, IncomingReport, PuppetReport, Report,
+    RevisionCount, StepReport, Summary, SCHEMA,
+};
 pub use words::{ErrorKind, HostStatus, Mode, Signal, StepName, UnknownWord};
 
 #[cfg(test)]
