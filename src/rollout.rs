@@ -8,9 +8,9 @@ use capo_inventory::{Host, HostKeyCheck};
 use capo_report::events::EventLog;
 use capo_report::progress::{Progress, Verbosity};
 use capo_report::Collector;
-use capo_rollout::schema::Signal;
 use capo_rollout::{
-    Confirm, EngineOptions, HostStatus, RunMeta, RunMode, Stop, Strategy, DEFAULT_TAIL_BYTES,
+    Confirm, EngineOptions, HostStatus, RunMeta, RunMode, Signal, Stop, StopReason, Strategy,
+    DEFAULT_TAIL_BYTES,
 };
 use std::io::IsTerminal;
 use std::path::Path;
@@ -273,15 +273,12 @@ async fn watch_signals(
         capo_inventory::duration::format(grace)
     );
     let _ = stop.send(Stop::Soft {
-        reason: format!("interrupted by {name}"),
+        reason: StopReason::Signal(name),
     });
     let reason = tokio::select! {
-        _ = int.recv() => "interrupted by a second SIGINT".to_string(),
-        _ = term.recv() => "interrupted by a second SIGTERM".to_string(),
-        _ = tokio::time::sleep(grace) => format!(
-            "interrupted by {name}; the grace period of {} ran out",
-            capo_inventory::duration::format(grace)
-        ),
+        _ = int.recv() => StopReason::SecondSignal(Signal::Int),
+        _ = term.recv() => StopReason::SecondSignal(Signal::Term),
+        _ = tokio::time::sleep(grace) => StopReason::GraceExpired { signal: name, grace },
     };
     eprintln!("capo: {reason}: stopping hosts in flight");
     let _ = stop.send(Stop::Hard { reason });

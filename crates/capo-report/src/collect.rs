@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use capo_rollout::{Event, HostOutcome, PuppetResult, RunMeta, StepRecord};
 use capo_schema::{
-    DiffReport, ErrorKind, ErrorReport, EventReport, HostReport, HostStatus, IncomingReport,
-    PuppetReport, Report, RevisionCount, StepReport, Summary, SCHEMA,
+    DiffReport, ErrorKind, ErrorReport, EventReport, HaltReason, HostReport, HostStatus,
+    IncomingReport, PuppetReport, Report, RevisionCount, StepReport, Summary, SCHEMA,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -17,7 +17,7 @@ pub struct Collector {
     order: Vec<String>,
     started_at: Option<DateTime<Utc>>,
     finished: Option<(DateTime<Utc>, Duration)>,
-    halted: Option<String>,
+    halted: Option<HaltReason>,
     outcomes: HashMap<String, HostOutcome>,
 }
 
@@ -95,7 +95,7 @@ impl Collector {
             inventory: meta.inventory.display().to_string(),
             limit: meta.limit.clone(),
             interrupted: None,
-            halted: self.halted.clone(),
+            halted: self.halted.as_ref().map(ToString::to_string),
             run_dir: meta.run_dir.display().to_string(),
             summary,
             hosts,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use capo_schema::Mode;
+use capo_schema::{HaltReason, Mode};
 
 use crate::outcome::{HostOutcome, StepName, StepRecord};
 
@@ -92,7 +92,8 @@ pub enum Event {
         finished_at: DateTime<Utc>,
         /// Monotonic duration of the run.
         duration: Duration,
-        /// Why the run stopped starting hosts early (canary, failure budget), if it did.
-        halted: Option<String>,
+        /// Why the run stopped starting hosts early (canary, failure budget, a batch not
+        /// confirmed), if it did.
+        halted: Option<HaltReason>,
     },
 }

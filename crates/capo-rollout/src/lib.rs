@@ -13,7 +13,7 @@ pub mod steps;
 pub mod strategy;
 
 pub use capo_schema as schema;
-pub use capo_schema::{ErrorKind, HostStatus, Mode, StepName};
+pub use capo_schema::{ErrorKind, HaltReason, HostStatus, Mode, Signal, StepName, StopReason};
 pub use engine::{run, Confirm, EngineOptions, RunMode, Stop, DEFAULT_TAIL_BYTES};
 pub use event::{Event, RunMeta};
 pub use outcome::{HostError, HostOutcome, Incoming, PuppetResult, StepRecord};

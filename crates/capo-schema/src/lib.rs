@@ -5,15 +5,18 @@
 //! Every word capo writes into a report, an event or a table is defined here once: host
 //! [`HostStatus`]es, error [`ErrorKind`]s, [`StepName`]s, run [`Mode`]s and [`Signal`]s, each
 //! with `ALL`, `as_str`, `Display` and `FromStr` that agree with its serde form. Which
-//! statuses count as a failure is decided here too ([`HostStatus::is_failure`]), and the
-//! [`Report`]'s [`Summary`] is counted from the enum.
+//! statuses count as a failure is decided here too ([`HostStatus::is_failure`]), the
+//! [`Report`]'s [`Summary`] is counted from the enum, and why a run stopped is typed
+//! ([`StopReason`], [`HaltReason`]) and worded here, once.
 //!
 //! `docs/report-schema.md` documents the report; a unit test fails when it misses a word one
 //! of these enums has.
 
+mod reason;
 pub mod report;
 mod words;
 
+pub use reason::{HaltReason, StopReason};
 pub use report::{
     DiffReport, ErrorReport, EventReport, HostReport, IncomingReport, PuppetReport, Report,
     RevisionCount, StepReport, Summary, SCHEMA,
