@@ -296,7 +296,7 @@ async fn watch_signals(
 /// `statuses`.
 fn rerun_selection(
     runs_dir: &Path,
-    statuses: &[crate::cli::RerunStatus],
+    statuses: &[HostStatus],
 ) -> Result<std::collections::HashSet<String>, String> {
     // The newest report by modification time: run ids started in the same second do not
     // sort by time.
@@ -311,14 +311,14 @@ fn rerun_selection(
     let text = std::fs::read_to_string(&last).map_err(|e| format!("{}: {e}", last.display()))?;
     let report: capo_report::Report =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", last.display()))?;
-    let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     let names: std::collections::HashSet<String> = report
         .hosts
         .iter()
-        .filter(|h| wanted.contains(&h.status.as_str()))
+        .filter(|h| statuses.contains(&h.status))
         .map(|h| h.name.clone())
         .collect();
     if names.is_empty() {
+        let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
         return Err(format!(
             "the last run ({}) has no {} hosts",
             report.run_id,
