@@ -12,6 +12,8 @@
 //! `docs/report-schema.md` documents the report; a unit test fails when it misses a word one
 //! of these enums has.
 
+#![warn(missing_docs)]
+
 mod reason;
 pub mod report;
 mod words;
