@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use capo_rollout::HostStatus;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Roll masterless Puppet changes out to a fleet over SSH.
@@ -166,43 +168,14 @@ pub struct RunArgs {
 
     /// Select the hosts that ended with these statuses in the last run (its report in
     /// --runs-dir), e.g. `failed,unreachable`; combines with --limit.
-    #[arg(long, value_name = "STATUSES", value_delimiter = ',')]
-    pub rerun: Vec<RerunStatus>,
+    #[arg(long, value_name = "STATUSES", value_delimiter = ',', value_parser = host_status())]
+    pub rerun: Vec<HostStatus>,
 }
 
-/// Statuses `--rerun` selects by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum RerunStatus {
-    /// A step failed.
-    Failed,
-    /// Could not connect.
-    Unreachable,
-    /// Puppet changed something.
-    Changed,
-    /// Puppet changed nothing.
-    Unchanged,
-    /// Never started.
-    Skipped,
-    /// Cut short.
-    Cancelled,
-    /// Plan: would change.
-    WouldChange,
-}
-
-impl RerunStatus {
-    /// The status as the report writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RerunStatus::Failed => "failed",
-            RerunStatus::Unreachable => "unreachable",
-            RerunStatus::Changed => "changed",
-            RerunStatus::Unchanged => "unchanged",
-            RerunStatus::Skipped => "skipped",
-            RerunStatus::Cancelled => "cancelled",
-            RerunStatus::WouldChange => "would_change",
-        }
-    }
+/// A host status as reports spell it; `--help` and errors list every one.
+fn host_status() -> impl TypedValueParser<Value = HostStatus> {
+    PossibleValuesParser::new(HostStatus::ALL.iter().map(|s| s.as_str()))
+        .try_map(|s| s.parse::<HostStatus>())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,7 +9,8 @@ use capo_report::events::EventLog;
 use capo_report::progress::{Progress, Verbosity};
 use capo_report::Collector;
 use capo_rollout::{
-    Confirm, EngineOptions, Mode, RunMeta, RunMode, Stop, Strategy, DEFAULT_TAIL_BYTES,
+    Confirm, EngineOptions, HostStatus, RunMeta, RunMode, Signal, Stop, StopReason, Strategy,
+    DEFAULT_TAIL_BYTES,
 };
 use std::io::IsTerminal;
 use std::path::Path;
@@ -102,10 +103,10 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         std::process::id(),
         started.format("%Y-%m-%dT%H:%M:%SZ")
     );
-    let (meta_mode, target_rev) = match &mode {
-        RunMode::Rollout { rev } => (Mode::Rollout, rev.clone()),
-        RunMode::Plan { rev } => (Mode::Plan, rev.clone()),
-        RunMode::Exec { .. } => (Mode::Exec, None),
+    let meta_mode = mode.mode();
+    let target_rev = match &mode {
+        RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
+        RunMode::Exec { .. } => None,
     };
     let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
     let (concurrency, fd_warning) = crate::limits::fit_concurrency(args.concurrency as usize);
@@ -162,7 +163,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
     };
     let (collector, interrupted) = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
-        let (signal_tx, mut signal_rx) = watch::channel(None::<&'static str>);
+        let (signal_tx, mut signal_rx) = watch::channel(None::<Signal>);
         let signals = tokio::spawn(watch_signals(stop_tx, signal_tx, grace));
         let prompts = tokio::spawn(answer_confirmations(confirm_rx));
         let (tx, mut rx) = mpsc::channel(1024);
@@ -195,11 +196,11 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         eprintln!("capo: the run produced no report");
         return ExitCode::FAILURE;
     };
-    report.interrupted = interrupted.map(str::to_string);
+    report.interrupted = interrupted;
     let s = &report.summary;
     let mut code = if interrupted.is_some() {
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if s.failed + s.unreachable + s.cancelled + s.skipped > 0 || report.halted.is_some() {
+    } else if s.count_where(HostStatus::fails_run) > 0 || report.halted.is_some() {
         ExitCode::FAILURE
     } else if fail_on_changes && s.would_change > 0 {
         ExitCode::from(EXIT_WOULD_CHANGE)
@@ -252,7 +253,7 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
 /// Second signal, or the grace period over: stop them now. Records which signal came first.
 async fn watch_signals(
     stop: watch::Sender<Stop>,
-    first_signal: watch::Sender<Option<&'static str>>,
+    first_signal: watch::Sender<Option<Signal>>,
     grace: Duration,
 ) {
     let (Ok(mut int), Ok(mut term)) = (
@@ -263,8 +264,8 @@ async fn watch_signals(
         return;
     };
     let name = tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => Signal::Int,
+        _ = term.recv() => Signal::Term,
     };
     let _ = first_signal.send(Some(name));
     eprintln!(
@@ -272,15 +273,12 @@ async fn watch_signals(
         capo_inventory::duration::format(grace)
     );
     let _ = stop.send(Stop::Soft {
-        reason: format!("interrupted by {name}"),
+        reason: StopReason::Signal(name),
     });
     let reason = tokio::select! {
-        _ = int.recv() => "interrupted by a second SIGINT".to_string(),
-        _ = term.recv() => "interrupted by a second SIGTERM".to_string(),
-        _ = tokio::time::sleep(grace) => format!(
-            "interrupted by {name}; the grace period of {} ran out",
-            capo_inventory::duration::format(grace)
-        ),
+        _ = int.recv() => StopReason::SecondSignal(Signal::Int),
+        _ = term.recv() => StopReason::SecondSignal(Signal::Term),
+        _ = tokio::time::sleep(grace) => StopReason::GraceExpired { signal: name, grace },
     };
     eprintln!("capo: {reason}: stopping hosts in flight");
     let _ = stop.send(Stop::Hard { reason });
@@ -298,7 +296,7 @@ async fn watch_signals(
 /// `statuses`.
 fn rerun_selection(
     runs_dir: &Path,
-    statuses: &[crate::cli::RerunStatus],
+    statuses: &[HostStatus],
 ) -> Result<std::collections::HashSet<String>, String> {
     // The newest report by modification time: run ids started in the same second do not
     // sort by time.
@@ -313,14 +311,14 @@ fn rerun_selection(
     let text = std::fs::read_to_string(&last).map_err(|e| format!("{}: {e}", last.display()))?;
     let report: capo_report::Report =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", last.display()))?;
-    let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     let names: std::collections::HashSet<String> = report
         .hosts
         .iter()
-        .filter(|h| wanted.contains(&h.status.as_str()))
+        .filter(|h| statuses.contains(&h.status))
         .map(|h| h.name.clone())
         .collect();
     if names.is_empty() {
+        let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
         return Err(format!(
             "the last run ({}) has no {} hosts",
             report.run_id,

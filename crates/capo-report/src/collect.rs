@@ -3,13 +3,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use capo_rollout::{Event, HostOutcome, HostStatus, PuppetResult, RunMeta, StepRecord};
-use chrono::{DateTime, SecondsFormat, Utc};
-
-use crate::model::{
-    DiffReport, ErrorReport, EventReport, HostReport, IncomingReport, PuppetReport, Report,
-    RevisionCount, StepReport, Summary, SCHEMA,
+use capo_rollout::{Event, HostOutcome, PuppetResult, RunMeta, StepRecord};
+use capo_schema::{
+    DiffReport, ErrorKind, ErrorReport, EventReport, HaltReason, HostReport, HostStatus,
+    IncomingReport, PuppetReport, Report, RevisionCount, StepReport, Summary, SCHEMA,
 };
+use chrono::{DateTime, SecondsFormat, Utc};
 
 /// Subscribes to events and, once the run has finished, yields the report.
 #[derive(Debug, Default)]
@@ -18,7 +17,7 @@ pub struct Collector {
     order: Vec<String>,
     started_at: Option<DateTime<Utc>>,
     finished: Option<(DateTime<Utc>, Duration)>,
-    halted: Option<String>,
+    halted: Option<HaltReason>,
     outcomes: HashMap<String, HostOutcome>,
 }
 
@@ -88,7 +87,7 @@ impl Collector {
         Some(Report {
             schema: SCHEMA.to_string(),
             run_id: meta.run_id.clone(),
-            mode: meta.mode.as_str().to_string(),
+            mode: meta.mode,
             target_rev: meta.target_rev.clone(),
             started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             finished_at: finished_at.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -96,7 +95,7 @@ impl Collector {
             inventory: meta.inventory.display().to_string(),
             limit: meta.limit.clone(),
             interrupted: None,
-            halted: self.halted.clone(),
+            halted: self.halted.as_ref().map(ToString::to_string),
             run_dir: meta.run_dir.display().to_string(),
             summary,
             hosts,
@@ -113,9 +112,9 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         name: name.to_string(),
         address: String::new(),
         port: 0,
-        status: HostStatus::Failed.as_str().to_string(),
+        status: HostStatus::Failed,
         error: Some(ErrorReport {
-            kind: "internal".to_string(),
+            kind: ErrorKind::Internal,
             message: "capo stopped before this host reported a result".to_string(),
         }),
         rev_before: None,
@@ -138,7 +137,7 @@ fn revisions(hosts: &[HostReport]) -> Vec<RevisionCount> {
         let Some(rev) = h.rev_after.as_ref().or(h.rev_before.as_ref()) else {
             continue;
         };
-        let ahead = h.status == "ahead";
+        let ahead = h.status == HostStatus::Ahead;
         match counts
             .iter_mut()
             .find(|c| &c.rev == rev && c.ahead == ahead)
@@ -196,9 +195,9 @@ fn host_report(o: &HostOutcome) -> HostReport {
         name: o.name.clone(),
         address: o.address.clone(),
         port: o.port,
-        status: o.status.as_str().to_string(),
+        status: o.status,
         error: o.error.as_ref().map(|e| ErrorReport {
-            kind: e.kind.as_str().to_string(),
+            kind: e.kind,
             message: e.message.clone(),
         }),
         rev_before: o.rev_before.clone(),
@@ -218,7 +217,7 @@ fn host_report(o: &HostOutcome) -> HostReport {
 
 fn step_report(s: &StepRecord) -> StepReport {
     StepReport {
-        name: s.name.as_str().to_string(),
+        name: s.name,
         command: s.command.clone(),
         exit_code: s.exit_code,
         duration_ms: millis(s.duration),

@@ -145,7 +145,7 @@ pub fn to_json(event: &Event, now: DateTime<Utc>) -> Value {
             "event": "run_finished",
             "time": time(now),
             "duration_ms": millis(*duration),
-            "halted": halted,
+            "halted": halted.as_ref().map(ToString::to_string),
         }),
     }
 }
@@ -158,7 +158,8 @@ fn millis(d: Duration) -> u64 {
 mod tests {
     use super::*;
     use capo_rollout::{
-        ErrorKind, HostError, HostOutcome, HostStatus, Mode, RunMeta, StepName, StepRecord,
+        ErrorKind, HaltReason, HostError, HostOutcome, HostStatus, Mode, RunMeta, StepName,
+        StepRecord,
     };
     use chrono::TimeZone;
 
@@ -232,7 +233,9 @@ mod tests {
             Event::RunFinished {
                 finished_at: at(2500),
                 duration: Duration::from_millis(2499),
-                halted: Some("the canary failed (web01)".into()),
+                halted: Some(HaltReason::CanaryFailed {
+                    hosts: vec!["web01".into()],
+                }),
             },
         ]
     }

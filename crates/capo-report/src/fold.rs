@@ -3,10 +3,9 @@
 //! hosts)`. Failures are grouped by identical message the same way, and each distinct file diff
 //! is shown once with its hosts.
 
-use capo_inventory::fold::fold_to_string;
-
-use crate::model::Report;
 use crate::sanitize;
+use capo_inventory::fold::fold_to_string;
+use capo_schema::{Mode, Report, StepName};
 
 /// One line of the folded view: what happened, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +44,7 @@ fn add(groups: &mut Vec<Group>, what: String, host: &str) {
     }
 }
 
+/// Puppet's event status (its vocabulary, not capo's) as a verb.
 fn verb(status: &str) -> &'static str {
     match status {
         "success" => "changed",
@@ -131,7 +131,7 @@ pub fn diffs(report: &Report) -> Vec<(String, String, Vec<String>)> {
 pub fn outputs(report: &Report) -> Vec<(String, Option<i32>, Vec<String>)> {
     let mut out: Vec<(String, Option<i32>, Vec<String>)> = Vec::new();
     for h in &report.hosts {
-        let Some(step) = h.steps.iter().find(|s| s.name == "exec") else {
+        let Some(step) = h.steps.iter().find(|s| s.name == StepName::Exec) else {
             continue;
         };
         let text = format!("{}{}", step.stdout_tail, step.stderr_tail);
@@ -214,7 +214,7 @@ pub fn render(report: &Report) -> String {
     }
     let changes = changes(report);
     if !changes.is_empty() {
-        out.push_str(if report.mode == "plan" {
+        out.push_str(if report.mode == Mode::Plan {
             "\nwould change:\n"
         } else {
             "\nchanges:\n"
@@ -247,14 +247,14 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{EventReport, HostReport, PuppetReport, Summary};
+    use capo_schema::{EventReport, HostReport, HostStatus, PuppetReport, Summary};
 
     fn host(name: &str, events: &[(&str, &str, &str, &str, &str)]) -> HostReport {
         HostReport {
             name: name.into(),
             address: "a".into(),
             port: 22,
-            status: "would_change".into(),
+            status: HostStatus::WouldChange,
             error: None,
             rev_before: None,
             rev_after: None,
@@ -289,7 +289,7 @@ mod tests {
         Report {
             schema: String::new(),
             run_id: String::new(),
-            mode: "plan".into(),
+            mode: Mode::Plan,
             target_rev: None,
             started_at: String::new(),
             finished_at: String::new(),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::model::Report;
+use capo_schema::Report;
 
 /// Failure to write a report file.
 #[derive(Debug, thiserror::Error)]

@@ -9,9 +9,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use capo_schema::{HostReport, HostStatus, Report, StepReport};
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
-
-use crate::model::{HostReport, Report, StepReport};
 
 /// Failure to render or write the JUnit report.
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +29,12 @@ pub enum JunitError {
 }
 
 /// The report as a JUnit XML document: a testsuite `capo <mode>` with one testcase per host
-/// (classname `capo.<mode>`). `unchanged`, `changed`, `would_change` and `ahead` hosts pass;
-/// `failed`, `unreachable` and `cancelled` hosts fail with the error's kind as `type` and its
-/// message; `skipped` hosts are skipped. Each testcase's system-out and system-err hold the
+/// (classname `capo.<mode>`). Hosts whose status is a failure ([`HostStatus::is_failure`]:
+/// `failed`, `unreachable`, `cancelled`) fail with the error's kind as `type` and its message;
+/// `skipped` hosts are skipped; every other host passes. Each testcase's system-out and system-err hold the
 /// steps' output tails.
 pub fn to_junit(report: &Report) -> Result<String, JunitError> {
-    let mode = xml_text(&report.mode);
+    let mode = report.mode.as_str();
     let classname = format!("capo.{mode}");
     let mut suite = TestSuite::new(format!("capo {mode}"));
     // A report read back from a file may carry anything here; an unreadable start time only
@@ -47,7 +46,7 @@ pub fn to_junit(report: &Report) -> Result<String, JunitError> {
     let optional = [
         ("limit", report.limit.as_deref()),
         ("target_rev", report.target_rev.as_deref()),
-        ("interrupted", report.interrupted.as_deref()),
+        ("interrupted", report.interrupted.map(|s| s.as_str())),
         ("halted", report.halted.as_deref()),
     ];
     let properties = [
@@ -82,30 +81,26 @@ pub fn write_junit(report: &Report, path: &Path) -> Result<(), JunitError> {
 
 fn test_case(host: &HostReport, classname: &str) -> TestCase {
     let error = host.error.as_ref();
-    let mut status = match host.status.as_str() {
-        "unchanged" | "changed" | "would_change" | "ahead" => TestCaseStatus::success(),
-        "skipped" => {
-            let mut s = TestCaseStatus::skipped();
-            if let Some(e) = error {
+    let mut status = if host.status.is_failure() {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        match error {
+            Some(e) => {
+                s.set_type(e.kind.as_str());
                 s.set_message(xml_text(&e.message));
             }
-            s
-        }
-        // failed, unreachable, cancelled; and a status this version does not know, which is
-        // safer shown as a failure than as a pass.
-        other => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            match error {
-                Some(e) => {
-                    s.set_type(xml_text(&e.kind));
-                    s.set_message(xml_text(&e.message));
-                }
-                None => {
-                    s.set_message(format!("status {}", xml_text(other)));
-                }
+            None => {
+                s.set_message(format!("status {}", host.status));
             }
-            s
         }
+        s
+    } else if host.status == HostStatus::Skipped {
+        let mut s = TestCaseStatus::skipped();
+        if let Some(e) = error {
+            s.set_message(xml_text(&e.message));
+        }
+        s
+    } else {
+        TestCaseStatus::success()
     };
     if !matches!(status, TestCaseStatus::Success { .. }) {
         // CI pages often show only the failure's text: point at the full output from there.
@@ -138,7 +133,7 @@ fn step_output(steps: &[StepReport], tail: impl Fn(&StepReport) -> &String) -> O
             Some(code) => format!("exit {code}"),
             None => "did not finish".to_string(),
         };
-        out.push_str(&format!("== {} ({exit}) ==\n", xml_text(&step.name)));
+        out.push_str(&format!("== {} ({exit}) ==\n", step.name));
         let text = xml_text(tail(step));
         out.push_str(&text);
         if !text.is_empty() && !text.ends_with('\n') {
@@ -229,11 +224,11 @@ fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ErrorReport, Summary};
+    use capo_schema::{ErrorKind, ErrorReport, Mode, StepName, Summary};
 
-    fn step(name: &str, exit_code: Option<i32>, stdout: &str, stderr: &str) -> StepReport {
+    fn step(name: StepName, exit_code: Option<i32>, stdout: &str, stderr: &str) -> StepReport {
         StepReport {
-            name: name.into(),
+            name,
             command: String::new(),
             exit_code,
             duration_ms: 100,
@@ -244,14 +239,14 @@ mod tests {
         }
     }
 
-    fn host(name: &str, status: &str, error: Option<(&str, &str)>) -> HostReport {
+    fn host(name: &str, status: HostStatus, error: Option<(ErrorKind, &str)>) -> HostReport {
         HostReport {
             name: name.into(),
             address: "10.0.0.1".into(),
             port: 22,
-            status: status.into(),
+            status,
             error: error.map(|(kind, message)| ErrorReport {
-                kind: kind.into(),
+                kind,
                 message: message.into(),
             }),
             rev_before: None,
@@ -270,7 +265,7 @@ mod tests {
         Report {
             schema: crate::SCHEMA.into(),
             run_id: "r1".into(),
-            mode: "rollout".into(),
+            mode: Mode::Rollout,
             target_rev: None,
             started_at: "2026-11-24T22:45:01.123Z".into(),
             finished_at: "2026-11-24T22:45:09.456Z".into(),
@@ -286,11 +281,11 @@ mod tests {
     }
 
     fn fleet() -> Report {
-        let mut web01 = host("web01", "changed", None);
+        let mut web01 = host("web01", HostStatus::Changed, None);
         web01.steps = vec![
-            step("sync", Some(0), "Fast-forward\n", ""),
+            step(StepName::Sync, Some(0), "Fast-forward\n", ""),
             step(
-                "apply",
+                StepName::Apply,
                 Some(2),
                 "\u{1b}[31mNotice:\u{1b}[0m a\u{0}b\tc",
                 "",
@@ -298,17 +293,24 @@ mod tests {
         ];
         let mut web02 = host(
             "web02",
-            "failed",
-            Some(("puppet", "puppet apply failed (exit 1): <Error> & \"x\"")),
+            HostStatus::Failed,
+            Some((
+                ErrorKind::Puppet,
+                "puppet apply failed (exit 1): <Error> & \"x\"",
+            )),
         );
-        web02.steps = vec![step("sync", None, "", "fatal: boom\r\n")];
+        web02.steps = vec![step(StepName::Sync, None, "", "fatal: boom\r\n")];
         let web03 = host(
             "web03",
-            "skipped",
-            Some(("interrupted", "not started: interrupted by SIGINT")),
+            HostStatus::Skipped,
+            Some((ErrorKind::Interrupted, "not started: interrupted by SIGINT")),
         );
-        let web04 = host("web04", "unreachable", Some(("connect", "refused")));
-        let web05 = host("web05", "would_change", None);
+        let web04 = host(
+            "web04",
+            HostStatus::Unreachable,
+            Some((ErrorKind::Connect, "refused")),
+        );
+        let web05 = host("web05", HostStatus::WouldChange, None);
         report(vec![web01, web02, web03, web04, web05])
     }
 
@@ -394,11 +396,11 @@ fatal: boom
     fn hostile_output_still_makes_well_formed_xml() {
         let mut h = host(
             "web\u{1b}[2J01\u{0}",
-            "failed",
-            Some(("sync", "bad\u{7}\u{ffff}")),
+            HostStatus::Failed,
+            Some((ErrorKind::Sync, "bad\u{7}\u{ffff}")),
         );
         h.steps = vec![step(
-            "sync",
+            StepName::Sync,
             Some(1),
             "\u{1b}]0;title with no end\nnext line\u{fffe}\n\u{9b}31mc1\u{7f}\n",
             "progress 10%\rprogress 20%\r\n",
@@ -430,6 +432,34 @@ fatal: boom
             .find(|n| n.has_tag_name("failure"))
             .expect("failure");
         assert_eq!(failure.attribute("message"), Some("bad"));
+    }
+
+    #[test]
+    fn an_exec_host_that_ended_ok_passes() {
+        let mut r = report(vec![
+            host("web01", HostStatus::Ok, None),
+            host(
+                "web02",
+                HostStatus::Failed,
+                Some((ErrorKind::Command, "command exited 1")),
+            ),
+        ]);
+        r.mode = Mode::Exec;
+        let xml = to_junit(&r).expect("junit");
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        let suite = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testsuite"))
+            .expect("a testsuite");
+        assert_eq!(suite.attribute("failures"), Some("1"), "{xml}");
+        let web01 = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("web01"))
+            .expect("web01");
+        assert!(
+            web01.children().all(|n| !n.has_tag_name("failure")),
+            "{xml}"
+        );
     }
 
     #[test]

@@ -12,9 +12,10 @@
 use std::io::Write;
 use std::path::Path;
 
+use capo_schema::{HostReport, HostStatus, Mode, Report};
+
 use crate::fold::{self, Group};
 use crate::json::WriteError;
-use crate::model::{HostReport, Report};
 use crate::sanitize;
 use crate::table;
 
@@ -29,7 +30,7 @@ pub const MAX_CELL_CHARS: usize = 200;
 pub fn to_markdown(report: &Report) -> String {
     let mut out = format!(
         "### capo {}: {}\n\n{}\n",
-        text(&report.mode),
+        text(report.mode.as_str()),
         verdict(report),
         text(&table::summary_line(report))
     );
@@ -40,11 +41,11 @@ pub fn to_markdown(report: &Report) -> String {
     let mut rows: Vec<&HostReport> = report
         .hosts
         .iter()
-        .filter(|h| h.status != "unchanged")
+        .filter(|h| h.status != HostStatus::Unchanged)
         .collect();
     // Worst first, so that the cap hides changed hosts rather than failed ones; the sort is
     // stable, so each status keeps inventory order.
-    rows.sort_by_key(|h| severity(&h.status));
+    rows.sort_by_key(|h| h.status.severity());
     if !rows.is_empty() {
         out.push_str("\n| host | status | revision | reason |\n|---|---|---|---|\n");
         for h in rows.iter().take(MAX_ROWS) {
@@ -56,7 +57,7 @@ pub fn to_markdown(report: &Report) -> String {
             out.push_str(&format!(
                 "| {} | {} | {} | {} |\n",
                 code(&h.name, true),
-                text(&h.status),
+                text(h.status.as_str()),
                 code(&table::host_revision(report, h), true),
                 code(&reason, true),
             ));
@@ -66,7 +67,7 @@ pub fn to_markdown(report: &Report) -> String {
     }
 
     let changes = fold::changes(report);
-    let title = if report.mode == "plan" {
+    let title = if report.mode == Mode::Plan {
         "would change"
     } else {
         "changes"
@@ -114,14 +115,14 @@ fn io_error(path: &Path, source: std::io::Error) -> WriteError {
 /// with ` (halted)` when the run stopped starting hosts early (the counts line says why).
 fn verdict(report: &Report) -> String {
     if let Some(signal) = &report.interrupted {
-        return format!("interrupted by {}", text(signal));
+        return format!("interrupted by {}", text(signal.as_str()));
     }
     let s = &report.summary;
     let n = s.total;
     let hosts = if n == 1 { "host" } else { "hosts" };
     // Skipped hosts are counted apart: after a failed canary, "1 of 50 hosts failed" says what
     // went wrong, "50 of 50" would not.
-    let failed = s.failed + s.unreachable + s.cancelled;
+    let failed = s.count_where(HostStatus::is_failure);
     let mut verdict = if failed > 0 {
         format!("{failed} of {n} {hosts} failed")
     } else if s.skipped > 0 {
@@ -133,21 +134,6 @@ fn verdict(report: &Report) -> String {
         verdict.push_str(" (halted)");
     }
     verdict
-}
-
-/// Sort key for the host table: problems first, then what moved.
-fn severity(status: &str) -> u8 {
-    match status {
-        "failed" => 0,
-        "unreachable" => 1,
-        "cancelled" => 2,
-        "skipped" => 3,
-        "changed" => 5,
-        "would_change" => 6,
-        "ahead" => 7,
-        // A status this version does not know: with the problems, so it is not cut.
-        _ => 4,
-    }
 }
 
 /// `**title:**` and one bullet per group, capped; nothing when there are no groups.
@@ -226,20 +212,22 @@ fn code(s: &str, in_table: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ErrorReport, EventReport, PuppetReport, RevisionCount, Summary};
+    use capo_schema::{
+        ErrorKind, ErrorReport, EventReport, PuppetReport, RevisionCount, Signal, Summary,
+    };
 
     const OLD: &str = "3f2a1c9e5d0000000000000000000000000000aa";
     const NEW: &str = "77b0e41a0c0000000000000000000000000000bb";
 
-    fn host(name: &str, status: &str, error: Option<(&str, &str)>) -> HostReport {
-        let moved = status == "changed";
+    fn host(name: &str, status: HostStatus, error: Option<(ErrorKind, &str)>) -> HostReport {
+        let moved = status == HostStatus::Changed;
         HostReport {
             name: name.into(),
             address: "10.0.0.1".into(),
             port: 22,
-            status: status.into(),
+            status,
             error: error.map(|(kind, message)| ErrorReport {
-                kind: kind.into(),
+                kind,
                 message: message.into(),
             }),
             rev_before: Some(OLD.into()),
@@ -278,7 +266,7 @@ mod tests {
         Report {
             schema: crate::SCHEMA.into(),
             run_id: "r1".into(),
-            mode: "rollout".into(),
+            mode: Mode::Rollout,
             target_rev: None,
             started_at: String::new(),
             finished_at: String::new(),
@@ -296,20 +284,20 @@ mod tests {
     #[test]
     fn a_mixed_run_renders_exactly() {
         let mut r = report(vec![
-            motd_changed(host("web01", "changed", None)),
-            host("web02", "unchanged", None),
+            motd_changed(host("web01", HostStatus::Changed, None)),
+            host("web02", HostStatus::Unchanged, None),
             host(
                 "web03",
-                "failed",
+                HostStatus::Failed,
                 Some((
-                    "puppet",
+                    ErrorKind::Puppet,
                     "Error: <img src=x onerror=alert(1)> a|b & `c` @admin",
                 )),
             ),
             host(
                 "web04",
-                "unreachable",
-                Some(("connect", "connection refused")),
+                HostStatus::Unreachable,
+                Some((ErrorKind::Connect, "connection refused")),
             ),
         ]);
         r.hosts[3].rev_before = None;
@@ -354,8 +342,8 @@ revisions: 1 at 77b0e41, 2 at 3f2a1c9, 1 unknown
     #[test]
     fn an_all_ok_run_has_no_table() {
         let r = report(vec![
-            host("a", "unchanged", None),
-            host("b", "unchanged", None),
+            host("a", HostStatus::Unchanged, None),
+            host("b", HostStatus::Unchanged, None),
         ]);
         assert_eq!(
             to_markdown(&r),
@@ -367,11 +355,15 @@ revisions: 1 at 77b0e41, 2 at 3f2a1c9, 1 unknown
     #[test]
     fn an_interrupted_plan_says_so() {
         let mut r = report(vec![
-            host("a", "would_change", None),
-            host("b", "skipped", Some(("interrupted", "not started"))),
+            host("a", HostStatus::WouldChange, None),
+            host(
+                "b",
+                HostStatus::Skipped,
+                Some((ErrorKind::Interrupted, "not started")),
+            ),
         ]);
-        r.mode = "plan".into();
-        r.interrupted = Some("SIGINT".into());
+        r.mode = Mode::Plan;
+        r.interrupted = Some(Signal::Int);
         r.hosts[0].target = Some(NEW.into());
         assert_eq!(
             to_markdown(&r),
@@ -397,13 +389,13 @@ revisions: 1 at 77b0e41, 2 at 3f2a1c9, 1 unknown
         let mut r = report(vec![
             host(
                 "web01",
-                "failed",
-                Some(("puppet", "puppet apply failed (exit 1)")),
+                HostStatus::Failed,
+                Some((ErrorKind::Puppet, "puppet apply failed (exit 1)")),
             ),
             host(
                 "web02",
-                "skipped",
-                Some(("aborted", "not started: the canary failed (web01)")),
+                HostStatus::Skipped,
+                Some((ErrorKind::Aborted, "not started: the canary failed (web01)")),
             ),
         ]);
         r.halted = Some("the canary failed (web01)".into());
@@ -416,7 +408,7 @@ revisions: 1 at 77b0e41, 2 at 3f2a1c9, 1 unknown
             ),
             "{md}"
         );
-        r.hosts[0].status = "skipped".into();
+        r.hosts[0].status = HostStatus::Skipped;
         r.summary.failed = 0;
         r.summary.skipped = 2;
         assert!(md_heading(&r).ends_with(": 2 of 2 hosts skipped (halted)"));
@@ -433,7 +425,7 @@ revisions: 1 at 77b0e41, 2 at 3f2a1c9, 1 unknown
     #[test]
     fn the_table_is_capped() {
         let hosts = (1..=53)
-            .map(|i| host(&format!("h{i:02}"), "changed", None))
+            .map(|i| host(&format!("h{i:02}"), HostStatus::Changed, None))
             .collect();
         let md = to_markdown(&report(hosts));
         let rows = md.lines().filter(|l| l.starts_with("| `h")).count();
@@ -463,7 +455,7 @@ revisions: 1 at 77b0e41, 2 at 3f2a1c9, 1 unknown
     #[test]
     fn append_adds_after_earlier_steps_and_write_replaces() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let r = report(vec![host("a", "unchanged", None)]);
+        let r = report(vec![host("a", HostStatus::Unchanged, None)]);
         let md = to_markdown(&r);
 
         let summary = dir.path().join("step_summary.md");

@@ -187,17 +187,7 @@ impl Bars {
     }
 
     fn counts_message(&self) -> String {
-        let order = [
-            HostStatus::Changed,
-            HostStatus::Unchanged,
-            HostStatus::WouldChange,
-            HostStatus::Ahead,
-            HostStatus::Failed,
-            HostStatus::Unreachable,
-            HostStatus::Skipped,
-            HostStatus::Cancelled,
-        ];
-        order
+        HostStatus::PROGRESS_ORDER
             .iter()
             .filter_map(|s| {
                 self.counts

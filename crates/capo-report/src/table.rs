@@ -3,13 +3,14 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, ContentArrangement, Table};
 
-use crate::model::{HostReport, Report};
+use capo_schema::{HostReport, Mode, Report};
+
 use crate::sanitize;
 
 /// Renders the per-host table, the summary line and where the logs are. For `exec`, the
 /// gathered outputs replace the table.
 pub fn render(report: &Report) -> String {
-    if report.mode == "exec" {
+    if report.mode == Mode::Exec {
         let mut out = crate::fold::render_outputs(report);
         out.push_str(&crate::fold::render(report));
         out.push_str(&summary_line(report));
@@ -30,7 +31,7 @@ pub fn render(report: &Report) -> String {
             .unwrap_or_default();
         table.add_row(vec![
             Cell::new(sanitize::line(&h.name)),
-            Cell::new(&h.status),
+            Cell::new(h.status.as_str()),
             Cell::new(host_revision(report, h)),
             Cell::new(seconds(h.duration_ms)),
             Cell::new(sanitize::line(&reason)),
@@ -83,7 +84,7 @@ fn logs_lines(report: &Report, of: &str) -> String {
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
     let hosts = format!("{} host{}", s.total, if s.total == 1 { "" } else { "s" });
-    let mut line = if report.mode == "exec" {
+    let mut line = if report.mode == Mode::Exec {
         format!(
             "{hosts}: {} ok, {} failed, {} unreachable",
             s.ok, s.failed, s.unreachable
@@ -150,7 +151,7 @@ pub fn revisions_line(report: &Report) -> Option<String> {
 /// A host's revision cell: where its checkout went, or for a plan, which moves nothing, where
 /// it would go.
 pub fn host_revision(report: &Report, host: &HostReport) -> String {
-    if report.mode == "plan" {
+    if report.mode == Mode::Plan {
         revision(
             host.rev_before.as_deref(),
             host.target.as_deref().or(host.rev_after.as_deref()),
@@ -209,7 +210,7 @@ mod tests {
             let v = serde_json::json!({"schema": crate::SCHEMA, "run_id": "r1",
                 "mode": "rollout", "started_at": "", "finished_at": "", "duration_ms": 1,
                 "inventory": "inv.toml", "run_dir": "runs/r1",
-                "summary": crate::model::Summary::default(), "hosts": hosts});
+                "summary": capo_schema::Summary::default(), "hosts": hosts});
             serde_json::from_value(v).expect("a report")
         };
         let fine = report(vec![host("web01", None)]);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capo_inventory::{Host, HostKeyCheck};
+use capo_schema::{HaltReason, Mode, StopReason};
 use capo_ssh::{
     ConnectConfig, Exec, ExecEvent, ExitStatus, FileCache, HostKeyPolicy, Session, SshError,
 };
@@ -62,6 +63,17 @@ pub enum RunMode {
     },
 }
 
+impl RunMode {
+    /// Which command this is, as reports name it.
+    pub fn mode(&self) -> Mode {
+        match self {
+            RunMode::Rollout { .. } => Mode::Rollout,
+            RunMode::Plan { .. } => Mode::Plan,
+            RunMode::Exec { .. } => Mode::Exec,
+        }
+    }
+}
+
 /// How the engine runs.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -93,21 +105,21 @@ pub enum Stop {
     Run,
     /// Start no new host; let hosts in flight finish.
     Soft {
-        /// Why, for the skipped hosts' messages (e.g. "interrupted by SIGINT").
-        reason: String,
+        /// Why, for the skipped hosts' errors.
+        reason: StopReason,
     },
     /// Stop hosts in flight now, killing their remote commands.
     Hard {
-        /// Why, for the cancelled hosts' messages.
-        reason: String,
+        /// Why, for the cancelled hosts' errors.
+        reason: StopReason,
     },
 }
 
 impl Stop {
-    fn reason(&self) -> Option<&str> {
+    fn reason(&self) -> Option<StopReason> {
         match self {
             Stop::Run => None,
-            Stop::Soft { reason } | Stop::Hard { reason } => Some(reason),
+            Stop::Soft { reason } | Stop::Hard { reason } => Some(*reason),
         }
     }
 }
@@ -167,10 +179,10 @@ pub async fn run(
             dispatch.between_batches(index, &batch).await;
         }
         let names: Vec<String> = batch.iter().map(|h| h.name.clone()).collect();
-        if let Some(reason) = dispatch.why_not_start() {
+        if let Some(error) = dispatch.why_not_start() {
             for host in &batch {
                 dispatch
-                    .finish(skipped(host, &opts.meta.run_dir, &reason))
+                    .finish(skipped(host, &opts.meta.run_dir, error.clone()))
                     .await;
             }
             continue;
@@ -183,10 +195,9 @@ pub async fn run(
         let failed = dispatch.run_batch(batch).await;
         emit.send(Event::BatchFinished { index }).await;
         if index == 0 && opts.strategy.canary > 0 && !failed.is_empty() {
-            dispatch.halted.get_or_insert(format!(
-                "the canary failed ({})",
-                capo_inventory::fold::fold_to_string(&failed)
-            ));
+            dispatch
+                .halted
+                .get_or_insert(HaltReason::CanaryFailed { hosts: failed });
         }
     }
 
@@ -206,33 +217,35 @@ struct Dispatch {
     emit: Emitter,
     stop: watch::Receiver<Stop>,
     stop_open: bool,
-    /// Failed or unreachable hosts so far.
+    /// Hosts so far whose status counts against the failure budget.
     failures: usize,
     /// The failure budget, in hosts.
     allowed: Option<usize>,
     /// Why the run stopped starting hosts (canary, budget, declined), if it did.
-    halted: Option<String>,
+    halted: Option<HaltReason>,
 }
 
 impl Dispatch {
-    /// Why no new host may start now, if so.
-    fn why_not_start(&self) -> Option<String> {
-        if let Some(reason) = self.stop.borrow().reason() {
-            return Some(reason.to_string());
+    /// Why no new host may start now, if so, as the error of a host not started: a stop the
+    /// controller asked for interrupts the run, a halt of the engine's own aborts it.
+    fn why_not_start(&self) -> Option<HostError> {
+        let stop = self.stop.borrow().reason();
+        match (stop, &self.halted) {
+            (Some(reason), _) => Some(not_started(reason.error_kind(), &reason)),
+            (None, Some(halt)) => Some(not_started(halt.error_kind(), halt)),
+            (None, None) => None,
         }
-        self.halted.clone()
     }
 
     async fn finish(&mut self, outcome: HostOutcome) {
-        if matches!(outcome.status, HostStatus::Failed | HostStatus::Unreachable) {
+        if outcome.status.counts_against_budget() {
             self.failures += 1;
             if let Some(allowed) = self.allowed {
                 if self.failures > allowed && self.halted.is_none() {
-                    self.halted = Some(format!(
-                        "stopped after {} failure{} (more than {allowed} allowed)",
-                        self.failures,
-                        if self.failures == 1 { "" } else { "s" }
-                    ));
+                    self.halted = Some(HaltReason::FailureBudget {
+                        failures: self.failures,
+                        allowed,
+                    });
                 }
             }
         }
@@ -270,7 +283,7 @@ impl Dispatch {
             };
             if !go {
                 self.halted
-                    .get_or_insert_with(|| format!("batch {} was not confirmed", index + 1));
+                    .get_or_insert(HaltReason::NotConfirmed { batch: index });
             }
         }
     }
@@ -285,9 +298,9 @@ impl Dispatch {
         let mut names: HashMap<tokio::task::Id, Host> = HashMap::new();
         let mut failed = Vec::new();
         loop {
-            if let Some(reason) = self.why_not_start() {
+            if let Some(error) = self.why_not_start().filter(|_| !pending.is_empty()) {
                 while let Some(host) = pending.pop_front() {
-                    self.finish(skipped(&host, &opts.meta.run_dir, &reason))
+                    self.finish(skipped(&host, &opts.meta.run_dir, error.clone()))
                         .await;
                 }
             }
@@ -365,10 +378,10 @@ impl Emitter {
 }
 
 /// Resolves once `stop` asks for a hard stop, with its reason; never if the sender is gone.
-async fn hard_stop(stop: &mut watch::Receiver<Stop>) -> String {
+async fn hard_stop(stop: &mut watch::Receiver<Stop>) -> StopReason {
     loop {
         if let Stop::Hard { reason } = &*stop.borrow_and_update() {
-            return reason.clone();
+            return *reason;
         }
         if stop.changed().await.is_err() {
             std::future::pending::<()>().await;
@@ -395,15 +408,14 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
     }
 }
 
-fn skipped(host: &Host, run_dir: &Path, reason: &str) -> HostOutcome {
-    // Signals interrupt; the canary, the failure budget or a declined batch abort.
-    let kind = if reason.starts_with("interrupted") {
-        ErrorKind::Interrupted
-    } else {
-        ErrorKind::Aborted
-    };
+/// The error of a host never started, for `reason`.
+fn not_started(kind: ErrorKind, reason: &dyn std::fmt::Display) -> HostError {
+    HostError::new(kind, format!("not started: {reason}"))
+}
+
+fn skipped(host: &Host, run_dir: &Path, error: HostError) -> HostOutcome {
     HostOutcome {
-        error: Some(HostError::new(kind, format!("not started: {reason}"))),
+        error: Some(error),
         ..blank_outcome(host, run_dir)
     }
 }
@@ -594,7 +606,7 @@ impl HostRun {
             let result = tokio::select! {
                 r = capo_ssh::connect(&cfg) => r,
                 reason = hard_stop(&mut self.stop) => {
-                    return Err(cancelled("connect", &reason));
+                    return Err(cancelled("connect", reason));
                 }
             };
             let err = match result {
@@ -608,7 +620,7 @@ impl HostRun {
             tokio::select! {
                 _ = tokio::time::sleep(backoff(attempt) + jitter(&self.host.name, attempt)) => {}
                 reason = hard_stop(&mut self.stop) => {
-                    return Err(cancelled("connect", &reason));
+                    return Err(cancelled("connect", reason));
                 }
             }
         }
@@ -1035,11 +1047,11 @@ async fn kill_remote(session: &Session, pid: u32) {
     .await;
 }
 
-fn cancelled(what: &str, reason: &str) -> Verdict {
+fn cancelled(what: &str, reason: StopReason) -> Verdict {
     (
         HostStatus::Cancelled,
         Some(HostError::new(
-            ErrorKind::Interrupted,
+            reason.error_kind(),
             format!("{what} cut short: {reason}"),
         )),
     )
@@ -1051,7 +1063,7 @@ enum StepEnd {
     Signal(String),
     TimedOut(Duration),
     Lost(String),
-    Cancelled(String),
+    Cancelled(StopReason),
 }
 
 impl StepEnd {
@@ -1089,7 +1101,7 @@ impl StepEnd {
                 ),
             ),
             StepEnd::Lost(why) => failed(ErrorKind::Connect, format!("{name}: {why}")),
-            StepEnd::Cancelled(reason) => cancelled(name, &reason),
+            StepEnd::Cancelled(reason) => cancelled(name, reason),
         }
     }
 }

@@ -5,30 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use capo_schema::{HaltReason, Mode};
+
 use crate::outcome::{HostOutcome, StepName, StepRecord};
-
-/// Which command produced the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// `capo rollout`.
-    Rollout,
-    /// `capo plan`.
-    Plan,
-    /// `capo exec`.
-    Exec,
-}
-
-impl Mode {
-    /// The name used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Rollout => "rollout",
-            Mode::Plan => "plan",
-            Mode::Exec => "exec",
-        }
-    }
-}
 
 /// Facts about the run that reporters print but the engine does not need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +92,8 @@ pub enum Event {
         finished_at: DateTime<Utc>,
         /// Monotonic duration of the run.
         duration: Duration,
-        /// Why the run stopped starting hosts early (canary, failure budget), if it did.
-        halted: Option<String>,
+        /// Why the run stopped starting hosts early (canary, failure budget, a batch not
+        /// confirmed), if it did.
+        halted: Option<HaltReason>,
     },
 }

@@ -12,9 +12,9 @@ pub mod shell;
 pub mod steps;
 pub mod strategy;
 
+pub use capo_schema as schema;
+pub use capo_schema::{ErrorKind, HaltReason, HostStatus, Mode, Signal, StepName, StopReason};
 pub use engine::{run, Confirm, EngineOptions, RunMode, Stop, DEFAULT_TAIL_BYTES};
-pub use event::{Event, Mode, RunMeta};
-pub use outcome::{
-    ErrorKind, HostError, HostOutcome, HostStatus, Incoming, PuppetResult, StepName, StepRecord,
-};
+pub use event::{Event, RunMeta};
+pub use outcome::{HostError, HostOutcome, Incoming, PuppetResult, StepRecord};
 pub use strategy::Strategy;

@@ -1,106 +1,12 @@
-//! What happened on a host: statuses, error kinds, step records, and how raw results map to them.
+//! What happened on a host: step records, outcomes, and how raw results map to statuses and
+//! error kinds (the words themselves are [`capo_schema`]'s).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
-/// The final status of one host in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HostStatus {
-    /// Puppet ran and changed nothing (exit 0).
-    Unchanged,
-    /// Puppet ran and changed resources (exit 2).
-    Changed,
-    /// The host was reached but a step failed.
-    Failed,
-    /// The host could not be connected to (network, host key, authentication).
-    Unreachable,
-    /// The host was never started (the run was interrupted or stopped early).
-    Skipped,
-    /// The host was started but its work was cut short (second interrupt, grace period over).
-    Cancelled,
-    /// Plan only: Puppet would change resources (a `--noop` run found them out of sync).
-    WouldChange,
-    /// The checkout is already past the target revision; capo left it alone.
-    Ahead,
-    /// Exec only: the command exited 0.
-    Ok,
-}
-
-impl HostStatus {
-    /// The lowercase name used in tables and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostStatus::Unchanged => "unchanged",
-            HostStatus::Changed => "changed",
-            HostStatus::Failed => "failed",
-            HostStatus::Unreachable => "unreachable",
-            HostStatus::Skipped => "skipped",
-            HostStatus::Cancelled => "cancelled",
-            HostStatus::WouldChange => "would_change",
-            HostStatus::Ahead => "ahead",
-            HostStatus::Ok => "ok",
-        }
-    }
-
-    /// Whether this status counts against the run's exit code.
-    pub fn is_failure(self) -> bool {
-        matches!(
-            self,
-            HostStatus::Failed | HostStatus::Unreachable | HostStatus::Cancelled
-        )
-    }
-}
-
-/// Why a host failed or was unreachable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// TCP connect, SSH handshake, or the connection dropping.
-    Connect,
-    /// The host key is unknown, changed or revoked.
-    HostKey,
-    /// The server refused every key.
-    Auth,
-    /// Bringing the checkout to the wanted revision failed.
-    Sync,
-    /// `puppet apply` failed.
-    Puppet,
-    /// A step ran past `command_timeout`.
-    Timeout,
-    /// Another capo run (or a pull-mode run) holds the host's lock.
-    Locked,
-    /// The run was interrupted (signal) before or while the host ran.
-    Interrupted,
-    /// The run stopped starting hosts: the canary failed, the failure budget ran out, or a
-    /// batch was not confirmed.
-    Aborted,
-    /// Exec only: the command exited non-zero.
-    Command,
-    /// A fault inside capo itself (a bug); the message says what.
-    Internal,
-}
-
-impl ErrorKind {
-    /// The snake_case name used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Connect => "connect",
-            ErrorKind::HostKey => "host_key",
-            ErrorKind::Auth => "auth",
-            ErrorKind::Sync => "sync",
-            ErrorKind::Puppet => "puppet",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Locked => "locked",
-            ErrorKind::Interrupted => "interrupted",
-            ErrorKind::Aborted => "aborted",
-            ErrorKind::Command => "command",
-            ErrorKind::Internal => "internal",
-        }
-    }
-}
+pub use capo_schema::{ErrorKind, HostStatus, StepName};
 
 /// A classified failure: a kind for machines and one line for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,32 +23,6 @@ impl HostError {
         HostError {
             kind,
             message: one_line(&message.into()),
-        }
-    }
-}
-
-/// The steps capo runs on a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepName {
-    /// Bring the checkout to the wanted revision.
-    Sync,
-    /// Run `puppet apply`.
-    Apply,
-    /// Run `puppet apply --noop` on the target revision in a temporary copy.
-    Plan,
-    /// Run an ad-hoc command.
-    Exec,
-}
-
-impl StepName {
-    /// The lowercase name, also used for log file names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepName::Sync => "sync",
-            StepName::Apply => "apply",
-            StepName::Plan => "plan",
-            StepName::Exec => "exec",
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The JSON report, schema `capo.report/v1` (documented in docs/report-schema.md). Fields are
-//! only ever added, never renamed or removed.
+//! only ever added, never renamed or removed. Statuses, kinds, steps and modes are the
+//! crate's enums, which serialise to the same strings the schema documents.
 
 use serde::{Deserialize, Serialize};
+
+use crate::{ErrorKind, HostStatus, Mode, Signal, StepName};
 
 /// The schema identifier written into every report.
 pub const SCHEMA: &str = "capo.report/v1";
@@ -13,8 +16,8 @@ pub struct Report {
     pub schema: String,
     /// Unique id of the run.
     pub run_id: String,
-    /// `rollout` or `plan`.
-    pub mode: String,
+    /// Which command produced the run.
+    pub mode: Mode,
     /// `--rev` as given, or null (the branch tip `git pull` brings).
     #[serde(default)]
     pub target_rev: Option<String>,
@@ -28,9 +31,9 @@ pub struct Report {
     pub inventory: String,
     /// The --limit expression, or null.
     pub limit: Option<String>,
-    /// The signal that interrupted the run (`SIGINT`, `SIGTERM`), or null.
+    /// The signal that interrupted the run, or null.
     #[serde(default)]
-    pub interrupted: Option<String>,
+    pub interrupted: Option<Signal>,
     /// Why the run stopped starting hosts early (`the canary failed (web01)`, `stopped after 3
     /// failures (more than 2 allowed)`), or null.
     #[serde(default)]
@@ -77,27 +80,55 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Counts per status of `hosts` (`revisions` left empty); an unknown status counts as
-    /// failed, so nothing is ever lost from the totals.
+    /// Counts per status of `hosts` (`revisions` left empty).
     pub fn of(hosts: &[HostReport]) -> Summary {
         let mut summary = Summary {
             total: hosts.len(),
             ..Summary::default()
         };
         for h in hosts {
-            match h.status.as_str() {
-                "unchanged" => summary.unchanged += 1,
-                "changed" => summary.changed += 1,
-                "unreachable" => summary.unreachable += 1,
-                "skipped" => summary.skipped += 1,
-                "cancelled" => summary.cancelled += 1,
-                "would_change" => summary.would_change += 1,
-                "ahead" => summary.ahead += 1,
-                "ok" => summary.ok += 1,
-                _ => summary.failed += 1,
-            }
+            *summary.slot(h.status) += 1;
         }
         summary
+    }
+
+    /// How many hosts ended with `status`.
+    pub fn count(&self, status: HostStatus) -> usize {
+        match status {
+            HostStatus::Unchanged => self.unchanged,
+            HostStatus::Changed => self.changed,
+            HostStatus::Failed => self.failed,
+            HostStatus::Unreachable => self.unreachable,
+            HostStatus::Skipped => self.skipped,
+            HostStatus::Cancelled => self.cancelled,
+            HostStatus::WouldChange => self.would_change,
+            HostStatus::Ahead => self.ahead,
+            HostStatus::Ok => self.ok,
+        }
+    }
+
+    /// How many hosts ended with a status for which `which` holds, e.g.
+    /// `summary.count_where(HostStatus::is_failure)`.
+    pub fn count_where(&self, which: impl Fn(HostStatus) -> bool) -> usize {
+        HostStatus::ALL
+            .iter()
+            .filter(|s| which(**s))
+            .map(|s| self.count(*s))
+            .sum()
+    }
+
+    fn slot(&mut self, status: HostStatus) -> &mut usize {
+        match status {
+            HostStatus::Unchanged => &mut self.unchanged,
+            HostStatus::Changed => &mut self.changed,
+            HostStatus::Failed => &mut self.failed,
+            HostStatus::Unreachable => &mut self.unreachable,
+            HostStatus::Skipped => &mut self.skipped,
+            HostStatus::Cancelled => &mut self.cancelled,
+            HostStatus::WouldChange => &mut self.would_change,
+            HostStatus::Ahead => &mut self.ahead,
+            HostStatus::Ok => &mut self.ok,
+        }
     }
 }
 
@@ -122,9 +153,9 @@ pub struct HostReport {
     pub address: String,
     /// SSH port.
     pub port: u16,
-    /// unchanged | changed | failed | unreachable | skipped | cancelled | would_change | ahead.
-    pub status: String,
-    /// Set for every status but unchanged and changed.
+    /// Final status.
+    pub status: HostStatus,
+    /// Set when the status is `failed`, `unreachable`, `skipped` or `cancelled`.
     pub error: Option<ErrorReport>,
     /// Full commit id before sync.
     pub rev_before: Option<String>,
@@ -209,8 +240,8 @@ pub struct DiffReport {
 /// Why a host failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReport {
-    /// connect | host_key | auth | sync | puppet | timeout | locked | interrupted | internal.
-    pub kind: String,
+    /// The failure class.
+    pub kind: ErrorKind,
     /// One line a person can act on.
     pub message: String,
 }
@@ -218,8 +249,8 @@ pub struct ErrorReport {
 /// One remote step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepReport {
-    /// sync | apply.
-    pub name: String,
+    /// Which step.
+    pub name: StepName,
     /// The command as a person would type it.
     pub command: String,
     /// Remote exit code, or null if the command did not finish.
@@ -236,4 +267,112 @@ pub struct StepReport {
     /// Why the step's log files are incomplete, if they are; absent when they are complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(status: HostStatus) -> HostReport {
+        HostReport {
+            name: status.to_string(),
+            address: String::new(),
+            port: 22,
+            status,
+            error: None,
+            rev_before: None,
+            rev_after: None,
+            duration_ms: 0,
+            log_dir: String::new(),
+            connect_attempts: 1,
+            steps: vec![],
+            target: None,
+            incoming: None,
+            puppet: None,
+        }
+    }
+
+    #[test]
+    fn typed_fields_write_the_documented_strings() {
+        let text = r#"{
+  "schema": "capo.report/v1",
+  "run_id": "r1",
+  "mode": "plan",
+  "target_rev": null,
+  "started_at": "2026-11-24T22:45:01.123Z",
+  "finished_at": "2026-11-24T22:45:09.456Z",
+  "duration_ms": 8333,
+  "inventory": "inventory.toml",
+  "limit": null,
+  "interrupted": "SIGTERM",
+  "halted": null,
+  "run_dir": ".capo/runs/r1",
+  "summary": {
+    "total": 1,
+    "unchanged": 0,
+    "changed": 0,
+    "failed": 0,
+    "unreachable": 0,
+    "skipped": 0,
+    "cancelled": 1,
+    "would_change": 0,
+    "ahead": 0,
+    "ok": 0,
+    "revisions": []
+  },
+  "hosts": [
+    {
+      "name": "web01",
+      "address": "10.0.0.1",
+      "port": 22,
+      "status": "cancelled",
+      "error": {
+        "kind": "host_key",
+        "message": "m"
+      },
+      "rev_before": null,
+      "rev_after": null,
+      "duration_ms": 5,
+      "log_dir": ".capo/runs/r1/web01",
+      "connect_attempts": 1,
+      "steps": [
+        {
+          "name": "plan",
+          "command": "puppet apply --noop",
+          "exit_code": null,
+          "duration_ms": 4,
+          "stdout_tail": "",
+          "stderr_tail": "",
+          "truncated": false
+        }
+      ],
+      "target": null,
+      "incoming": null,
+      "puppet": null
+    }
+  ]
+}"#;
+        let report: Report = serde_json::from_str(text).expect("a report");
+        assert_eq!(report.mode, Mode::Plan);
+        assert_eq!(report.interrupted, Some(Signal::Term));
+        assert_eq!(report.hosts[0].status, HostStatus::Cancelled);
+        assert_eq!(report.hosts[0].steps[0].name, StepName::Plan);
+        let written = serde_json::to_string_pretty(&report).expect("serialises");
+        assert_eq!(written, text);
+    }
+
+    #[test]
+    fn the_summary_counts_each_status_in_its_own_field() {
+        let hosts: Vec<HostReport> = HostStatus::ALL.iter().map(|s| host(*s)).collect();
+        let summary = Summary::of(&hosts);
+        assert_eq!(summary.total, HostStatus::ALL.len());
+        let json = serde_json::to_value(&summary).expect("serialises");
+        for s in HostStatus::ALL.iter().copied() {
+            assert_eq!(summary.count(s), 1, "{s}");
+            // The count's field is named as the status is spelled.
+            assert_eq!(json[s.as_str()], 1, "{s}");
+        }
+        assert_eq!(summary.count_where(HostStatus::is_failure), 3);
+        assert_eq!(summary.count_where(HostStatus::fails_run), 4);
+    }
 }

@@ -1,0 +1,305 @@
+//! The words: each enum's variants, their one spelling, and what they mean to capo.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A word that is not one of an enum's spellings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{word}` (expected one of: {})", .expected.join(", "))]
+pub struct UnknownWord {
+    /// What was being parsed, e.g. `host status`.
+    pub what: &'static str,
+    /// The text given.
+    pub word: String,
+    /// Every accepted spelling.
+    pub expected: Vec<&'static str>,
+}
+
+/// Defines a fieldless enum whose variants each have exactly one spelling, used by serde,
+/// `as_str`, `Display` and `FromStr` alike.
+macro_rules! words {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The one spelling, as reports, events and tables write it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownWord;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| UnknownWord {
+                        what: $what,
+                        word: s.to_string(),
+                        expected: $name::ALL.iter().map(|v| v.as_str()).collect(),
+                    })
+            }
+        }
+    };
+}
+
+words! {
+    /// The final status of one host in a run.
+    pub enum HostStatus ("host status") {
+        /// Puppet ran and changed nothing (exit 0).
+        Unchanged = "unchanged",
+        /// Puppet ran and changed resources (exit 2).
+        Changed = "changed",
+        /// The host was reached but a step failed.
+        Failed = "failed",
+        /// The host could not be connected to (network, host key, authentication).
+        Unreachable = "unreachable",
+        /// The host was never started (the run was interrupted or stopped early).
+        Skipped = "skipped",
+        /// The host was started but its work was cut short (second interrupt, grace period over).
+        Cancelled = "cancelled",
+        /// Plan only: Puppet would change resources (a `--noop` run found them out of sync).
+        WouldChange = "would_change",
+        /// The checkout is already past the target revision; capo left it alone.
+        Ahead = "ahead",
+        /// Exec only: the command exited 0.
+        Ok = "ok",
+    }
+}
+
+impl HostStatus {
+    /// The order in which the live progress display shows counts: what went well, then what
+    /// did not.
+    pub const PROGRESS_ORDER: [HostStatus; 9] = [
+        HostStatus::Changed,
+        HostStatus::Unchanged,
+        HostStatus::WouldChange,
+        HostStatus::Ahead,
+        HostStatus::Ok,
+        HostStatus::Failed,
+        HostStatus::Unreachable,
+        HostStatus::Skipped,
+        HostStatus::Cancelled,
+    ];
+
+    /// Whether the host failed: it was started and did not do its work, through a fault of
+    /// the host, the network, or being cut short (`failed`, `unreachable`, `cancelled`).
+    ///
+    /// This is capo's one definition of a failed host: a canary host that fails halts the run,
+    /// JUnit reports it as a failure, and the Markdown verdict counts it. A `skipped` host is
+    /// not a failure (nothing was tried on it), but it does fail the run: see
+    /// [`HostStatus::fails_run`].
+    pub fn is_failure(self) -> bool {
+        match self {
+            HostStatus::Failed | HostStatus::Unreachable | HostStatus::Cancelled => true,
+            HostStatus::Unchanged
+            | HostStatus::Changed
+            | HostStatus::Skipped
+            | HostStatus::WouldChange
+            | HostStatus::Ahead
+            | HostStatus::Ok => false,
+        }
+    }
+
+    /// Whether this host makes the run exit 1: a failure, or a host never started (the run
+    /// did not bring it where it was asked to).
+    pub fn fails_run(self) -> bool {
+        self.is_failure() || self == HostStatus::Skipped
+    }
+
+    /// Whether this host uses up the failure budget (`--max-failures`): `failed` or
+    /// `unreachable`. A `cancelled` host is a failure but does not count here: it was cut short
+    /// by the operator (a second signal, or the grace period ran out), which says nothing of
+    /// the fleet's health, and by then no host is started anyway.
+    pub fn counts_against_budget(self) -> bool {
+        matches!(self, HostStatus::Failed | HostStatus::Unreachable)
+    }
+
+    /// Sort key for listing hosts worst first (the Markdown host table): failures, then hosts
+    /// never started, then what ran, then what moved; `unchanged` last.
+    pub fn severity(self) -> u8 {
+        match self {
+            HostStatus::Failed => 0,
+            HostStatus::Unreachable => 1,
+            HostStatus::Cancelled => 2,
+            HostStatus::Skipped => 3,
+            HostStatus::Ok => 4,
+            HostStatus::Changed => 5,
+            HostStatus::WouldChange => 6,
+            HostStatus::Ahead => 7,
+            HostStatus::Unchanged => 8,
+        }
+    }
+}
+
+words! {
+    /// Why a host failed, was unreachable, or was not started or finished.
+    pub enum ErrorKind ("error kind") {
+        /// TCP connect, SSH handshake, or the connection dropping.
+        Connect = "connect",
+        /// The host key is unknown, changed or revoked.
+        HostKey = "host_key",
+        /// The server refused every key.
+        Auth = "auth",
+        /// Bringing the checkout to the wanted revision failed.
+        Sync = "sync",
+        /// `puppet apply` failed.
+        Puppet = "puppet",
+        /// A step ran past `command_timeout`.
+        Timeout = "timeout",
+        /// Another capo run (or a pull-mode run) holds the host's lock.
+        Locked = "locked",
+        /// The run was interrupted (signal) before or while the host ran.
+        Interrupted = "interrupted",
+        /// The run stopped starting hosts: the canary failed, the failure budget ran out, or a
+        /// batch was not confirmed.
+        Aborted = "aborted",
+        /// Exec only: the command exited non-zero.
+        Command = "command",
+        /// A fault inside capo itself (a bug); the message says what.
+        Internal = "internal",
+    }
+}
+
+words! {
+    /// The steps capo runs on a host; the spelling is also the stem of their log files.
+    pub enum StepName ("step") {
+        /// Bring the checkout to the wanted revision.
+        Sync = "sync",
+        /// Run `puppet apply`.
+        Apply = "apply",
+        /// Run `puppet apply --noop` on the target revision in a temporary copy.
+        Plan = "plan",
+        /// Run an ad-hoc command.
+        Exec = "exec",
+    }
+}
+
+words! {
+    /// Which command produced the run.
+    pub enum Mode ("mode") {
+        /// `capo rollout`.
+        Rollout = "rollout",
+        /// `capo plan`.
+        Plan = "plan",
+        /// `capo exec`.
+        Exec = "exec",
+    }
+}
+
+words! {
+    /// A signal that interrupts a run.
+    pub enum Signal ("signal") {
+        /// Ctrl-C.
+        Int = "SIGINT",
+        /// A polite request to end (e.g. a CI job cancelled).
+        Term = "SIGTERM",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// serde, `as_str` and `FromStr` agree for every variant of `T`.
+    fn spellings_agree<T>(all: &[T])
+    where
+        T: Copy + fmt::Debug + PartialEq + fmt::Display + FromStr + Serialize,
+        T: for<'de> Deserialize<'de>,
+        <T as FromStr>::Err: fmt::Debug,
+    {
+        for v in all {
+            let text = v.to_string();
+            let json = serde_json::to_string(v).expect("serialises");
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<T>(&json).expect("deserialises"), *v);
+            assert_eq!(text.parse::<T>().expect("parses"), *v);
+        }
+    }
+
+    #[test]
+    fn every_spelling_round_trips() {
+        spellings_agree(HostStatus::ALL);
+        spellings_agree(ErrorKind::ALL);
+        spellings_agree(StepName::ALL);
+        spellings_agree(Mode::ALL);
+        spellings_agree(Signal::ALL);
+        assert_eq!(HostStatus::WouldChange.as_str(), "would_change");
+        assert_eq!(ErrorKind::HostKey.as_str(), "host_key");
+        assert_eq!(Signal::Int.as_str(), "SIGINT");
+    }
+
+    #[test]
+    fn unknown_words_name_what_is_accepted() {
+        let err = "fialed".parse::<HostStatus>().expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown host status `fialed` (expected one of: unchanged, changed, failed, \
+             unreachable, skipped, cancelled, would_change, ahead, ok)"
+        );
+    }
+
+    #[test]
+    fn failure_sets_nest() {
+        for s in HostStatus::ALL.iter().copied() {
+            // What uses up the budget is a failure, and every failure fails the run.
+            assert!(!s.counts_against_budget() || s.is_failure(), "{s}");
+            assert!(!s.is_failure() || s.fails_run(), "{s}");
+        }
+        let failing: Vec<&str> = HostStatus::ALL
+            .iter()
+            .filter(|s| s.fails_run())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(failing, ["failed", "unreachable", "skipped", "cancelled"]);
+    }
+
+    #[test]
+    fn progress_shows_every_status_once() {
+        let mut order = HostStatus::PROGRESS_ORDER.to_vec();
+        order.sort_by_key(|s| s.as_str());
+        let mut all = HostStatus::ALL.to_vec();
+        all.sort_by_key(|s| s.as_str());
+        assert_eq!(order, all);
+    }
+
+    #[test]
+    fn severities_are_distinct_and_problems_come_first() {
+        let mut seen: Vec<u8> = HostStatus::ALL.iter().map(|s| s.severity()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), HostStatus::ALL.len());
+        for s in HostStatus::ALL.iter().copied() {
+            for t in HostStatus::ALL.iter().copied() {
+                if s.fails_run() && !t.fails_run() {
+                    assert!(s.severity() < t.severity(), "{s} before {t}");
+                }
+            }
+        }
+    }
+}
