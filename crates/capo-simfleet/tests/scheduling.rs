@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use capo_inventory::{Host, Inventory};
 use capo_rollout::strategy::{Budget, Size};
 use capo_rollout::{
-    EngineOptions, ErrorKind, Event, HostOutcome, HostStatus, Mode, RunMeta, RunMode, Stop,
-    Strategy, DEFAULT_TAIL_BYTES,
+    EngineOptions, ErrorKind, Event, HostOutcome, HostStatus, RunMeta, RunMode, Signal, Stop,
+    StopReason, Strategy, DEFAULT_TAIL_BYTES,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -82,11 +82,7 @@ impl SimFleet {
             stream_output: false,
             meta: RunMeta {
                 run_id: "test".into(),
-                mode: match mode {
-                    RunMode::Rollout { .. } => Mode::Rollout,
-                    RunMode::Plan { .. } => Mode::Plan,
-                    RunMode::Exec { .. } => Mode::Exec,
-                },
+                mode: mode.mode(),
                 inventory: self.dir.path().join("inventory.toml"),
                 limit: None,
                 run_dir,
@@ -178,9 +174,10 @@ fn batches(events: &[Event]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Why the run halted, as the report words it.
 fn halted(events: &[Event]) -> Option<String> {
     match events.last() {
-        Some(Event::RunFinished { halted, .. }) => halted.clone(),
+        Some(Event::RunFinished { halted, .. }) => halted.as_ref().map(ToString::to_string),
         other => panic!("the last event is not RunFinished: {other:?}"),
     }
 }
@@ -348,7 +345,7 @@ fn a_soft_stop_lets_hosts_in_flight_finish_and_starts_no_other() {
                 started += 1;
                 if started == 2 {
                     let _ = stop.send(Stop::Soft {
-                        reason: "interrupted by SIGINT".into(),
+                        reason: StopReason::Signal(Signal::Int),
                     });
                 }
             }
@@ -383,7 +380,7 @@ fn a_hard_stop_cancels_hosts_in_flight_at_once() {
             Event::HostStarted { .. } => started += 1,
             Event::StepStarted { step, .. } if started == 2 && step.as_str() == "apply" => {
                 let _ = stop.send(Stop::Hard {
-                    reason: "interrupted by SIGINT twice".into(),
+                    reason: StopReason::SecondSignal(Signal::Int),
                 });
             }
             _ => {}
@@ -404,7 +401,7 @@ fn a_hard_stop_cancels_hosts_in_flight_at_once() {
     assert!(!cancelled.is_empty(), "{done:?}");
     for name in cancelled {
         assert!(
-            message(&events, name).ends_with("cut short: interrupted by SIGINT twice"),
+            message(&events, name).ends_with("cut short: interrupted by a second SIGINT"),
             "{}",
             message(&events, name)
         );
