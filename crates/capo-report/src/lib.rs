@@ -6,7 +6,7 @@
 mod atomic;
 pub mod collect;
 pub mod events;
-pub mod fold;
+pub mod grouped;
 pub mod json;
 pub mod junit;
 pub mod markdown;

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use capo_schema::{HostReport, HostStatus, Mode, Report};
 
-use crate::fold::{self, Group};
+use crate::grouped::{self, Group};
 use crate::json::WriteError;
 use crate::sanitize;
 use crate::table;
@@ -66,14 +66,14 @@ pub fn to_markdown(report: &Report) -> String {
         more(&mut out, rows.len(), "\n... and {} more\n");
     }
 
-    let changes = fold::changes(report);
+    let changes = grouped::changes(report);
     let title = if report.mode == Mode::Plan {
         "would change"
     } else {
         "changes"
     };
     bullets(&mut out, title, &changes);
-    bullets(&mut out, "problems", &fold::failures(report));
+    bullets(&mut out, "problems", &grouped::failures(report));
     out
 }
 

@@ -11,8 +11,8 @@ use crate::sanitize;
 /// gathered outputs replace the table.
 pub fn render(report: &Report) -> String {
     if report.mode == Mode::Exec {
-        let mut out = crate::fold::render_outputs(report);
-        out.push_str(&crate::fold::render(report));
+        let mut out = crate::grouped::render_outputs(report);
+        out.push_str(&crate::grouped::render(report));
         out.push_str(&summary_line(report));
         out.push('\n');
         out.push_str(&logs_lines(report, "host"));
@@ -39,7 +39,7 @@ pub fn render(report: &Report) -> String {
     }
     let mut out = table.to_string();
     out.push('\n');
-    out.push_str(&crate::fold::render(report));
+    out.push_str(&crate::grouped::render(report));
     out.push_str(&summary_line(report));
     out.push('\n');
     if let Some(line) = revisions_line(report) {
