@@ -2,33 +2,13 @@
 
 use std::process::ExitCode;
 
-use capo_inventory::{Host, Inventory};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
 
-use crate::cli::{Format, HostsArgs, Selection};
-use crate::EXIT_USAGE;
-
-/// Loads the inventory and applies --limit; prints the error and returns the exit code on failure.
-pub fn select(selection: &Selection) -> Result<(Inventory, Vec<Host>), ExitCode> {
-    let inventory = Inventory::load(&selection.inventory).map_err(|e| {
-        eprintln!("capo: {e}");
-        ExitCode::from(EXIT_USAGE)
-    })?;
-    let hosts = inventory
-        .select(selection.limit.as_deref())
-        .map_err(|e| {
-            eprintln!("capo: {e}");
-            ExitCode::from(EXIT_USAGE)
-        })?
-        .into_iter()
-        .cloned()
-        .collect();
-    Ok((inventory, hosts))
-}
+use crate::cli::{Format, HostsArgs};
 
 pub fn run(args: &HostsArgs) -> ExitCode {
-    let (_, hosts) = match select(&args.selection) {
+    let hosts = match crate::select::limited(&args.selection) {
         Ok(v) => v,
         Err(code) => return code,
     };

@@ -4,6 +4,7 @@ mod cli;
 mod hosts;
 mod limits;
 mod rollout;
+mod select;
 
 use std::process::ExitCode;
 

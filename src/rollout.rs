@@ -17,14 +17,11 @@ use std::path::Path;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{ExecArgs, Format, Order, PlanArgs, RolloutArgs, RunArgs, Selection};
-use crate::hosts::select;
+use crate::cli::{ExecArgs, Format, PlanArgs, RolloutArgs, RunArgs, Selection};
+use crate::select::RUN_REPORT;
 
 /// Exit status of a run ended by SIGINT or SIGTERM, as shells report a SIGINT death.
 const EXIT_INTERRUPTED: u8 = 130;
-
-/// The report every run keeps in its run directory.
-const RUN_REPORT: &str = "report.json";
 
 /// Exit status of `capo plan --fail-on-changes` when a host would change and none failed.
 const EXIT_WOULD_CHANGE: u8 = 3;
@@ -51,34 +48,16 @@ pub fn exec(args: &ExecArgs) -> ExitCode {
 }
 
 fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bool) -> ExitCode {
-    let (_inventory, mut hosts) = match select(selection) {
-        Ok(v) => v,
+    let hosts = match crate::select::for_run(selection, &args.rerun, &args.runs_dir, args.order) {
+        Ok(hosts) => hosts,
         Err(code) => return code,
     };
-    if !args.rerun.is_empty() {
-        match rerun_selection(&args.runs_dir, &args.rerun) {
-            Ok(names) => hosts.retain(|h| names.contains(&h.name)),
-            Err(e) => {
-                eprintln!("capo: --rerun: {e}");
-                return ExitCode::from(crate::EXIT_USAGE);
-            }
-        }
-        if hosts.is_empty() {
-            eprintln!(
-                "capo: --rerun: none of those hosts is selected by this inventory and --limit"
-            );
-            return ExitCode::from(crate::EXIT_USAGE);
-        }
-    }
     // Without a terminal there is nobody to answer: refuse rather than hang.
     if args.confirm && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         eprintln!(
             "capo: --confirm needs a terminal (stdin and stderr); run without --confirm in CI"
         );
         return ExitCode::from(crate::EXIT_USAGE);
-    }
-    if args.order == Order::Shuffle {
-        shuffle(&mut hosts);
     }
     let strategy = Strategy {
         canary: args.canary,
@@ -292,42 +271,6 @@ async fn watch_signals(
     }
 }
 
-/// The hosts of the newest run under `runs_dir` whose status is one of
-/// `statuses`.
-fn rerun_selection(
-    runs_dir: &Path,
-    statuses: &[HostStatus],
-) -> Result<std::collections::HashSet<String>, String> {
-    // The newest report by modification time: run ids started in the same second do not
-    // sort by time.
-    let last = std::fs::read_dir(runs_dir)
-        .map_err(|e| format!("no previous run in {} ({e})", runs_dir.display()))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path().join(RUN_REPORT))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .ok_or_else(|| format!("no previous run with a report in {}", runs_dir.display()))?;
-    let text = std::fs::read_to_string(&last).map_err(|e| format!("{}: {e}", last.display()))?;
-    let report: capo_report::Report =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", last.display()))?;
-    let names: std::collections::HashSet<String> = report
-        .hosts
-        .iter()
-        .filter(|h| statuses.contains(&h.status))
-        .map(|h| h.name.clone())
-        .collect();
-    if names.is_empty() {
-        let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        return Err(format!(
-            "the last run ({}) has no {} hosts",
-            report.run_id,
-            wanted.join(" or ")
-        ));
-    }
-    Ok(names)
-}
-
 /// Asks on the terminal before each batch (`--confirm`). Reading stdin blocks, so it happens
 /// on a blocking thread.
 async fn answer_confirmations(mut asks: mpsc::Receiver<Confirm>) {
@@ -351,20 +294,6 @@ async fn answer_confirmations(mut asks: mpsc::Receiver<Confirm>) {
         .await;
         let yes = matches!(answer, Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes"));
         let _ = ask.reply.send(yes);
-    }
-}
-
-/// Shuffles hosts for `--order shuffle`, seeded from the clock (no need for more randomness
-/// than "a different order each run").
-fn shuffle(hosts: &mut [Host]) {
-    let mut x = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64 | 1;
-    for i in (1..hosts.len()).rev() {
-        // xorshift64
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let j = (x % (i as u64 + 1)) as usize;
-        hosts.swap(i, j);
     }
 }
 
