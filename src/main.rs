@@ -1,6 +1,9 @@
-//! The `capo` binary: parses the command line and wires the libraries together.
+//! The `capo` binary: parses the command line, runs the subcommand, and turns how it ended
+//! into the exit status, in one place.
 
 mod cli;
+mod error;
+mod exit;
 mod hosts;
 mod limits;
 mod rollout;
@@ -12,15 +15,16 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// Exit status for bad usage or a bad inventory (clap uses 2 for usage errors too).
-pub const EXIT_USAGE: u8 = 2;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Hosts(args) => hosts::run(&args),
         Command::Rollout(args) => rollout::rollout(&args),
         Command::Plan(args) => rollout::plan(&args),
         Command::Exec(args) => rollout::exec(&args),
+    };
+    if let Err(e) = &result {
+        error::print(e);
     }
+    ExitCode::from(exit::code(&result))
 }

@@ -1,7 +1,6 @@
 //! `capo rollout` and `capo plan`: run the engine, turn signals into stop requests, and feed
 //! the engine's events to the reporters.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use capo_inventory::{Host, HostKeyCheck};
@@ -9,7 +8,7 @@ use capo_report::events::EventLog;
 use capo_report::progress::{Progress, Verbosity};
 use capo_report::Collector;
 use capo_rollout::{
-    Confirm, EngineOptions, HostStatus, RunMeta, RunMode, Signal, Stop, StopReason, Strategy,
+    Confirm, EngineOptions, RunMeta, RunMode, Signal, Stop, StopReason, Strategy,
     DEFAULT_TAIL_BYTES,
 };
 use std::io::IsTerminal;
@@ -18,46 +17,41 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::{ExecArgs, Format, PlanArgs, RolloutArgs, RunArgs, Selection};
+use crate::error::{self, Error};
+use crate::exit::{Outcome, RunEnd};
 use crate::select::RUN_REPORT;
 
-/// Exit status of a run ended by SIGINT or SIGTERM, as shells report a SIGINT death.
-const EXIT_INTERRUPTED: u8 = 130;
-
-/// Exit status of `capo plan --fail-on-changes` when a host would change and none failed.
-const EXIT_WOULD_CHANGE: u8 = 3;
-
-pub fn rollout(args: &RolloutArgs) -> ExitCode {
+pub fn rollout(args: &RolloutArgs) -> Result<Outcome, Error> {
     let mode = RunMode::Rollout {
         rev: args.rev.clone(),
     };
     run(&args.selection, &args.run, mode, false)
 }
 
-pub fn plan(args: &PlanArgs) -> ExitCode {
+pub fn plan(args: &PlanArgs) -> Result<Outcome, Error> {
     let mode = RunMode::Plan {
         rev: args.rev.clone(),
     };
     run(&args.selection, &args.run, mode, args.fail_on_changes)
 }
 
-pub fn exec(args: &ExecArgs) -> ExitCode {
+pub fn exec(args: &ExecArgs) -> Result<Outcome, Error> {
     let mode = RunMode::Exec {
         command: args.command.join(" "),
     };
     run(&args.selection, &args.run, mode, false)
 }
 
-fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bool) -> ExitCode {
-    let hosts = match crate::select::for_run(selection, &args.rerun, &args.runs_dir, args.order) {
-        Ok(hosts) => hosts,
-        Err(code) => return code,
-    };
+fn run(
+    selection: &Selection,
+    args: &RunArgs,
+    mode: RunMode,
+    fail_on_changes: bool,
+) -> Result<Outcome, Error> {
+    let hosts = crate::select::for_run(selection, &args.rerun, &args.runs_dir, args.order)?;
     // Without a terminal there is nobody to answer: refuse rather than hang.
     if args.confirm && !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        eprintln!(
-            "capo: --confirm needs a terminal (stdin and stderr); run without --confirm in CI"
-        );
-        return ExitCode::from(crate::EXIT_USAGE);
+        return Err(Error::ConfirmWithoutTerminal);
     }
     let strategy = Strategy {
         canary: args.canary,
@@ -69,13 +63,10 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
     let started = chrono::Utc::now();
     let run_id = new_run_id(started);
     let run_dir = args.runs_dir.join(&run_id);
-    if let Err(e) = std::fs::create_dir_all(&run_dir) {
-        eprintln!(
-            "capo: cannot create run directory {}: {e}",
-            run_dir.display()
-        );
-        return ExitCode::FAILURE;
-    }
+    std::fs::create_dir_all(&run_dir).map_err(|source| Error::RunDir {
+        path: run_dir.clone(),
+        source,
+    })?;
     let holder = format!(
         "capo run {run_id} from {} (pid {}), started {}",
         controller_name(),
@@ -111,16 +102,10 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         holder,
     };
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("capo: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+        .map_err(Error::Runtime)?;
     let grace = args.grace;
     let confirming = args.confirm;
     let verbosity = if args.quiet {
@@ -131,13 +116,10 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         Verbosity::Normal
     };
     let mut event_log = match &args.events {
-        Some(path) => match EventLog::create(path) {
-            Ok(log) => Some(log),
-            Err(e) => {
-                eprintln!("capo: cannot create event log {}: {e}", path.display());
-                return ExitCode::from(crate::EXIT_USAGE);
-            }
-        },
+        Some(path) => Some(EventLog::create(path).map_err(|source| Error::EventLog {
+            path: path.clone(),
+            source,
+        })?),
         None => None,
     };
     let (collector, interrupted) = runtime.block_on(async move {
@@ -171,48 +153,36 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         (collector, interrupted)
     });
 
-    let Some(mut report) = collector.report() else {
-        eprintln!("capo: the run produced no report");
-        return ExitCode::FAILURE;
-    };
+    let mut report = collector.report().ok_or(Error::NoReport)?;
     report.interrupted = interrupted;
-    let s = &report.summary;
-    let mut code = if interrupted.is_some() {
-        ExitCode::from(EXIT_INTERRUPTED)
-    } else if s.count_where(HostStatus::fails_run) > 0 || report.halted.is_some() {
-        ExitCode::FAILURE
-    } else if fail_on_changes && s.would_change > 0 {
-        ExitCode::from(EXIT_WOULD_CHANGE)
-    } else {
-        ExitCode::SUCCESS
-    };
+    let mut outputs_failed = false;
     // Every run keeps its report beside its logs; `--rerun` reads it from there.
     let kept = Path::new(&report.run_dir).join(RUN_REPORT);
     if let Err(e) = capo_report::json::write_atomic(&report, &kept) {
-        eprintln!("capo: {e}");
+        error::print(&e.into());
     }
     if let Some(path) = &args.report {
         if let Err(e) = capo_report::json::write_atomic(&report, path) {
-            eprintln!("capo: {e}");
-            code = ExitCode::FAILURE;
+            error::print(&e.into());
+            outputs_failed = true;
         }
     }
     if let Some(path) = &args.junit {
         if let Err(e) = capo_report::junit::write_junit(&report, path) {
-            eprintln!("capo: {e}");
-            code = ExitCode::FAILURE;
+            error::print(&e.into());
+            outputs_failed = true;
         }
     }
     if let Some(path) = &args.summary_md {
         if let Err(e) = capo_report::markdown::write_markdown(&report, path) {
-            eprintln!("capo: {e}");
-            code = ExitCode::FAILURE;
+            error::print(&e.into());
+            outputs_failed = true;
         }
     }
     // GitHub Actions shows this file on the run's page; appending is what its docs ask for.
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         if let Err(e) = capo_report::markdown::append_markdown(&report, Path::new(&path)) {
-            eprintln!("capo: {e}");
+            error::print(&e.into());
         }
     }
     match args.format {
@@ -220,12 +190,16 @@ fn run(selection: &Selection, args: &RunArgs, mode: RunMode, fail_on_changes: bo
         Format::Json => match capo_report::json::to_string(&report) {
             Ok(text) => print!("{text}"),
             Err(e) => {
-                eprintln!("capo: cannot encode report: {e}");
-                code = ExitCode::FAILURE;
+                error::print(&Error::EncodeReport(e));
+                outputs_failed = true;
             }
         },
     }
-    code
+    Ok(Outcome::Run(RunEnd::of(
+        &report,
+        fail_on_changes,
+        outputs_failed,
+    )))
 }
 
 /// First SIGINT/SIGTERM: start no new hosts and give hosts in flight `grace` to finish.

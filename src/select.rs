@@ -4,13 +4,12 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use capo_inventory::{Host, Inventory};
 use capo_rollout::HostStatus;
 
 use crate::cli::{Order, Selection};
-use crate::EXIT_USAGE;
+use crate::error::Error;
 
 /// The report every run keeps in its run directory; `--rerun` reads the newest one.
 pub const RUN_REPORT: &str = "report.json";
@@ -61,41 +60,27 @@ pub enum RerunError {
     NoneSelected,
 }
 
-/// The hosts of the inventory that `--limit` selects, in inventory order; prints the error
-/// and returns the exit code on failure.
-pub fn limited(selection: &Selection) -> Result<Vec<Host>, ExitCode> {
-    let usage = |e: &dyn std::fmt::Display| {
-        eprintln!("capo: {e}");
-        ExitCode::from(EXIT_USAGE)
-    };
-    let inventory = Inventory::load(&selection.inventory).map_err(|e| usage(&e))?;
-    let hosts = inventory
-        .select(selection.limit.as_deref())
-        .map_err(|e| usage(&e))?;
+/// The hosts of the inventory that `--limit` selects, in inventory order.
+pub fn limited(selection: &Selection) -> Result<Vec<Host>, Error> {
+    let inventory = Inventory::load(&selection.inventory)?;
+    let hosts = inventory.select(selection.limit.as_deref())?;
     Ok(hosts.into_iter().cloned().collect())
 }
 
 /// The hosts a run works on: the `--limit` selection, narrowed by `--rerun` when given, in
-/// `--order`; prints the error and returns the exit code on failure.
+/// `--order`.
 pub fn for_run(
     selection: &Selection,
     rerun: &[HostStatus],
     runs_dir: &Path,
     order: Order,
-) -> Result<Vec<Host>, ExitCode> {
+) -> Result<Vec<Host>, Error> {
     let mut hosts = limited(selection)?;
     if !rerun.is_empty() {
-        let narrowed = last_run_hosts(runs_dir, rerun).and_then(|names| {
-            hosts.retain(|h| names.contains(&h.name));
-            if hosts.is_empty() {
-                Err(RerunError::NoneSelected)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = narrowed {
-            eprintln!("capo: --rerun: {e}");
-            return Err(ExitCode::from(EXIT_USAGE));
+        let names = last_run_hosts(runs_dir, rerun)?;
+        hosts.retain(|h| names.contains(&h.name));
+        if hosts.is_empty() {
+            return Err(RerunError::NoneSelected.into());
         }
     }
     if order == Order::Shuffle {
