@@ -2,11 +2,11 @@
 //! into the exit status, in one place.
 
 mod cli;
+mod cmd;
 mod error;
 mod exit;
-mod hosts;
 mod limits;
-mod rollout;
+mod run;
 mod select;
 
 use std::process::ExitCode;
@@ -18,10 +18,10 @@ use cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Hosts(args) => hosts::run(&args),
-        Command::Rollout(args) => rollout::rollout(&args),
-        Command::Plan(args) => rollout::plan(&args),
-        Command::Exec(args) => rollout::exec(&args),
+        Command::Hosts(args) => cmd::hosts::run(&args),
+        Command::Rollout(args) => cmd::rollout::run(&args),
+        Command::Plan(args) => cmd::plan::run(&args),
+        Command::Exec(args) => cmd::exec::run(&args),
     };
     if let Err(e) = &result {
         error::print(e);
