@@ -1,9 +1,13 @@
-//! The `capo` binary: parses the command line and wires the libraries together.
+//! The `capo` binary: parses the command line, runs the subcommand, and turns how it ended
+//! into the exit status, in one place.
 
 mod cli;
-mod hosts;
+mod cmd;
+mod error;
+mod exit;
 mod limits;
-mod rollout;
+mod run;
+mod select;
 
 use std::process::ExitCode;
 
@@ -11,15 +15,16 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// Exit status for bad usage or a bad inventory (clap uses 2 for usage errors too).
-pub const EXIT_USAGE: u8 = 2;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Hosts(args) => hosts::run(&args),
-        Command::Rollout(args) => rollout::rollout(&args),
-        Command::Plan(args) => rollout::plan(&args),
-        Command::Exec(args) => rollout::exec(&args),
+    let result = match cli.command {
+        Command::Hosts(args) => cmd::hosts::run(&args),
+        Command::Rollout(args) => cmd::rollout::run(&args),
+        Command::Plan(args) => cmd::plan::run(&args),
+        Command::Exec(args) => cmd::exec::run(&args),
+    };
+    if let Err(e) = &result {
+        error::print(e);
     }
+    ExitCode::from(exit::code(&result))
 }

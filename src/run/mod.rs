@@ -1,0 +1,74 @@
+//! The run every host-touching command shares (`rollout`, `plan`, `exec`): select the hosts,
+//! check what can be checked before touching any, run the engine, deliver the report.
+
+mod confirm;
+mod drive;
+mod host_keys;
+mod options;
+mod outputs;
+mod signals;
+
+use std::io::IsTerminal;
+
+use capo_report::progress::{Progress, Verbosity};
+use capo_rollout::{Confirm, RunMode};
+use tokio::sync::mpsc;
+
+use crate::cli::{RunArgs, Selection};
+use crate::error::Error;
+use crate::exit::{Outcome, RunEnd};
+
+/// Runs `mode` on the hosts `selection` and `args` choose. Every usage error is found before
+/// a host is contacted or a file is written (except the run directory, made before the
+/// `--events` file is opened).
+pub fn run(
+    selection: &Selection,
+    args: &RunArgs,
+    mode: RunMode,
+    fail_on_changes: bool,
+) -> Result<Outcome, Error> {
+    let hosts = crate::select::for_run(selection, &args.rerun, &args.runs_dir, args.order)?;
+    confirm::require_terminal(args.confirm)?;
+    host_keys::warn_unchecked(&hosts);
+    let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
+    let options = options::build(selection, args, mode, args.confirm.then_some(confirm_tx))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let event_log = args
+        .events
+        .as_deref()
+        .map(drive::open_event_log)
+        .transpose()?;
+    // The display starts drawing once made: only after the last check that can refuse the run.
+    let watchers = drive::Watchers {
+        event_log,
+        progress: progress(args),
+        grace: args.grace,
+    };
+    let (collector, interrupted) =
+        runtime.block_on(drive::drive(hosts, options, confirm_rx, watchers));
+    let mut report = collector.report().ok_or(Error::NoReport)?;
+    report.interrupted = interrupted;
+    let outputs_failed = outputs::deliver(&report, args);
+    Ok(Outcome::Run(RunEnd::of(
+        &report,
+        fail_on_changes,
+        outputs_failed,
+    )))
+}
+
+/// The live display on stderr: bars on a terminal, plain lines otherwise. Bars redraw the
+/// terminal and would erase a `--confirm` question, so plain lines then too.
+fn progress(args: &RunArgs) -> Progress {
+    let verbosity = if args.quiet {
+        Verbosity::Quiet
+    } else if args.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let bars = std::io::stderr().is_terminal() && !args.confirm;
+    Progress::new(bars, verbosity)
+}

@@ -1,0 +1,115 @@
+//! What the engine is told about a run: its strategy, its id and directory, the line other
+//! runs see in the hosts' locks, and how many hosts at a time the file descriptor limit allows.
+
+use std::path::PathBuf;
+
+use capo_rollout::{Confirm, EngineOptions, RunMeta, RunMode, Strategy, DEFAULT_TAIL_BYTES};
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::cli::{RunArgs, Selection};
+use crate::error::Error;
+
+/// The engine's options for a run in `mode`; creates the run's directory under
+/// `--runs-dir`, where the engine keeps every host's output. `confirm` carries the engine's
+/// questions when `--confirm` is given.
+pub fn build(
+    selection: &Selection,
+    args: &RunArgs,
+    mode: RunMode,
+    confirm: Option<mpsc::Sender<Confirm>>,
+) -> Result<EngineOptions, Error> {
+    let started = Utc::now();
+    let run_id = new_run_id(started);
+    let run_dir = args.runs_dir.join(&run_id);
+    std::fs::create_dir_all(&run_dir).map_err(|source| Error::RunDir {
+        path: run_dir.clone(),
+        source,
+    })?;
+    let holder = holder(&run_id, started);
+    let (concurrency, fd_warning) = crate::limits::fit_concurrency(args.concurrency as usize);
+    if let Some(warning) = fd_warning {
+        eprintln!("{warning}");
+    }
+    Ok(EngineOptions {
+        strategy: strategy(args),
+        confirm,
+        meta: meta(selection, &mode, run_id, run_dir),
+        mode,
+        show_diff: args.show_diff,
+        stream_output: args.verbose,
+        concurrency,
+        tail_bytes: DEFAULT_TAIL_BYTES,
+        holder,
+    })
+}
+
+/// `--canary`, `--batch`, `--max-failures` and `--pause`.
+fn strategy(args: &RunArgs) -> Strategy {
+    Strategy {
+        canary: args.canary,
+        batches: args.batch.clone().map(|b| b.0).unwrap_or_default(),
+        max_failures: args.max_failures,
+        pause: args.pause,
+    }
+}
+
+/// What the run's events and report say about it besides its hosts.
+fn meta(selection: &Selection, mode: &RunMode, run_id: String, run_dir: PathBuf) -> RunMeta {
+    let target_rev = match mode {
+        RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
+        RunMode::Exec { .. } => None,
+    };
+    RunMeta {
+        run_id,
+        mode: mode.mode(),
+        inventory: selection.inventory.clone(),
+        limit: selection.limit.clone(),
+        run_dir,
+        target_rev,
+    }
+}
+
+/// The lock holder line: enough for an operator whose run finds a host locked to know whose
+/// run it is and since when.
+fn holder(run_id: &str, started: DateTime<Utc>) -> String {
+    format!(
+        "capo run {run_id} from {} (pid {}), started {}",
+        controller_name(),
+        std::process::id(),
+        started.format("%Y-%m-%dT%H:%M:%SZ")
+    )
+}
+
+/// This machine's name, for lock holder messages.
+fn controller_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown-controller".to_string())
+}
+
+/// `20261124T224501Z-1a2b`: sortable by time, unique enough for runs started in the same second.
+fn new_run_id(now: DateTime<Utc>) -> String {
+    let salt = (std::process::id() ^ now.timestamp_subsec_nanos()) & 0xffff;
+    format!("{}-{salt:04x}", now.format("%Y%m%dT%H%M%SZ"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_their_start_second() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let id = new_run_id(at("2026-11-24T22:45:01.5Z"));
+        assert!(id.starts_with("20261124T224501Z-"), "{id}");
+        assert_eq!(id.len(), "20261124T224501Z-1a2b".len(), "{id}");
+        assert!(id < new_run_id(at("2026-11-24T22:45:02Z")));
+    }
+}

@@ -1,0 +1,74 @@
+//! Where a finished run's report goes: its run directory (for `--rerun`), the files the
+//! operator asked for, GitHub's step summary, and stdout.
+
+use std::path::Path;
+
+use capo_report::Report;
+
+use crate::cli::{Format, RunArgs};
+use crate::error::{self, Error};
+use crate::select::RUN_REPORT;
+
+/// Writes and prints `report` everywhere it goes; returns whether something the operator
+/// asked for (a `--report`, `--junit` or `--summary-md` file, or stdout) was not written,
+/// which fails the run. Every failure is printed as it happens.
+pub fn deliver(report: &Report, args: &RunArgs) -> bool {
+    keep(report);
+    let mut failed = false;
+    for result in [
+        args.report
+            .as_deref()
+            .map(|p| capo_report::json::write_atomic(report, p).map_err(Error::from)),
+        args.junit
+            .as_deref()
+            .map(|p| capo_report::junit::write_junit(report, p).map_err(Error::from)),
+        args.summary_md
+            .as_deref()
+            .map(|p| capo_report::markdown::write_markdown(report, p).map_err(Error::from)),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Err(e) = result {
+            error::print(&e);
+            failed = true;
+        }
+    }
+    step_summary(report);
+    if let Err(e) = print(report, args.format) {
+        error::print(&e);
+        failed = true;
+    }
+    failed
+}
+
+/// Every run keeps its report beside its logs; `--rerun` reads it from there. Not asked for,
+/// so a failure is only a warning.
+fn keep(report: &Report) {
+    let kept = Path::new(&report.run_dir).join(RUN_REPORT);
+    if let Err(e) = capo_report::json::write_atomic(report, &kept) {
+        error::print(&e.into());
+    }
+}
+
+/// GitHub Actions shows `$GITHUB_STEP_SUMMARY` on the run's page; appending is what its docs
+/// ask for. Set by the environment, not the operator, so a failure is only a warning.
+fn step_summary(report: &Report) {
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        if let Err(e) = capo_report::markdown::append_markdown(report, Path::new(&path)) {
+            error::print(&e.into());
+        }
+    }
+}
+
+/// The report on stdout, as `--format` asks.
+fn print(report: &Report, format: Format) -> Result<(), Error> {
+    match format {
+        Format::Table => print!("{}", capo_report::table::render(report)),
+        Format::Json => {
+            let text = capo_report::json::to_string(report).map_err(Error::EncodeReport)?;
+            print!("{text}");
+        }
+    }
+    Ok(())
+}
