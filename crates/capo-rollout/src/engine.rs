@@ -965,14 +965,15 @@ impl HostRun {
         }
         let (out, out_last, out_error) = out.finish();
         let (err, err_last, err_error) = err.finish();
-        // The exact script sent, for whoever debugs a failure from the logs, written with the
-        // rest of the step's logs in one trip. Only then: the report has the command as typed,
-        // and at thousands of hosts every file created costs (an inode, on ext4 ~0.1 ms).
+        // The script that ran, with its arguments, as a person reads and re-runs it, for
+        // whoever debugs a failure from the logs, written with the rest of the step's logs in
+        // one trip. Only then: the report has the command as typed, and at thousands of hosts
+        // every file created costs (an inode, on ext4 ~0.1 ms).
         let mut logs = Vec::with_capacity(3);
         if !end.ended_well(step.name) {
             logs.push(LogWrite::file(
                 log("cmd"),
-                format!("{}\n", step.script).into_bytes(),
+                step.call.readable().into_bytes(),
             ));
         }
         logs.extend(out_last);
