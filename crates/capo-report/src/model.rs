@@ -138,6 +138,11 @@ pub struct HostReport {
     /// started). Absent in reports written before this field existed.
     #[serde(default)]
     pub connect_attempts: u32,
+    /// Rollout only: `true` when the run held the host's lock, `false` when it ran unlocked
+    /// (`lock = false` in the inventory); null otherwise (plan, exec, or the host ended
+    /// before a step ran). Absent in reports written before this field existed.
+    #[serde(default)]
+    pub locked: Option<bool>,
     /// Steps in the order they ran.
     pub steps: Vec<StepReport>,
     /// The commit the host was brought to (plan: would be), as resolved on the host.
@@ -209,7 +214,7 @@ pub struct DiffReport {
 /// Why a host failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReport {
-    /// connect | host_key | auth | sync | puppet | timeout | locked | interrupted | internal.
+    /// connect | host_key | auth | sync | puppet | timeout | locked | lock | interrupted | internal.
     pub kind: String,
     /// One line a person can act on.
     pub message: String,

@@ -389,6 +389,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         steps: Vec::new(),
         log_dir: run_dir.join(safe_dir_name(&host.name)),
         connect_attempts: 0,
+        locked: None,
         target: None,
         incoming: None,
         puppet: None,
@@ -431,6 +432,7 @@ fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) -> HostOutcom
             steps: Vec::new(),
             log_dir: run_dir.to_path_buf(),
             connect_attempts: 0,
+            locked: None,
             target: None,
             incoming: None,
             puppet: None,
@@ -570,9 +572,20 @@ impl HostRun {
             }
             RunMode::Rollout { .. } => {}
         }
+        if !self.host.settings.lock {
+            // `lock = false`: no lock, no step lock, and the report says so.
+            self.outcome.locked = Some(false);
+            let verdict = self.steps(&session, "").await;
+            session.close().await;
+            return verdict;
+        }
         let verdict = match self.lock(&session).await {
             Ok(holder) => {
-                let verdict = self.steps(&session).await;
+                if holder.is_some() {
+                    self.outcome.locked = Some(true);
+                }
+                let holder_line = self.opts.holder.clone();
+                let verdict = self.steps(&session, &holder_line).await;
                 if let Some(mut holder) = holder {
                     // The holder's `cat` ends on EOF, and the lock dies with it.
                     let _ = holder.close_stdin().await;
@@ -617,7 +630,9 @@ impl HostRun {
     }
 
     /// Takes the host's lock; `Ok(None)` when the host has no place for one (no checkout yet:
-    /// the sync step then says what is wrong).
+    /// the sync step then says what is wrong). A lock that cannot be taken there at all (no
+    /// `flock`, a git directory the user cannot write) fails the host: runs that cannot
+    /// exclude each other must not go on as if they could.
     async fn lock(&mut self, session: &Session) -> Result<Option<Exec>, Verdict> {
         let script = steps::lock(&self.host.settings, &self.opts.holder);
         let failed = |why: String| {
@@ -670,6 +685,10 @@ impl HostRun {
             (Some("held" | "busy"), _) => {
                 Err((HostStatus::Failed, Some(steps::locked_error(&marks))))
             }
+            (Some("failed"), _) => Err((
+                HostStatus::Failed,
+                Some(steps::lock_error(&marks, &String::from_utf8_lossy(&stderr))),
+            )),
             (_, exit) => {
                 let text = String::from_utf8_lossy(&stderr);
                 failed(format!(
@@ -685,10 +704,11 @@ impl HostRun {
         }
     }
 
-    async fn steps(&mut self, session: &Session) -> Verdict {
+    /// Sync, then apply. `holder` goes into the step lock; empty: no step lock.
+    async fn steps(&mut self, session: &Session, holder: &str) -> Verdict {
         let settings = self.host.settings.clone();
         let deadline = settings.command_timeout;
-        let holder = self.opts.holder.clone();
+        let holder = holder.to_string();
         let rev = match &self.opts.mode {
             RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
             RunMode::Exec { .. } => None,

@@ -72,6 +72,9 @@ pub enum ErrorKind {
     Timeout,
     /// Another capo run (or a pull-mode run) holds the host's lock.
     Locked,
+    /// The host's lock cannot be taken there at all (no `flock`, a git directory the user
+    /// cannot write), so the host did not run; `lock = false` opts out of locking.
+    Lock,
     /// The run was interrupted (signal) before or while the host ran.
     Interrupted,
     /// The run stopped starting hosts: the canary failed, the failure budget ran out, or a
@@ -94,6 +97,7 @@ impl ErrorKind {
             ErrorKind::Puppet => "puppet",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Locked => "locked",
+            ErrorKind::Lock => "lock",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Aborted => "aborted",
             ErrorKind::Command => "command",
@@ -201,6 +205,10 @@ pub struct HostOutcome {
     /// SSH connection attempts made: 1 normally, more when `connect_retries` were used, 0
     /// when the host was never started.
     pub connect_attempts: u32,
+    /// Rollout only: `Some(true)` when the run held the host's lock, `Some(false)` when it ran
+    /// unlocked because the inventory says `lock = false`; `None` otherwise (plan, exec, or
+    /// the host ended before a step ran).
+    pub locked: Option<bool>,
     /// The commit the host was brought to (or, for a plan, would be), as resolved on the host.
     pub target: Option<String>,
     /// Plan only: the commits between the checkout's HEAD and the target.

@@ -271,6 +271,25 @@ pub fn classify_sync_failure(
     HostError::new(ErrorKind::Sync, message)
 }
 
+/// Explains a lock that cannot be taken on the host (`lock=failed`) in one line.
+pub fn lock_error(marks: &Marks, stderr: &str) -> HostError {
+    let path = marks.get("path").unwrap_or("?");
+    let user = marks.get("user").unwrap_or("the remote user");
+    let message = match marks.get("why") {
+        Some("no-flock") => "flock not found on host".to_string(),
+        Some("not-writable") => format!("git directory not writable by {user} ({path})"),
+        Some("open") => format!(
+            "cannot open the lock files in {path} as {user}: {}",
+            last_line(stderr).unwrap_or("no error shown")
+        ),
+        Some("info-timeout") => format!(
+            "timed out after 10s waiting for {path}; another capo run on the host seems stuck taking the lock"
+        ),
+        other => format!("lock script failed ({})", other.unwrap_or("no reason given")),
+    };
+    HostError::new(ErrorKind::Lock, message)
+}
+
 /// Explains a held lock in one line.
 pub fn locked_error(marks: &Marks) -> HostError {
     let holder = marks.get("holder").unwrap_or("an unknown holder");
@@ -430,6 +449,39 @@ mod tests {
         );
         drop(first.stdin.take());
         first.wait().expect("wait");
+    }
+
+    #[test]
+    fn a_lock_that_cannot_be_taken_is_explained() {
+        let err = |out: &[u8], stderr| lock_error(&Marks::parse(out), stderr);
+        let e = err(
+            b"::capo:lock=failed\n::capo:why=no-flock\n::capo:path=/bin\n",
+            "",
+        );
+        assert_eq!(e.kind, ErrorKind::Lock);
+        assert_eq!(e.message, "flock not found on host");
+        let e = err(
+            b"::capo:lock=failed\n::capo:why=not-writable\n::capo:user=deploy\n::capo:path=/srv/puppet/.git\n",
+            "",
+        );
+        assert_eq!(
+            e.message,
+            "git directory not writable by deploy (/srv/puppet/.git)"
+        );
+        let e = err(
+            b"::capo:lock=failed\n::capo:why=open\n::capo:user=deploy\n::capo:path=/g\n",
+            "sh: 1: cannot create /g/capo.lock: Permission denied\n",
+        );
+        assert_eq!(
+            e.message,
+            "cannot open the lock files in /g as deploy: sh: 1: cannot create /g/capo.lock: Permission denied"
+        );
+        assert!(err(
+            b"::capo:lock=failed\n::capo:why=info-timeout\n::capo:path=/g/capo.lock.info\n",
+            ""
+        )
+        .message
+        .starts_with("timed out after 10s waiting for /g/capo.lock.info"));
     }
 
     #[test]
