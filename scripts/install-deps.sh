@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages capo's demo and tests need on Debian 12, if they are missing:
 # OpenSSH's server (each test host runs its own sshd), Puppet, git, and the tools the fleet
-# harness uses (unshare/nsenter from util-linux, ss from iproute2, ps from procps), and GNU time
-# (/usr/bin/time) for the memory measurements in tests.
+# harness uses (unshare/nsenter from util-linux, ss from iproute2, ps from procps), GNU time
+# (/usr/bin/time) for the memory measurements in tests, shellcheck for the host-side scripts,
+# and the login shells those scripts are tested under (tcsh, which also provides csh; fish).
 set -euo pipefail
 
 need=()
-for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps time; do
+for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps time shellcheck tcsh fish; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

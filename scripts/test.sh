@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
+# The scripts capo runs on hosts (see crates/capo-scripts/sh/.shellcheckrc).
+shellcheck -s sh crates/capo-scripts/sh/*.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Two test threads: each integration test brings up its own fleet, and Puppet is CPU-bound.

@@ -11,6 +11,7 @@ mod deadlines;
 mod fleet_smoke;
 mod interrupt;
 mod locking;
+mod login_shells;
 mod operator;
 mod output;
 mod plan;

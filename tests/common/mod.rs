@@ -58,6 +58,16 @@ fn stdout_line(out: &Output) -> String {
 impl Fleet {
     /// Bring up a fleet of `n` hosts. Panics with fleet.sh's output on failure.
     pub fn up(n: usize) -> Fleet {
+        Fleet::up_with(n, &[])
+    }
+
+    /// Like [`Fleet::up`], each host also having the non-root user of `fleet.sh up --user
+    /// NAME:SHELL` (home and own checkout under `/srv/home/NAME`).
+    pub fn up_with_user(n: usize, spec: &str) -> Fleet {
+        Fleet::up_with(n, &["--user", spec])
+    }
+
+    fn up_with(n: usize, extra: &[&str]) -> Fleet {
         assert!((1..=99).contains(&n), "Fleet::up: n must be 1..=99");
         let mut tmp = tempfile::Builder::new()
             .prefix("capo-fleet-")
@@ -73,6 +83,7 @@ impl Fleet {
             .arg(n.to_string())
             .arg("--dir")
             .arg(&dir)
+            .args(extra)
             .stdin(Stdio::null())
             .output()
             .expect("run tests/fleet/fleet.sh (is bash installed?)");

@@ -29,7 +29,12 @@ log() { [[ -n "${FLEET_QUIET:-}" ]] || echo "fleet.sh: $*" >&2; }
 usage() {
   cat <<'EOF'
 usage: fleet.sh COMMAND [ARGS] [--dir DIR]        (DIR defaults to ./.fleet)
-  up N [--ports P1,P2,...]   create and start hosts host01..hostNN; prints the inventory path
+  up N [--ports P1,P2,...] [--user NAME:SHELL]
+                             create and start hosts host01..hostNN; prints the inventory path.
+                             --user also gives every host a non-root user NAME (uid 4242) whose
+                             login shell is SHELL (e.g. deploy:/usr/bin/tcsh), with the fleet's
+                             client key, home /srv/home/NAME and its own checkout there
+                             (/srv/home/NAME/puppet); the inventory stays root's
   down [--purge]             kill every host (idempotent); --purge also removes DIR
   stop HOST | start HOST     stop / restart one host (same port, same host key)
   rekey HOST                 new host key for HOST, restart it (known_hosts keeps the old key)
@@ -252,6 +257,10 @@ X11Forwarding no
 AllowAgentForwarding no
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
+  if [[ -f "$d/user" ]]; then
+    printf 'Match User %s\n  AuthorizedKeysFile /srv/home/%s/.ssh/authorized_keys\n' \
+      "$(cat "$d/user")" "$(cat "$d/user")" >>"$d/sshd_config"
+  fi
   echo "$2" >"$d/port"
 }
 
@@ -285,6 +294,26 @@ hierarchy: []
 EOF
 }
 
+# The fleet user of `up --user NAME:SHELL`: a passwd and group of the host's own (the real
+# machine's plus NAME, uid/gid FLEET_UID), a home with the client key, a git config that
+# trusts the root-owned repositories (origin, /srv/puppet), and a checkout NAME owns.
+FLEET_UID=4242
+add_user() {  # name
+  local d user shell
+  d="$(hdir "$1")"
+  user="${USER_SPEC%%:*}"
+  shell="${USER_SPEC#*:}"
+  echo "$user" >"$d/user"
+  { cat /etc/passwd; echo "$user:x:$FLEET_UID:$FLEET_UID:capo fleet user:/srv/home/$user:$shell"; } >"$d/etc-passwd"
+  { cat /etc/group; echo "$user:x:$FLEET_UID:"; } >"$d/etc-group"
+  mkdir -p "$d/home/.ssh"
+  cp "$DIR/keys/client_ed25519.pub" "$d/home/.ssh/authorized_keys"
+  printf '[safe]\n\tdirectory = *\n' >"$d/home/.gitconfig"
+  git clone -q -b main "$DIR/origin.git" "$d/home/puppet"
+  chown -R "$FLEET_UID:$FLEET_UID" "$d/home"
+  chmod 0755 "$d/home"
+}
+
 # ---------------------------------------------------------------- host process
 # Runs as pid 1 of the host's namespaces (via unshare, see start_host_proc).
 cmd___init() {
@@ -304,6 +333,13 @@ cmd___init() {
   # root's home is per host too: the real machine's dotfiles (.bashrc, .ssh, .gitconfig)
   # neither slow down nor leak into ssh sessions
   mount --bind "$h/root" /root
+  # the fleet user (up --user), known to this host alone
+  if [[ -f "$h/etc-passwd" ]]; then
+    mount --bind "$h/etc-passwd" /etc/passwd
+    mount --bind "$h/etc-group" /etc/group
+    mkdir -p "/srv/home/$(cat "$h/user")"
+    mount --bind "$h/home" "/srv/home/$(cat "$h/user")"
+  fi
   mkdir -p /run/sshd
   echo "fleet.sh: $name: namespace ready, exec sshd (pid $$)"
   exec "$SSHD" -D -e -f "$h/sshd_config"
@@ -545,6 +581,10 @@ cmd_up() {
   for cmd in unshare nsenter ss flock ssh ssh-keygen git puppet "$SSHD"; do
     command -v "$cmd" >/dev/null || die "missing $cmd"
   done
+  if [[ -n "$USER_SPEC" ]]; then
+    [[ "$USER_SPEC" =~ ^[a-z_][a-z0-9_-]*:/.+$ ]] || die "up: --user wants NAME:SHELL (e.g. deploy:/usr/bin/tcsh)"
+    [[ -x "${USER_SPEC#*:}" ]] || die "up: login shell ${USER_SPEC#*:} is not installed"
+  fi
   [[ -d "$CONTROL_REPO/manifests" ]] || die "control repo template not found at $CONTROL_REPO"
   if [[ -d "$DIR/hosts" ]]; then
     for name in $(all_hosts); do
@@ -553,6 +593,8 @@ cmd_up() {
     die "$DIR already holds a fleet (run: fleet.sh down --purge --dir $DIR, or start HOST)"
   fi
   mkdir -p "$DIR/keys" "$DIR/hosts"
+  # the fleet user clones and fetches from DIR/origin.git
+  [[ -z "$USER_SPEC" ]] || chmod o+x "$DIR"
 
   # client key
   ssh-keygen -q -t ed25519 -N '' -C "capo-fleet-client" -f "$DIR/keys/client_ed25519"
@@ -586,6 +628,7 @@ cmd_up() {
     ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$d/ssh_host_ed25519_key"
     git clone -q -b main "$DIR/origin.git" "$d/checkout"
     write_puppet_conf "$name"
+    [[ -z "$USER_SPEC" ]] || add_user "$name"
     { cat /etc/hosts 2>/dev/null || echo "127.0.0.1 localhost"
       echo "127.0.1.1 $name.capo.test $name  # capo test fleet"; } >"$d/etc-hosts"
     : >"$d/sshd.log"
@@ -800,6 +843,7 @@ main() {
   PORTS=""
   PURGE=0
   ALL=0
+  USER_SPEC=""
   POS=()
   CMD=()
   while (($#)); do
@@ -808,6 +852,7 @@ main() {
       --dir=*) DIR="${1#--dir=}"; shift ;;
       --ports) [[ $# -ge 2 ]] || die "--ports needs a value"; PORTS="$2"; shift 2 ;;
       --ports=*) PORTS="${1#--ports=}"; shift ;;
+      --user) [[ $# -ge 2 ]] || die "--user needs NAME:SHELL"; USER_SPEC="$2"; shift 2 ;;
       --purge) PURGE=1; shift ;;
       --all) ALL=1; shift ;;
       --) shift; CMD=("$@"); break ;;

@@ -77,6 +77,9 @@ pub struct Settings {
     pub connect_retries: u32,
     /// The host's git checkout of the Puppet code (a remote path).
     pub repo_dir: String,
+    /// Take the host's lock (`capo.lock` in the checkout's git directory) for a rollout; a
+    /// host where it cannot be taken fails. `false` runs unlocked, and the report says so.
+    pub lock: bool,
     /// The git remote to fetch from.
     pub remote: String,
     /// The branch to deploy.

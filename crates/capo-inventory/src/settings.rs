@@ -14,7 +14,7 @@ use crate::model::{HostKeyCheck, Settings};
 use crate::parse::{toml_key, type_name, Ctx};
 
 /// Every settings key, in the order error messages list them.
-pub(crate) const SETTING_KEYS: [&str; 18] = [
+pub(crate) const SETTING_KEYS: [&str; 19] = [
     "user",
     "port",
     "identity_files",
@@ -26,6 +26,7 @@ pub(crate) const SETTING_KEYS: [&str; 18] = [
     "keepalive_count",
     "connect_retries",
     "repo_dir",
+    "lock",
     "remote",
     "branch",
     "manifest",
@@ -76,6 +77,7 @@ pub(crate) struct Layer {
     keepalive_count: Option<Val<u32>>,
     connect_retries: Option<Val<u32>>,
     repo_dir: Option<Val<String>>,
+    lock: Option<Val<bool>>,
     remote: Option<Val<String>>,
     branch: Option<Val<String>>,
     manifest: Option<Val<String>>,
@@ -150,6 +152,7 @@ impl Layer {
                 )?);
             }
             "repo_dir" => self.repo_dir = at!(text(cx, "repo_dir", value)?),
+            "lock" => self.lock = at!(boolean(cx, "lock", value)?),
             "remote" => self.remote = at!(word(cx, "remote", value)?),
             "branch" => self.branch = at!(word(cx, "branch", value)?),
             "manifest" => self.manifest = at!(text(cx, "manifest", value)?),
@@ -254,6 +257,7 @@ impl Sources<'_> {
                 self.pick(cx, "repo_dir", |l| &l.repo_dir)?,
                 BUILTIN_REPO_DIR,
             ),
+            lock: self.pick(cx, "lock", |l| &l.lock)?.unwrap_or(true),
             remote: or_builtin(self.pick(cx, "remote", |l| &l.remote)?, BUILTIN_REMOTE),
             branch: or_builtin(self.pick(cx, "branch", |l| &l.branch)?, BUILTIN_BRANCH),
             manifest: or_builtin(
@@ -327,6 +331,12 @@ trait Show {
 impl Show for String {
     fn show(&self) -> String {
         format!("{self:?}")
+    }
+}
+
+impl Show for bool {
+    fn show(&self) -> String {
+        self.to_string()
     }
 }
 
@@ -484,6 +494,13 @@ pub(crate) fn check_word(s: &str) -> Result<(), String> {
         Err("must not contain control characters".into())
     } else {
         Ok(())
+    }
+}
+
+fn boolean(cx: &Ctx<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Result<bool, InventoryError> {
+    match value.get_ref() {
+        DeValue::Boolean(b) => Ok(*b),
+        _ => Err(wrong_type(cx, format!("`{key}`"), "true or false", value)),
     }
 }
 

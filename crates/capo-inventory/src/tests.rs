@@ -43,6 +43,7 @@ fn builtin() -> Settings {
         keepalive_count: 3,
         connect_retries: 2,
         repo_dir: "/etc/puppetlabs/code/capo".into(),
+        lock: true,
         remote: "origin".into(),
         branch: "main".into(),
         manifest: "manifests/site.pp".into(),
@@ -85,6 +86,7 @@ keepalive_interval = "5s"
 keepalive_count = 7
 connect_retries = 0
 repo_dir = "/srv/puppet"
+lock = false
 remote = "upstream"
 branch = "production"
 manifest = "site.pp"
@@ -119,6 +121,7 @@ address = "192.0.2.10"
             keepalive_count: 7,
             connect_retries: 0,
             repo_dir: "/srv/puppet".into(),
+            lock: false,
             remote: "upstream".into(),
             branch: "production".into(),
             manifest: "site.pp".into(),
@@ -132,6 +135,23 @@ address = "192.0.2.10"
             ],
             certname: Some("node.example.com".into()),
         }
+    );
+}
+
+#[test]
+fn lock_is_a_boolean_and_on_by_default() {
+    assert!(ok("[hosts.a]\n").hosts[0].settings.lock);
+    let inv = ok("[defaults]\nlock = false\n[groups.g]\nhosts = [\"b\"]\nlock = true\n[hosts.a]\n[hosts.b]\n");
+    let mut locks: Vec<(&str, bool)> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.name.as_str(), h.settings.lock))
+        .collect();
+    locks.sort();
+    assert_eq!(locks, [("a", false), ("b", true)]);
+    assert_eq!(
+        err("[defaults]\nlock = \"no\"\n"),
+        "inventory.toml:2:8: `lock` must be true or false, found string"
     );
 }
 
@@ -257,7 +277,7 @@ user = "z"
 #[test]
 fn unknown_keys_are_reported_at_the_key() {
     let all = "user, port, identity_files, known_hosts, host_key_check, connect_timeout, \
-               command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, remote, branch, manifest, modulepath, puppet, \
+               command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, remote, branch, manifest, modulepath, puppet, \
                puppet_args, certname";
     assert_eq!(
         err("[groups.web]\nhosts = [\"a\"]\n\n  usr = \"x\"\n"),

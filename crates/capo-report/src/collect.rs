@@ -122,6 +122,7 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         duration_ms: 0,
         log_dir: run_dir.display().to_string(),
         connect_attempts: 0,
+        locked: None,
         steps: Vec::new(),
         target: None,
         incoming: None,
@@ -205,6 +206,7 @@ fn host_report(o: &HostOutcome) -> HostReport {
         duration_ms: millis(o.duration),
         log_dir: o.log_dir.display().to_string(),
         connect_attempts: o.connect_attempts,
+        locked: o.locked,
         steps: o.steps.iter().map(step_report).collect(),
         target: o.target.clone(),
         incoming: o.incoming.as_ref().map(|i| IncomingReport {

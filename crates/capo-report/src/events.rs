@@ -194,6 +194,7 @@ mod tests {
             steps: vec![record.clone()],
             log_dir: ".capo/runs/r1/web01".into(),
             connect_attempts: 1,
+            locked: None,
             target: None,
             incoming: None,
             puppet: None,

@@ -261,6 +261,7 @@ mod tests {
             duration_ms: 0,
             log_dir: String::new(),
             connect_attempts: 1,
+            locked: None,
             steps: vec![],
             target: None,
             incoming: None,

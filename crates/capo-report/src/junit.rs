@@ -254,6 +254,7 @@ mod tests {
             duration_ms: 1500,
             log_dir: format!(".capo/runs/r1/{name}"),
             connect_attempts: 1,
+            locked: None,
             steps: vec![],
             target: None,
             incoming: None,

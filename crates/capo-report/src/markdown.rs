@@ -235,6 +235,7 @@ mod tests {
             duration_ms: 1000,
             log_dir: String::new(),
             connect_attempts: 1,
+            locked: None,
             steps: vec![],
             target: None,
             incoming: None,

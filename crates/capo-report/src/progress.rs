@@ -282,6 +282,7 @@ mod tests {
             steps: vec![],
             log_dir: PathBuf::new(),
             connect_attempts: 1,
+            locked: None,
             target: None,
             incoming: None,
             puppet: None,

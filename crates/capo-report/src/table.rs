@@ -7,6 +7,9 @@ use capo_schema::{HostReport, Mode, Report};
 
 use crate::sanitize;
 
+/// What the table and the summary line say about hosts a rollout ran without their lock.
+const UNLOCKED: &str = "ran unlocked (lock = false)";
+
 /// Renders the per-host table, the summary line and where the logs are. For `exec`, the
 /// gathered outputs replace the table.
 pub fn render(report: &Report) -> String {
@@ -24,11 +27,11 @@ pub fn render(report: &Report) -> String {
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(["HOST", "STATUS", "REVISION", "DURATION", "REASON"]);
     for h in &report.hosts {
-        let reason = h
-            .error
-            .as_ref()
-            .map(|e| format!("{}: {}", e.kind, e.message))
-            .unwrap_or_default();
+        let reason = match (&h.error, h.locked) {
+            (Some(e), _) => format!("{}: {}", e.kind, e.message),
+            (None, Some(false)) => UNLOCKED.to_string(),
+            (None, _) => String::new(),
+        };
         table.add_row(vec![
             Cell::new(sanitize::line(&h.name)),
             Cell::new(h.status.as_str()),
@@ -107,6 +110,14 @@ pub fn summary_line(report: &Report) -> String {
         }
     }
     line.push_str(&format!(" in {}", seconds(report.duration_ms)));
+    let unlocked = report
+        .hosts
+        .iter()
+        .filter(|h| h.locked == Some(false))
+        .count();
+    if unlocked > 0 {
+        line.push_str(&format!("; {unlocked} {UNLOCKED}"));
+    }
     if let Some(signal) = &report.interrupted {
         line.push_str(&format!(" (interrupted by {signal})"));
     }

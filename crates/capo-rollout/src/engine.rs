@@ -402,6 +402,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         steps: Vec::new(),
         log_dir: run_dir.join(safe_dir_name(&host.name)),
         connect_attempts: 0,
+        locked: None,
         target: None,
         incoming: None,
         puppet: None,
@@ -443,6 +444,7 @@ fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) -> HostOutcom
             steps: Vec::new(),
             log_dir: run_dir.to_path_buf(),
             connect_attempts: 0,
+            locked: None,
             target: None,
             incoming: None,
             puppet: None,
@@ -580,9 +582,20 @@ impl HostRun {
             }
             RunMode::Rollout { .. } => {}
         }
+        if !self.host.settings.lock {
+            // `lock = false`: no lock, no step lock, and the report says so.
+            self.outcome.locked = Some(false);
+            let verdict = self.steps(&session, "").await;
+            session.close().await;
+            return verdict;
+        }
         let verdict = match self.lock(&session).await {
             Ok(holder) => {
-                let verdict = self.steps(&session).await;
+                if holder.is_some() {
+                    self.outcome.locked = Some(true);
+                }
+                let holder_line = self.opts.holder.clone();
+                let verdict = self.steps(&session, &holder_line).await;
                 if let Some(mut holder) = holder {
                     // The holder's `cat` ends on EOF, and the lock dies with it.
                     let _ = holder.close_stdin().await;
@@ -627,7 +640,9 @@ impl HostRun {
     }
 
     /// Takes the host's lock; `Ok(None)` when the host has no place for one (no checkout yet:
-    /// the sync step then says what is wrong).
+    /// the sync step then says what is wrong). A lock that cannot be taken there at all (no
+    /// `flock`, a git directory the user cannot write) fails the host: runs that cannot
+    /// exclude each other must not go on as if they could.
     async fn lock(&mut self, session: &Session) -> Result<Option<Exec>, Verdict> {
         let script = steps::lock(&self.host.settings, &self.opts.holder);
         let failed = |why: String| {
@@ -680,6 +695,10 @@ impl HostRun {
             (Some("held" | "busy"), _) => {
                 Err((HostStatus::Failed, Some(steps::locked_error(&marks))))
             }
+            (Some("failed"), _) => Err((
+                HostStatus::Failed,
+                Some(steps::lock_error(&marks, &String::from_utf8_lossy(&stderr))),
+            )),
             (_, exit) => {
                 let text = String::from_utf8_lossy(&stderr);
                 failed(format!(
@@ -695,10 +714,11 @@ impl HostRun {
         }
     }
 
-    async fn steps(&mut self, session: &Session) -> Verdict {
+    /// Sync, then apply. `holder` goes into the step lock; empty: no step lock.
+    async fn steps(&mut self, session: &Session, holder: &str) -> Verdict {
         let settings = self.host.settings.clone();
         let deadline = settings.command_timeout;
-        let holder = self.opts.holder.clone();
+        let holder = holder.to_string();
         let rev = match &self.opts.mode {
             RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
             RunMode::Exec { .. } => None,
@@ -975,14 +995,15 @@ impl HostRun {
         }
         let (out, out_last, out_error) = out.finish();
         let (err, err_last, err_error) = err.finish();
-        // The exact script sent, for whoever debugs a failure from the logs, written with the
-        // rest of the step's logs in one trip. Only then: the report has the command as typed,
-        // and at thousands of hosts every file created costs (an inode, on ext4 ~0.1 ms).
+        // The script that ran, with its arguments, as a person reads and re-runs it, for
+        // whoever debugs a failure from the logs, written with the rest of the step's logs in
+        // one trip. Only then: the report has the command as typed, and at thousands of hosts
+        // every file created costs (an inode, on ext4 ~0.1 ms).
         let mut logs = Vec::with_capacity(3);
         if !end.ended_well(step.name) {
             logs.push(LogWrite::file(
                 log("cmd"),
-                format!("{}\n", step.script).into_bytes(),
+                step.call.readable().into_bytes(),
             ));
         }
         logs.extend(out_last);

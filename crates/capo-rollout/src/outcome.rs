@@ -81,6 +81,10 @@ pub struct HostOutcome {
     /// SSH connection attempts made: 1 normally, more when `connect_retries` were used, 0
     /// when the host was never started.
     pub connect_attempts: u32,
+    /// Rollout only: `Some(true)` when the run held the host's lock, `Some(false)` when it ran
+    /// unlocked because the inventory says `lock = false`; `None` otherwise (plan, exec, or
+    /// the host ended before a step ran).
+    pub locked: Option<bool>,
     /// The commit the host was brought to (or, for a plan, would be), as resolved on the host.
     pub target: Option<String>,
     /// Plan only: the commits between the checkout's HEAD and the target.

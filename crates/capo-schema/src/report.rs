@@ -169,6 +169,11 @@ pub struct HostReport {
     /// started). Absent in reports written before this field existed.
     #[serde(default)]
     pub connect_attempts: u32,
+    /// Rollout only: `true` when the run held the host's lock, `false` when it ran unlocked
+    /// (`lock = false` in the inventory); null otherwise (plan, exec, or the host ended
+    /// before a step ran). Absent in reports written before this field existed.
+    #[serde(default)]
+    pub locked: Option<bool>,
     /// Steps in the order they ran.
     pub steps: Vec<StepReport>,
     /// The commit the host was brought to (plan: would be), as resolved on the host.
@@ -289,6 +294,7 @@ mod tests {
             target: None,
             incoming: None,
             puppet: None,
+            locked: None,
         }
     }
 
@@ -335,6 +341,7 @@ mod tests {
       "duration_ms": 5,
       "log_dir": ".capo/runs/r1/web01",
       "connect_attempts": 1,
+      "locked": null,
       "steps": [
         {
           "name": "plan",

@@ -174,6 +174,9 @@ words! {
         Timeout = "timeout",
         /// Another capo run (or a pull-mode run) holds the host's lock.
         Locked = "locked",
+        /// The host's lock cannot be taken there at all (no `flock`, a git directory the user
+        /// cannot write), so the host did not run; `lock = false` opts out of locking.
+        Lock = "lock",
         /// The run was interrupted (signal) before or while the host ran.
         Interrupted = "interrupted",
         /// The run stopped starting hosts: the canary failed, the failure budget ran out, or a

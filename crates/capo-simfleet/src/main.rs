@@ -5,7 +5,7 @@
 //! 127.1.0.254, 127.1.1.1, ...), all on `--port`. Before listening it writes into `--dir`: a
 //! client key (`client_ed25519`), the host key all hosts share (`host_ed25519`),
 //! `known_hosts` (one line per host) and `inventory.toml` (hosts `sim00001`, ...). It prints
-//! `ready` on stdout once every listener is bound. Hosts answer capo's step scripts with
+//! `ready` on stdout once every listener is bound. Hosts answer capo's host-side scripts with
 //! canned but realistic output (see `script.rs`), after the configured delays.
 
 mod puppet;

@@ -2,9 +2,7 @@
 //! fixtures in `crates/capo-puppet/tests/fixtures` (see the README there).
 
 use bytes::Bytes;
-
-/// Separates files in the output of capo's collect script (`::capo:eof=NAME`).
-const EOF_MARK: &str = "::capo:eof=";
+use capo_scripts::EOF_MARK;
 
 /// How every simulated `puppet apply` ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -108,8 +106,7 @@ fn run(f: &Fixture, exit: u32) -> Run {
     }
 }
 
-/// What `for f in summary.yaml report.yaml log.jsonl; do cat "$r/$f"; printf '\n::capo:eof=%s\n'
-/// "$f"; done` prints.
+/// What `capo-collect` (collect.sh) prints: each file followed by `::capo:eof=FILE`.
 fn collected(summary: &str, report: &str, log: &str) -> Bytes {
     let mut out = String::with_capacity(summary.len() + report.len() + log.len() + 64);
     for (text, name) in [
@@ -181,7 +178,7 @@ mod tests {
         // The report keeps its logs; only the JSON log (the last file) loses the diff.
         let log = |b: &Bytes| {
             let text = String::from_utf8_lossy(b).into_owned();
-            text.split("::capo:eof=report.yaml")
+            text.split(&format!("{EOF_MARK}report.yaml"))
                 .nth(1)
                 .unwrap_or_default()
                 .to_string()

@@ -1,19 +1,21 @@
-//! Recognizing capo's step scripts and deciding what a simulated host answers.
+//! Recognizing capo's host-side scripts and deciding what a simulated host answers.
 //!
-//! capo sends every step as `sh -c 'SCRIPT'` (see `crates/capo-rollout/src/steps`). A script is
-//! recognized by substrings only capo's own scripts contain, tried in this order:
+//! capo sends every script as the one-line command of `capo_scripts::Call::command_line`,
+//! whose last word is the script's id; [`classify`] reads the call back with
+//! `capo_scripts::Call::parse` and dispatches on the id, taking the arguments it needs
+//! from the call (see the scripts' headers in `crates/capo-scripts/sh`):
 //!
-//! | script | recognized by | answer |
+//! | id | arguments used | answer |
 //! |---|---|---|
-//! | lock holder (`steps::lock`) | `capo.lock.info` | `::capo:lock=ok`, then holds the channel open until the client sends EOF (or closes), then exit 0; `::capo:lock=held` + `holder=` and exit 75 while another connection holds this host |
-//! | collect (`steps::collect`) | `for f in summary.yaml report.yaml log.jsonl` | Puppet's summary, report and JSON log from the fixtures, each followed by `::capo:eof=FILE`; exit 0 |
-//! | kill (`steps::kill`) | `stop_tree "$(tree ` without `::capo:pid=` | exit 0 |
-//! | any step under the deadline wrapper | `::capo:pid=$$` | `::capo:pid=N` at once; the deadline is the wrapper's `sleep SECS </dev/null` timer; the step itself is the word after `{ sh -c ` |
-//! | - plan (`steps::plan`) | `git archive` | rev-before/rev-after, `target`, `incoming-count`, `incoming`, `results=/tmp/capo-plan.XXXXXX`, Puppet's noop console output; exit 0 |
-//! | - sync to a revision (`steps::sync_to_rev`) | `git merge --ff-only` | rev-before/rev-after, `target`, `ahead=1` when the host is past it; exit 0 |
-//! | - sync (`steps::sync`) | `git pull --ff-only` | rev-before, git's pull output, rev-after; exit 0 |
-//! | - apply (`steps::apply`) | `--detailed-exitcodes` (and `--show_diff` when asked) | `results=/tmp/capo-run.XXXXXX`, Puppet's console output; exit 2 (changed), 0 (unchanged) or 6 (failed) |
-//! | - ad-hoc command (`steps::exec`) | anything else | [`crate::shell::simulate`] |
+//! | `capo-lock` | HOLDER | `::capo:lock=ok`, then holds the channel open until the client sends EOF (or closes), then exit 0; `::capo:lock=held` + `holder=` and exit 75 while another connection holds this host |
+//! | `capo-collect` | DIR (`capo-plan.*` or not) | Puppet's summary, report and JSON log from the fixtures, each followed by `::capo:eof=FILE`; exit 0 |
+//! | `capo-kill` | | exit 0 |
+//! | every step (under `wrap.sh`) | DEADLINE | `::capo:pid=N` at once, then: |
+//! | - `capo-plan` | REV, SHOW_DIFF | rev-before/rev-after, `target`, `incoming-count`, `incoming`, `results=/tmp/capo-plan.XXXXXX`, Puppet's noop console output; exit 0 |
+//! | - `capo-sync-rev` | REV | rev-before/rev-after, `target`, `ahead=1` when the host is past it; exit 0 |
+//! | - `capo-sync` | REMOTE, BRANCH | rev-before, git's pull output, rev-after; exit 0 |
+//! | - `capo-apply` | SHOW_DIFF | `results=/tmp/capo-run.XXXXXX`, Puppet's console output; exit 2 (changed), 0 (unchanged) or 6 (failed) |
+//! | - `capo-exec` | CMD | [`crate::shell::simulate`] |
 //! | anything else | | [`crate::shell::simulate`] on the whole command |
 //!
 //! A wrapped step whose simulated time reaches the wrapper's deadline ends as the real wrapper
@@ -23,8 +25,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-
-use crate::shell;
+use capo_scripts::{Call, Script, MARK};
 
 /// What the client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,81 +86,40 @@ pub enum Step {
 
 /// Sorts a command into a [`Kind`]; see the module documentation for the rules.
 pub fn classify(command: &str) -> Kind {
-    let Some(script) = shell::unwrap_sh_c(command) else {
+    let Some(call) = Call::parse(command) else {
         return Kind::Raw(command.to_string());
     };
-    if script.contains("capo.lock.info") {
-        let holder = shell::word_after(&script, "printf '%s\\n' ").unwrap_or_default();
-        return Kind::Lock { holder };
-    }
-    if script.contains("for f in summary.yaml report.yaml log.jsonl") {
-        let dir = shell::word_after(&script, "r=").unwrap_or_default();
-        let plan = dir
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .starts_with("capo-plan.");
-        return Kind::Collect { plan };
-    }
-    if !script.contains("::capo:pid=$$") {
-        if script.contains("stop_tree \"$(tree ") {
-            return Kind::Kill;
+    let arg = |i: usize| call.args.get(i).cloned().unwrap_or_default();
+    let deadline = call.deadline_text().zip(call.deadline);
+    let step = match call.script {
+        Script::Lock => return Kind::Lock { holder: arg(1) },
+        Script::Collect => {
+            let plan = arg(0)
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .starts_with("capo-plan.");
+            return Kind::Collect { plan };
         }
+        Script::Kill => return Kind::Kill,
+        Script::Sync => Step::Sync {
+            remote: arg(1),
+            branch: arg(2),
+        },
+        Script::SyncRev => Step::SyncToRev { rev: arg(2) },
+        Script::Apply => Step::Apply {
+            show_diff: arg(6) == "1",
+        },
+        Script::Plan => Step::Plan {
+            rev: Some(arg(3)).filter(|r| !r.is_empty()),
+            show_diff: arg(8) == "1",
+        },
+        Script::Exec => Step::Exec(arg(0)),
+    };
+    if deadline.is_none() {
         return Kind::Raw(command.to_string());
     }
-    let deadline = deadline(&script);
-    let Some(inner) = shell::word_after(&script, "{ sh -c ") else {
-        return Kind::Raw(command.to_string());
-    };
-    let show_diff = inner.contains(" --show_diff");
-    let step = if inner.contains("git archive") {
-        Step::Plan {
-            rev: asked_rev(&inner),
-            show_diff,
-        }
-    } else if inner.contains("git merge --ff-only") {
-        Step::SyncToRev {
-            rev: asked_rev(&inner).unwrap_or_default(),
-        }
-    } else if let Some(at) = inner.find("git pull --ff-only ") {
-        let rest = &inner[at + "git pull --ff-only ".len()..];
-        let (remote, rest) = shell::word(rest).unwrap_or_default();
-        let (branch, _) = shell::word(rest).unwrap_or_default();
-        Step::Sync { remote, branch }
-    } else if inner.contains("--detailed-exitcodes") {
-        Step::Apply { show_diff }
-    } else {
-        Step::Exec(inner)
-    };
     Kind::Step { deadline, step }
-}
-
-/// The wrapper's deadline: `sleep SECS </dev/null >/dev/null 2>&1 &`.
-fn deadline(script: &str) -> Option<(String, Duration)> {
-    let end = script.find(" </dev/null >/dev/null 2>&1 &")?;
-    let start = script[..end].rfind("sleep ")? + "sleep ".len();
-    let text = &script[start..end];
-    let secs: f64 = text.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| (text.to_string(), Duration::from_secs_f64(secs)))
-}
-
-/// The revision a plan or `rollout --rev` asked for: the plain `REV^{commit}` among the
-/// `git rev-parse --verify -q` candidates (the others are `refs/remotes/...`).
-fn asked_rev(inner: &str) -> Option<String> {
-    const PARSE: &str = "git rev-parse --verify -q ";
-    let mut rest = inner;
-    let mut found = None;
-    while let Some(at) = rest.find(PARSE) {
-        rest = &rest[at + PARSE.len()..];
-        if let Some((word, _)) = shell::word(rest) {
-            if let Some(rev) = word.strip_suffix("^{commit}") {
-                if !rev.starts_with("refs/remotes/") {
-                    found = Some(rev.to_string());
-                }
-            }
-        }
-    }
-    found
 }
 
 /// How a simulated command ends.
@@ -208,7 +168,7 @@ impl Reply {
             Some((text, at)) if self.delay >= *at && matches!(self.end, End::Exit(_)) => Reply {
                 now: self.now,
                 delay: *at,
-                stdout: Bytes::from(format!("\n::capo:deadline={text}\n")),
+                stdout: Bytes::from(format!("\n{MARK}deadline={text}\n")),
                 stderr: Bytes::new(),
                 end: End::Exit(143),
                 cut: true,

@@ -1,8 +1,7 @@
-//! Just enough POSIX shell to read capo's scripts back and to play simple ad-hoc commands.
-//!
-//! capo quotes every word it puts in a script with single quotes (`'\''` for a quote inside),
-//! and wraps each script as `sh -c WORD`. [`word`] reads one such word back; [`simulate`]
-//! "runs" a short command line (`true`, `echo X`, `sleep 1; hostname`, ...) without any process.
+//! Just enough POSIX shell to play simple ad-hoc commands: [`simulate`] "runs" a short
+//! command line (`true`, `echo X`, `sleep 1; hostname`, ...) without any process, reading
+//! its words with [`word`]. (capo's own scripts are recognized by their id: see
+//! [`crate::script`].)
 
 use std::time::Duration;
 
@@ -68,18 +67,6 @@ pub fn word(s: &str) -> Option<(String, &str)> {
         }
     }
     any.then_some((out, ""))
-}
-
-/// The script inside `sh -c WORD`, as the shell would pass it to the inner `sh`.
-pub fn unwrap_sh_c(command: &str) -> Option<String> {
-    let rest = command.trim_start().strip_prefix("sh -c ")?;
-    word(rest).map(|(w, _)| w)
-}
-
-/// The word that follows the first occurrence of `marker` in `text`.
-pub fn word_after(text: &str, marker: &str) -> Option<String> {
-    let at = text.find(marker)?;
-    word(&text[at + marker.len()..]).map(|(w, _)| w)
 }
 
 /// What a simulated command line printed and how it ended.
@@ -372,10 +359,6 @@ mod tests {
         assert_eq!(word("  plain>f"), Some(("plain".into(), ">f")));
         assert_eq!(word("'open"), None);
         assert_eq!(word("   "), None);
-        assert_eq!(
-            unwrap_sh_c("sh -c 'echo '\\''hi'\\'''").as_deref(),
-            Some("echo 'hi'")
-        );
     }
 
     #[test]

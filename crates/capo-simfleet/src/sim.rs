@@ -11,8 +11,7 @@ use crate::puppet::{Outcome, Runs};
 use crate::script::{classify, End, Kind, Reply, Step};
 use crate::shell::{self, HostFacts};
 
-/// Exit status of the lock script when the lock is taken (EX_TEMPFAIL), as capo expects.
-const LOCKED_EXIT: u32 = 75;
+use capo_scripts::{EOF_MARK, LOCKED_EXIT, MARK};
 
 /// Subject of the one commit a sync brings in.
 const COMMIT_SUBJECT: &str = "Raise the MOTD";
@@ -187,18 +186,18 @@ impl Sim {
                     conn.took_lock = true;
                     Reply {
                         end: End::Hold,
-                        ..Reply::immediate(Bytes::from_static(b"::capo:lock=ok\n"), 0)
+                        ..Reply::immediate(format!("{MARK}lock=ok\n"), 0)
                     }
                 }
                 Err(current) => {
                     self.stats.locked.fetch_add(1, Ordering::Relaxed);
-                    let text = format!("::capo:lock=held\n::capo:holder={current}\n");
+                    let text = format!("{MARK}lock=held\n{MARK}holder={current}\n");
                     Reply::immediate(text, LOCKED_EXIT)
                 }
             },
             Kind::Collect { .. } if conn.cut => Reply::immediate(
-                Bytes::from_static(
-                    b"\n::capo:eof=summary.yaml\n\n::capo:eof=report.yaml\n\n::capo:eof=log.jsonl\n",
+                format!(
+                    "\n{EOF_MARK}summary.yaml\n\n{EOF_MARK}report.yaml\n\n{EOF_MARK}log.jsonl\n"
                 ),
                 0,
             ),
@@ -245,20 +244,20 @@ impl Sim {
         let head = self.head(host);
         match step {
             Step::Sync { remote, branch } => {
-                let now = format!("::capo:pid={pid}\n::capo:rev-before={head}\n");
+                let now = format!("{MARK}pid={pid}\n{MARK}rev-before={head}\n");
                 let from = format!(
                     "From /srv/git/puppet\n * branch            {branch:<10} -> FETCH_HEAD\n"
                 );
                 let (stdout, stderr) = if head == self.after {
                     (
-                        format!("Already up to date.\n::capo:rev-after={head}\n"),
+                        format!("Already up to date.\n{MARK}rev-after={head}\n"),
                         from,
                     )
                 } else {
                     let (b, a) = (&head[..7], &self.after[..7]);
                     (
                         format!(
-                            "Updating {b}..{a}\nFast-forward\n manifests/site.pp | 2 +-\n 1 file changed, 1 insertion(+), 1 deletion(-)\n::capo:rev-after={}\n",
+                            "Updating {b}..{a}\nFast-forward\n manifests/site.pp | 2 +-\n 1 file changed, 1 insertion(+), 1 deletion(-)\n{MARK}rev-after={}\n",
                             self.after
                         ),
                         format!("{from}   {b}..{a}  {branch:<10} -> {remote}/{branch}\n"),
@@ -275,16 +274,15 @@ impl Sim {
             }
             Step::SyncToRev { rev } => {
                 let target = self.resolve(Some(&rev));
-                let now = format!(
-                    "::capo:pid={pid}\n::capo:rev-before={head}\n::capo:rev-after={head}\n"
-                );
+                let now =
+                    format!("{MARK}pid={pid}\n{MARK}rev-before={head}\n{MARK}rev-after={head}\n");
                 let rest = if target == head {
-                    format!("::capo:target={target}\n::capo:rev-after={head}\n")
+                    format!("{MARK}target={target}\n{MARK}rev-after={head}\n")
                 } else if target == self.before {
                     // The checkout (at `after`) is already past the target.
-                    format!("::capo:target={target}\n::capo:ahead=1\n::capo:rev-after={head}\n")
+                    format!("{MARK}target={target}\n{MARK}ahead=1\n{MARK}rev-after={head}\n")
                 } else {
-                    format!("::capo:target={target}\n::capo:rev-after={target}\n")
+                    format!("{MARK}target={target}\n{MARK}rev-after={target}\n")
                 };
                 Reply {
                     now: Bytes::from(now),
@@ -298,7 +296,7 @@ impl Sim {
             Step::Apply { .. } => {
                 let run = &self.runs(host).apply;
                 let now = format!(
-                    "::capo:pid={pid}\n::capo:results={}\n",
+                    "{MARK}pid={pid}\n{MARK}results={}\n",
                     self.tmp_dir("capo-run")
                 );
                 Reply {
@@ -312,12 +310,11 @@ impl Sim {
             }
             Step::Plan { rev, .. } => {
                 let target = self.resolve(rev.as_deref());
-                let now = format!(
-                    "::capo:pid={pid}\n::capo:rev-before={head}\n::capo:rev-after={head}\n"
-                );
+                let now =
+                    format!("{MARK}pid={pid}\n{MARK}rev-before={head}\n{MARK}rev-after={head}\n");
                 let delay = self.delays.sync + self.delays.apply;
                 if target != head && target == self.before {
-                    let rest = format!("::capo:target={target}\n::capo:ahead=1\n");
+                    let rest = format!("{MARK}target={target}\n{MARK}ahead=1\n");
                     return Reply {
                         now: Bytes::from(now),
                         delay: self.delays.sync,
@@ -328,16 +325,16 @@ impl Sim {
                     };
                 }
                 let run = &self.runs(host).noop;
-                let mut rest = format!("::capo:target={target}\n");
+                let mut rest = format!("{MARK}target={target}\n");
                 if target == head {
-                    rest.push_str("::capo:incoming-count=0\n");
+                    rest.push_str(&format!("{MARK}incoming-count=0\n"));
                 } else {
                     rest.push_str(&format!(
-                        "::capo:incoming-count=1\n::capo:incoming={} {COMMIT_SUBJECT}\n",
+                        "{MARK}incoming-count=1\n{MARK}incoming={} {COMMIT_SUBJECT}\n",
                         &target[..7]
                     ));
                 }
-                rest.push_str(&format!("::capo:results={}\n", self.tmp_dir("capo-plan")));
+                rest.push_str(&format!("{MARK}results={}\n", self.tmp_dir("capo-plan")));
                 rest.push_str(&String::from_utf8_lossy(&run.stdout));
                 Reply {
                     now: Bytes::from(now),
@@ -352,7 +349,7 @@ impl Sim {
                 let name = self.name(host);
                 let played = shell::simulate(&line, &HostFacts { name: &name });
                 Reply {
-                    now: Bytes::from(format!("::capo:pid={pid}\n")),
+                    now: Bytes::from(format!("{MARK}pid={pid}\n")),
                     delay: self.delays.exec + played.sleep,
                     stdout: Bytes::from(played.stdout),
                     stderr: Bytes::from(played.stderr),

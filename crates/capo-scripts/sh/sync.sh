@@ -1,0 +1,29 @@
+#!/bin/sh
+# capo-sync: `git pull --ff-only REMOTE BRANCH` in a checkout, recording HEAD around it.
+#
+# Usage:   sh sync.sh REPO_DIR REMOTE BRANCH [HOLDER]     e.g. sh sync.sh /srv/puppet origin main
+# HOLDER: who runs it, written into capo.lock.step while the step lives (see lock.sh);
+# without it no step lock is taken.
+# Markers: fail=no-repo-dir | fail=not-a-repo (exit 1), rev-before=SHA, rev-after=SHA, and
+#          when the pull fails: dirty=LINE (git status --porcelain, at most 20),
+#          local-only=N, remote-only=N (commits on either side of FETCH_HEAD).
+# Exit status: git pull's. LC_ALL=C keeps git's messages in English so that capo can
+# classify them; GIT_TERMINAL_PROMPT=0 makes a remote that wants credentials fail instead
+# of waiting for input that never comes.
+
+command -v step_lock >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
+
+repo=$1 remote=$2 branch=$3 holder=${4-}
+step_lock "$repo" "$holder"
+cd -- "$repo" 2>/dev/null || { echo '::capo:fail=no-repo-dir'; exit 1; }
+at_top || { echo '::capo:fail=not-a-repo'; exit 1; }
+echo "::capo:rev-before=$(git rev-parse --verify -q HEAD)"
+LC_ALL=C GIT_TERMINAL_PROMPT=0 git pull --ff-only "$remote" "$branch"
+rc=$?
+echo "::capo:rev-after=$(git rev-parse --verify -q HEAD)"
+if [ "$rc" -ne 0 ]; then
+  git status --porcelain 2>/dev/null | head -n 20 | sed 's/^/::capo:dirty=/'
+  echo "::capo:local-only=$(git rev-list --count FETCH_HEAD..HEAD 2>/dev/null)"
+  echo "::capo:remote-only=$(git rev-list --count HEAD..FETCH_HEAD 2>/dev/null)"
+fi
+exit "$rc"

@@ -1,0 +1,565 @@
+//! The scripts run for real, under dash and bash as `sh`, and the command line under every
+//! login shell that is installed (sh, dash, bash, csh, tcsh, fish).
+
+use super::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The shells `sh` may be on a host.
+const SHS: [&str; 2] = ["dash", "bash"];
+
+/// Login shells the command line must survive.
+const LOGIN_SHELLS: [&str; 6] = ["sh", "dash", "bash", "csh", "tcsh", "fish"];
+
+/// Words a value from an inventory could hold, each a trap for some shell.
+const HOSTILE: [&str; 12] = [
+    "it's",
+    "!x !! !$",
+    "new\nline",
+    "$(id) `id` $HOME",
+    "back\\slash \\' \\\\",
+    "h\u{e9}llo \u{1f980} \u{65e5}\u{672c}",
+    "\"dq\" %s %b \\n",
+    "",
+    "-n",
+    "*?[] ~ {a,b} #c",
+    "tab\there",
+    "a;b|c&d>e<f",
+];
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A directory whose `sh` is `shell`, to put first on PATH.
+fn sh_dir(shell: &str) -> Option<tempfile::TempDir> {
+    let target = which(shell)?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(target, dir.path().join("sh")).expect("symlink");
+    Some(dir)
+}
+
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let old = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![dir.to_path_buf()];
+    paths.extend(std::env::split_paths(&old));
+    std::env::join_paths(paths).expect("PATH")
+}
+
+/// `login -c LINE` as sshd runs it, with `sh` being `shell`.
+fn command(login: &str, shell: &Path, line: &str) -> Command {
+    let mut cmd = Command::new(login);
+    cmd.arg("-c").arg(line).env("PATH", path_with(shell));
+    if login.ends_with("fish") {
+        // fish wants a writable config home; keep the user's out of it.
+        cmd.env("XDG_CONFIG_HOME", shell)
+            .env("XDG_DATA_HOME", shell);
+    }
+    cmd
+}
+
+/// Runs `call` as sshd would with login shell `sh`, for each `sh` in [`SHS`].
+fn each_sh(mut test: impl FnMut(&str, &dyn Fn(&Call) -> Output, &Path)) {
+    for shell in SHS {
+        let Some(dir) = sh_dir(shell) else {
+            eprintln!("note: {shell} is not installed; skipped");
+            continue;
+        };
+        let run = |call: &Call| {
+            command("sh", dir.path(), &call.command_line())
+                .stdin(Stdio::null())
+                .output()
+                .expect("run")
+        };
+        test(shell, &run, dir.path());
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// An origin repository with one commit, and a clone of it; returns (origin, clone).
+fn repos(root: &Path) -> (PathBuf, PathBuf) {
+    let origin = root.join("origin");
+    let clone = root.join("clone");
+    std::fs::create_dir_all(&origin).expect("mkdir");
+    git(&origin, &["init", "-q", "-b", "main"]);
+    std::fs::write(origin.join("site.pp"), "node default {}\n").expect("write");
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-q", "-m", "one"]);
+    git(
+        root,
+        &["clone", "-q", origin.to_str().expect("utf-8"), "clone"],
+    );
+    (origin, clone)
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().expect("utf-8").to_string()
+}
+
+#[test]
+fn every_file_is_valid_sh_as_written_and_as_sent() {
+    for shell in SHS {
+        let Some(sh) = which(shell) else { continue };
+        let mut texts: Vec<(String, String)> = Script::ALL
+            .iter()
+            .filter_map(|s| s.file().map(|(n, t)| (n.to_string(), t.to_string())))
+            .collect();
+        texts.extend(Script::ALL.iter().map(|s| (s.id().into(), s.text().into())));
+        texts.push(("lib-proc.sh".into(), LIB_PROC.into()));
+        texts.push(("lib-step.sh".into(), LIB_STEP.into()));
+        texts.push(("wrap.sh".into(), wrap_text().into()));
+        for (name, text) in texts {
+            let out = Command::new(&sh)
+                .args(["-n", "-c", &text])
+                .output()
+                .expect("sh -n");
+            assert!(out.status.success(), "{shell} -n {name}: {out:?}");
+        }
+    }
+}
+
+#[test]
+fn each_file_says_its_id_and_how_to_run_it() {
+    for script in Script::ALL {
+        let Some((name, text)) = script.file() else {
+            continue;
+        };
+        assert!(text.starts_with("#!/bin/sh\n"), "{name}");
+        let header: String = text.lines().take(3).collect::<Vec<_>>().join("\n");
+        assert!(header.contains(&format!("# {}: ", script.id())), "{name}");
+        assert!(text.contains(&format!("# Usage:   sh {name} ")), "{name}");
+        // Markers are written with the one prefix.
+        assert!(!text.contains("::capo") || text.contains(MARK), "{name}");
+    }
+    assert!(Script::Plan
+        .text()
+        .contains(&format!("git log -n {INCOMING_SHOWN} ")));
+}
+
+#[test]
+fn command_lines_are_one_line_and_read_back() {
+    let t = Duration::from_millis(1500);
+    let calls = [
+        Call::plain(Script::Lock, ["/srv/puppet", HOSTILE[0]]),
+        Call::plain(Script::Collect, ["/tmp/capo-run.x"]),
+        Call::plain(Script::Kill, ["42"]),
+        Call::step(Script::Sync, HOSTILE, t),
+        Call::step(Script::Apply, ["/srv/p", "", "puppet"], t),
+        Call::step(Script::Exec, ["echo 'hi' \"$HOME\" !x"], t),
+    ];
+    for call in calls {
+        let line = call.command_line();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.is_ascii(), "{line}");
+        // Nothing fish reads inside single quotes, and one pair of them.
+        assert!(!line.contains("\\\\") && !line.contains('!'), "{line}");
+        assert_eq!(line.matches('\'').count(), 2, "{line}");
+        assert!(line.ends_with(&format!("' {}", call.script.id())));
+        assert_eq!(Call::parse(&line), Some(call.clone()), "{line}");
+    }
+    assert_eq!(Call::parse("uname -r"), None);
+    assert_eq!(Call::parse("sh -c 'true' capo-sync"), None);
+    assert_eq!(
+        Call::step(Script::Sync, ["r"], Duration::from_secs(300)).deadline_text(),
+        Some("300.000".into())
+    );
+}
+
+#[test]
+fn arguments_survive_every_login_shell() {
+    let Some(dir) = sh_dir("dash").or_else(|| sh_dir("bash")) else {
+        return;
+    };
+    // `eval "$1"` with every argument after it: print them all.
+    let mut args = vec!["for a; do printf '<%s>\\n' \"$a\"; done; printf '0=%s\\n' \"$0\""];
+    args.extend(HOSTILE);
+    let call = Call::plain(Script::Exec, args.clone());
+    let mut expected: String = args.iter().map(|a| format!("<{a}>\n")).collect();
+    expected.push_str("0=capo-exec\n");
+    for login in LOGIN_SHELLS {
+        if which(login).is_none() {
+            eprintln!("note: login shell {login} is not installed; skipped");
+            continue;
+        }
+        let out = command(login, dir.path(), &call.command_line())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            expected,
+            "login shell {login}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{login}");
+    }
+}
+
+#[test]
+fn a_wrapped_step_runs_under_every_login_shell() {
+    let Some(dir) = sh_dir("dash").or_else(|| sh_dir("bash")) else {
+        return;
+    };
+    let call = Call::step(
+        Script::Exec,
+        ["echo \"it's $0\" 'a!b'; exit 3"],
+        Duration::from_secs(30),
+    );
+    for login in LOGIN_SHELLS {
+        if which(login).is_none() {
+            continue;
+        }
+        let out = command(login, dir.path(), &call.command_line())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let marks = Marks::parse(&out.stdout);
+        assert!(marks.pid().is_some(), "{login}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&strip_marks(&out.stdout)),
+            "it's sh a!b\n",
+            "{login}"
+        );
+        assert_eq!(out.status.code(), Some(3), "{login}");
+    }
+}
+
+#[test]
+fn sync_reports_a_directory_that_is_not_a_repo_and_pulls_a_repo() {
+    each_sh(|shell, run, _| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = Duration::from_secs(30);
+        let out = run(&Call::step(
+            Script::Sync,
+            [path(dir.path()), "origin".into(), "main".into()],
+            t,
+        ));
+        assert_eq!(out.status.code(), Some(1), "{shell}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("fail"), Some("not-a-repo"), "{shell}");
+        assert!(marks.pid().is_some());
+
+        let (origin, clone) = repos(dir.path());
+        std::fs::write(origin.join("site.pp"), "node default { }\n").expect("write");
+        git(&origin, &["commit", "-qam", "two"]);
+        let out = run(&Call::step(
+            Script::Sync,
+            [path(&clone), "origin".into(), "main".into(), "run A".into()],
+            t,
+        ));
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert!(marks.get("rev-before").is_some());
+        assert_ne!(marks.get("rev-before"), marks.get("rev-after"), "{shell}");
+        let step = std::fs::read_to_string(clone.join(".git/capo.lock.step")).expect("step");
+        assert_eq!(step, "run A\n");
+        // A branch that is not there: the pull fails, with the counts.
+        let out = run(&Call::step(
+            Script::Sync,
+            [path(&clone), "origin".into(), "no;such".into()],
+            t,
+        ));
+        assert_eq!(out.status.code(), Some(1), "{shell}");
+        assert!(Marks::parse(&out.stdout).get("rev-after").is_some());
+    });
+}
+
+#[test]
+fn sync_rev_and_plan_find_the_target_and_say_ahead() {
+    each_sh(|shell, run, _| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (origin, clone) = repos(dir.path());
+        git(&origin, &["tag", "v1"]);
+        std::fs::write(origin.join("site.pp"), "node default { }\n").expect("write");
+        git(&origin, &["commit", "-qam", "two"]);
+        let t = Duration::from_secs(30);
+        let sync = |rev: &str| {
+            run(&Call::step(
+                Script::SyncRev,
+                [path(&clone), "origin".into(), rev.into()],
+                t,
+            ))
+        };
+        let out = sync("main");
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("target"), marks.get("rev-after"));
+        let out = sync("v1");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("ahead"), Some("1"), "{shell}: {out:?}");
+        let out = sync("nope");
+        assert_eq!(Marks::parse(&out.stdout).get("fail"), Some("rev-not-found"));
+
+        // A plan of an older tag is ahead; of main, with a puppet that prints its words.
+        let bin = tempfile::tempdir().expect("tempdir");
+        let puppet = bin.path().join("fake-puppet");
+        std::fs::write(&puppet, "#!/bin/sh\nprintf '<%s>' \"$@\"; echo\nexit 2\n").expect("w");
+        std::fs::set_permissions(&puppet, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let plan = |rev: &str| {
+            run(&Call::step(
+                Script::Plan,
+                [
+                    path(&clone),
+                    "origin".into(),
+                    "main".into(),
+                    rev.into(),
+                    path(&puppet),
+                    "site.pp".into(),
+                    "modules:/abs".into(),
+                    "web'1".into(),
+                    "1".into(),
+                    "--tags".into(),
+                    "a b".into(),
+                ],
+                t,
+            ))
+        };
+        assert_eq!(
+            Marks::parse(&plan("v1").stdout).get("ahead"),
+            Some("1"),
+            "{shell}"
+        );
+        let out = plan("");
+        assert_eq!(out.status.code(), Some(2), "{shell}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("incoming-count"), Some("0"));
+        let r = marks.get("results").expect("results").to_string();
+        let printed = String::from_utf8_lossy(&strip_marks(&out.stdout)).into_owned();
+        assert_eq!(
+            printed,
+            format!(
+                "<apply><--detailed-exitcodes><--color=false><--certname><web'1>\
+                 <--modulepath><{r}/code/modules:/abs><{r}/code/site.pp><--noop><--tags><a b>\
+                 <--lastrunfile><{r}/summary.yaml><--lastrunreport><{r}/report.yaml>\
+                 <--statefile><{r}/state.yaml><--transactionstorefile><{r}/transactionstore.yaml>\
+                 <--logdest><{r}/log.jsonl><--logdest><console><--show_diff>\n"
+            )
+        );
+        assert!(Path::new(&r).join("code/site.pp").is_file());
+        let collected = run(&Call::plain(Script::Collect, [r.clone()]));
+        assert_eq!(
+            String::from_utf8_lossy(&collected.stdout),
+            "\n::capo:eof=summary.yaml\n\n::capo:eof=report.yaml\n\n::capo:eof=log.jsonl\n"
+        );
+        assert!(!Path::new(&r).exists(), "collect removes {r}");
+        let refused = run(&Call::plain(Script::Collect, ["/home"]));
+        assert_eq!(refused.status.code(), Some(2));
+    });
+}
+
+#[test]
+fn apply_passes_the_words_and_reports_a_missing_puppet() {
+    each_sh(|shell, run, _| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = Duration::from_secs(30);
+        let args = |puppet: &str| {
+            vec![
+                path(dir.path()),
+                String::new(),
+                puppet.to_string(),
+                "/etc/site.pp".to_string(),
+                String::new(),
+                String::new(),
+                "0".to_string(),
+                "$(id)".to_string(),
+            ]
+        };
+        let out = run(&Call::step(Script::Apply, args("no-such-puppet"), t));
+        assert_eq!(out.status.code(), Some(127), "{shell}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("fail"), Some("no-puppet"));
+        assert!(marks.get("path").is_some_and(|p| p.contains("/bin")));
+        let out = run(&Call::step(Script::Apply, args("echo"), t));
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let r = Marks::parse(&out.stdout)
+            .get("results")
+            .expect("results")
+            .to_string();
+        assert!(r.contains("/capo-run."), "{r}");
+        assert_eq!(
+            String::from_utf8_lossy(&strip_marks(&out.stdout)),
+            format!(
+                "apply --detailed-exitcodes --color=false /etc/site.pp $(id) --lastrunfile {r}/summary.yaml \
+                 --lastrunreport {r}/report.yaml --statefile {r}/state.yaml --transactionstorefile \
+                 {r}/transactionstore.yaml --logdest {r}/log.jsonl --logdest console\n"
+            )
+        );
+        let _ = std::fs::remove_dir_all(&r);
+    });
+}
+
+/// Whether `pid` has exited within 3 s (a zombie waiting to be reaped counts as exited).
+fn gone(pid: &str) -> bool {
+    for _ in 0..30 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat)
+                if stat
+                    .rsplit(')')
+                    .next()
+                    .map(str::trim_start)
+                    .is_some_and(|r| r.starts_with('Z')) =>
+            {
+                return true
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    false
+}
+
+#[test]
+fn the_deadline_kills_the_whole_tree_on_the_host() {
+    each_sh(|shell, run, _| {
+        // A child in its own session (as Puppet runs `exec` resources) must die too.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("pid");
+        let inner = format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 30' & wait",
+            pidfile.display()
+        );
+        let started = std::time::Instant::now();
+        let out = run(&Call::step(
+            Script::Exec,
+            [inner],
+            Duration::from_millis(500),
+        ));
+        assert!(started.elapsed() < Duration::from_secs(5), "{shell}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("deadline"), Some("0.500"), "{shell}");
+        let pid = std::fs::read_to_string(&pidfile).expect("pid written");
+        assert!(gone(pid.trim()), "{shell}: the setsid child survived");
+    });
+}
+
+#[test]
+fn kill_stops_a_running_step_tree() {
+    each_sh(|shell, run, shdir| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("pid");
+        let inner = format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 30' & wait",
+            pidfile.display()
+        );
+        let call = Call::step(Script::Exec, [inner], Duration::from_secs(60));
+        let mut step = command("sh", shdir, &call.command_line())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut first = String::new();
+        BufReader::new(step.stdout.as_mut().expect("stdout"))
+            .read_line(&mut first)
+            .expect("read");
+        let marked = Marks::parse(first.as_bytes()).pid().expect("pid marker");
+        for _ in 0..50 {
+            if pidfile.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let pid = std::fs::read_to_string(&pidfile).expect("pid written");
+        let killed = run(&Call::plain(Script::Kill, [marked.to_string()]));
+        assert_eq!(killed.status.code(), Some(0), "{shell}");
+        let status = step.wait().expect("wait");
+        assert!(!status.success(), "{shell}");
+        assert!(
+            gone(pid.trim()),
+            "{shell}: the setsid child survived the kill"
+        );
+    });
+}
+
+/// Starts the lock holder; returns it (stdin held open) and its first line.
+fn hold(shdir: &Path, call: &Call) -> (std::process::Child, String) {
+    let mut child = command("sh", shdir, &call.command_line())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    (child, line)
+}
+
+#[test]
+fn lock_is_exclusive_and_names_its_holder() {
+    each_sh(|shell, run, shdir| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q"]);
+        let repo = path(dir.path());
+        let lock = |holder: &str| Call::plain(Script::Lock, [repo.as_str(), holder]);
+        let (mut first, line) = hold(shdir, &lock("run A from ctl (pid 1)"));
+        assert_eq!(line, "::capo:lock=ok\n", "{shell}");
+        let second = run(&lock("run B"));
+        assert_eq!(second.status.code(), Some(LOCKED_EXIT as i32), "{shell}");
+        let marks = Marks::parse(&second.stdout);
+        assert_eq!(marks.get("lock"), Some("held"));
+        assert_eq!(marks.get("holder"), Some("run A from ctl (pid 1)"));
+        // Closing the first holder's stdin releases the lock.
+        drop(first.stdin.take());
+        first.wait().expect("wait");
+        let third = run(&lock("run C"));
+        assert_eq!(
+            String::from_utf8_lossy(&third.stdout),
+            "::capo:lock=ok\n",
+            "{shell}"
+        );
+        // Not a checkout: nothing to lock, the sync step will say what is wrong.
+        let none = run(&Call::plain(Script::Lock, ["/nonexistent", "x"]));
+        assert_eq!(Marks::parse(&none.stdout).get("lock"), Some("none"));
+        assert_eq!(none.status.code(), Some(0));
+    });
+}
+
+#[test]
+fn a_lock_that_cannot_be_taken_says_why() {
+    each_sh(|shell, _, shdir| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q"]);
+        let lock = Call::plain(Script::Lock, [path(dir.path()), "x".into()]);
+        // A PATH with sh and git but no flock.
+        let bin = tempfile::tempdir().expect("tempdir");
+        for tool in ["git", "id"] {
+            std::os::unix::fs::symlink(which(tool).expect(tool), bin.path().join(tool))
+                .expect("symlink");
+        }
+        std::os::unix::fs::symlink(shdir.join("sh"), bin.path().join("sh")).expect("symlink");
+        let sh = which(shell).expect("shell");
+        let out = Command::new(&sh)
+            .arg("-c")
+            .arg(lock.command_line())
+            .env("PATH", bin.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("lock"), Some("failed"), "{shell}: {out:?}");
+        assert_eq!(marks.get("why"), Some("no-flock"));
+        assert_eq!(out.status.code(), Some(1));
+        // The info lock held elsewhere for longer than the 10 s wait is not tested here.
+    });
+}
