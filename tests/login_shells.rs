@@ -20,19 +20,18 @@ fn as_deploy(fleet: &Fleet, repo: &str) -> std::path::PathBuf {
     )
 }
 
-fn has_tcsh() -> bool {
-    let there = std::path::Path::new("/usr/bin/tcsh").exists();
-    if !there {
-        eprintln!("note: /usr/bin/tcsh is not installed (scripts/install-deps.sh installs it)");
-    }
-    there
+/// The fleet's login shell under test; missing is a failure, as a missing `sshd` or `puppet`
+/// is (scripts/install-deps.sh installs it).
+fn require_tcsh() {
+    assert!(
+        std::path::Path::new("/usr/bin/tcsh").exists(),
+        "/usr/bin/tcsh is not installed (scripts/install-deps.sh installs it)"
+    );
 }
 
 #[test]
 fn a_user_whose_login_shell_is_tcsh_rolls_out_and_runs_commands() {
-    if !has_tcsh() {
-        return;
-    }
+    require_tcsh();
     let fleet = Fleet::up_with_user(1, &format!("{USER}:/usr/bin/tcsh"));
     let motd = format!("/srv/home/{USER}/motd");
     let head = fleet.commit(
@@ -82,9 +81,7 @@ fn a_user_whose_login_shell_is_tcsh_rolls_out_and_runs_commands() {
 
 #[test]
 fn a_lock_that_cannot_be_taken_fails_the_host_and_lock_false_runs_unlocked() {
-    if !has_tcsh() {
-        return;
-    }
+    require_tcsh();
     let fleet = Fleet::up_with_user(1, &format!("{USER}:/usr/bin/tcsh"));
     let before = fleet.checkout_head("host01");
     let head = fleet.commit(
