@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capo_inventory::{Host, HostKeyCheck};
-use capo_schema::{HaltReason, Mode, StopReason};
+use capo_schema::{HaltReason, StopReason};
 use capo_ssh::{
     ConnectConfig, Exec, ExecEvent, ExitStatus, FileCache, HostKeyPolicy, Session, SshError,
 };
@@ -17,13 +17,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::capture::{write_logs, Capture, LogWrite};
-use crate::event::{Event, RunMeta};
+use crate::event::Event;
 use crate::outcome::{
     classify_apply, puppet_hint, ErrorKind, HostError, HostOutcome, HostStatus, Incoming,
     PuppetResult, StepName, StepRecord,
 };
 use crate::steps::{self, Marks, Step};
-use crate::strategy::{self, Strategy};
+use crate::strategy;
+
+mod options;
+
+use options::{hard_stop, wait_for_stop};
+pub use options::{Confirm, EngineOptions, RunMode, Stop};
 
 /// Bytes of each stream kept in memory for the report; the rest is only in the log files.
 pub const DEFAULT_TAIL_BYTES: usize = 64 * 1024;
@@ -41,100 +46,6 @@ const RESULTS_MAX_BYTES: usize = 64 << 20;
 /// How long the controller waits beyond `command_timeout` before it gives up on a step itself;
 /// normally the host's own `timeout` ends the step first and says so with exit 124.
 const CLIENT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
-
-/// What the engine does on each host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunMode {
-    /// Bring the checkout to the target (`git pull --ff-only`, or fast-forward to `rev`) and
-    /// run `puppet apply`.
-    Rollout {
-        /// `--rev`: an exact commit, tag or branch.
-        rev: Option<String>,
-    },
-    /// Run `puppet apply --noop` on the target in a temporary copy; change nothing.
-    Plan {
-        /// `--rev`; without it, the remote branch `git pull` would bring.
-        rev: Option<String>,
-    },
-    /// Run an ad-hoc command (no lock, no checkout, no Puppet).
-    Exec {
-        /// The remote command line, run by `sh -c` on the host.
-        command: String,
-    },
-}
-
-impl RunMode {
-    /// Which command this is, as reports name it.
-    pub fn mode(&self) -> Mode {
-        match self {
-            RunMode::Rollout { .. } => Mode::Rollout,
-            RunMode::Plan { .. } => Mode::Plan,
-            RunMode::Exec { .. } => Mode::Exec,
-        }
-    }
-}
-
-/// How the engine runs.
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    /// Canary, batches, failure budget, pause.
-    pub strategy: Strategy,
-    /// Where to ask before each batch after the first (`--confirm`); None to not ask.
-    pub confirm: Option<mpsc::Sender<Confirm>>,
-    /// Rollout or plan, and the target revision.
-    pub mode: RunMode,
-    /// Ask Puppet for file content diffs (`--show_diff`).
-    pub show_diff: bool,
-    /// Send every output chunk as an event (`-v`).
-    pub stream_output: bool,
-    /// Facts passed through to reporters; `run_dir` is also where logs go.
-    pub meta: RunMeta,
-    /// At most this many hosts at a time.
-    pub concurrency: usize,
-    /// Bytes of each step's stdout and stderr kept in memory.
-    pub tail_bytes: usize,
-    /// Who holds a host's lock while this run works on it, e.g. `capo run ID from HOST (pid
-    /// N), started TIME`; another run that finds the lock taken reports this.
-    pub holder: String,
-}
-
-/// What the controller wants the engine to do, sent through a `watch` channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
-    /// Keep going.
-    Run,
-    /// Start no new host; let hosts in flight finish.
-    Soft {
-        /// Why, for the skipped hosts' errors.
-        reason: StopReason,
-    },
-    /// Stop hosts in flight now, killing their remote commands.
-    Hard {
-        /// Why, for the cancelled hosts' errors.
-        reason: StopReason,
-    },
-}
-
-impl Stop {
-    fn reason(&self) -> Option<StopReason> {
-        match self {
-            Stop::Run => None,
-            Stop::Soft { reason } | Stop::Hard { reason } => Some(*reason),
-        }
-    }
-}
-
-/// Asks the operator whether to start the next batch (`--confirm`); the binary answers on
-/// `reply`. The engine itself never touches a terminal.
-#[derive(Debug)]
-pub struct Confirm {
-    /// 0-based index of the batch about to start.
-    pub batch: usize,
-    /// Its hosts.
-    pub hosts: Vec<String>,
-    /// `true` to go on; `false` (or dropping it) stops the run.
-    pub reply: tokio::sync::oneshot::Sender<bool>,
-}
 
 /// Runs over `hosts` (in the given order) batch by batch and sends every event to `events`.
 ///
@@ -355,18 +266,6 @@ impl Dispatch {
     }
 }
 
-/// Resolves once a stop of any kind is asked for; never if the sender is gone.
-async fn wait_for_stop(stop: &mut watch::Receiver<Stop>) {
-    loop {
-        if !matches!(*stop.borrow_and_update(), Stop::Run) {
-            return;
-        }
-        if stop.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
 #[derive(Clone)]
 struct Emitter(mpsc::Sender<Event>);
 
@@ -374,18 +273,6 @@ impl Emitter {
     async fn send(&self, event: Event) {
         // A reporter that went away must not stop the rollout; its loss is the binary's to report.
         let _ = self.0.send(event).await;
-    }
-}
-
-/// Resolves once `stop` asks for a hard stop, with its reason; never if the sender is gone.
-async fn hard_stop(stop: &mut watch::Receiver<Stop>) -> StopReason {
-    loop {
-        if let Stop::Hard { reason } = &*stop.borrow_and_update() {
-            return *reason;
-        }
-        if stop.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
     }
 }
 
