@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capo_inventory::{Host, HostKeyCheck};
+use capo_inventory::Host;
 use capo_schema::{HaltReason, StopReason};
-use capo_ssh::{
-    ConnectConfig, Exec, ExecEvent, ExitStatus, FileCache, HostKeyPolicy, Session, SshError,
-};
+use capo_ssh::{Exec, ExecEvent, ExitStatus, Session};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -25,7 +23,11 @@ use crate::outcome::{
 use crate::steps::{self, Marks, Step};
 use crate::strategy;
 
+mod connector;
 mod options;
+
+pub use connector::connect_config;
+use connector::{Connected, Connector, NotConnected, Refused};
 
 use options::{hard_stop, wait_for_stop};
 pub use options::{Confirm, EngineOptions, RunMode, Stop};
@@ -73,7 +75,7 @@ pub async fn run(
     let allowed = opts.strategy.max_failures.map(|b| b.allowed(total));
     let mut dispatch = Dispatch {
         opts: opts.clone(),
-        files: Arc::new(FileCache::default()),
+        connector: Arc::new(Connector::new()),
         emit: emit.clone(),
         stop,
         stop_open: true,
@@ -123,8 +125,8 @@ pub async fn run(
 /// The state of a run between and within batches.
 struct Dispatch {
     opts: Arc<EngineOptions>,
-    /// Key and known_hosts files, read once for all hosts of the run.
-    files: Arc<FileCache>,
+    /// What every host's connection shares (files read once, later agent and bastions).
+    connector: Arc<Connector>,
     emit: Emitter,
     stop: watch::Receiver<Stop>,
     stop_open: bool,
@@ -228,7 +230,7 @@ impl Dispatch {
                 let task = run_host(
                     host.clone(),
                     opts.clone(),
-                    self.files.clone(),
+                    self.connector.clone(),
                     self.emit.clone(),
                     self.stop.clone(),
                 );
@@ -357,64 +359,13 @@ pub fn safe_dir_name(name: &str) -> String {
     }
 }
 
-/// The SSH settings for a host.
-pub fn connect_config(host: &Host) -> ConnectConfig {
-    let s = &host.settings;
-    let mut cfg = ConnectConfig::new(host.address.clone(), s.port, s.user.clone());
-    cfg.identity_files = s.identity_files.clone();
-    cfg.known_hosts = s.known_hosts.clone();
-    cfg.host_key_policy = match s.host_key_check {
-        HostKeyCheck::Strict => HostKeyPolicy::Strict,
-        HostKeyCheck::AcceptNew => HostKeyPolicy::AcceptNew,
-        HostKeyCheck::Off => HostKeyPolicy::Off,
-    };
-    cfg.connect_timeout = s.connect_timeout;
-    cfg.keepalive_interval = s.keepalive_interval;
-    cfg.keepalive_max = usize::try_from(s.keepalive_count).unwrap_or(usize::MAX);
-    cfg
-}
-
-fn connect_error(err: &SshError, attempts: u32) -> HostError {
-    let kind = match err.kind() {
-        capo_ssh::ErrorKind::HostKey => ErrorKind::HostKey,
-        capo_ssh::ErrorKind::Auth => ErrorKind::Auth,
-        capo_ssh::ErrorKind::Connect | capo_ssh::ErrorKind::Channel => ErrorKind::Connect,
-    };
-    let tries = if attempts > 1 {
-        format!(" ({attempts} attempts)")
-    } else {
-        String::new()
-    };
-    HostError::new(kind, format!("{err}{tries}"))
-}
-
-/// Only failures to reach the host are worth another try; a host key or auth refusal will
-/// say the same thing again.
-fn retryable(err: &SshError) -> bool {
-    err.kind() == capo_ssh::ErrorKind::Connect
-}
-
-/// 1 s, 2 s, 4 s, ... capped at 10 s.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(4)).min(Duration::from_secs(10))
-}
-
-/// Up to half a second more, different per host and attempt, so that hosts refused together
-/// (e.g. by sshd's MaxStartups when many connections arrive at once) do not retry in lockstep.
-fn jitter(host: &str, attempt: u32) -> Duration {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (host, attempt).hash(&mut h);
-    Duration::from_millis(h.finish() % 500)
-}
-
 /// How one host's work ended, before it is folded into the outcome.
 type Verdict = (HostStatus, Option<HostError>);
 
 struct HostRun {
     host: Host,
     opts: Arc<EngineOptions>,
-    files: Arc<FileCache>,
+    connector: Arc<Connector>,
     emit: Emitter,
     stop: watch::Receiver<Stop>,
     log_dir: PathBuf,
@@ -424,7 +375,7 @@ struct HostRun {
 async fn run_host(
     host: Host,
     opts: Arc<EngineOptions>,
-    files: Arc<FileCache>,
+    connector: Arc<Connector>,
     emit: Emitter,
     stop: watch::Receiver<Stop>,
 ) -> HostOutcome {
@@ -435,7 +386,7 @@ async fn run_host(
     let mut run = HostRun {
         host,
         opts,
-        files,
+        connector,
         emit,
         stop,
         log_dir,
@@ -496,32 +447,17 @@ impl HostRun {
     }
 
     async fn connect(&mut self) -> Result<Session, Verdict> {
-        let mut cfg = connect_config(&self.host);
-        cfg.cache = Some(self.files.clone());
-        let retries = self.host.settings.connect_retries;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            self.outcome.connect_attempts = attempt;
-            let result = tokio::select! {
-                r = capo_ssh::connect(&cfg) => r,
-                reason = hard_stop(&mut self.stop) => {
-                    return Err(cancelled("connect", reason));
-                }
-            };
-            let err = match result {
-                Ok(session) => return Ok(session),
-                Err(err) => err,
-            };
-            let stopping = !matches!(*self.stop.borrow(), Stop::Run);
-            if !retryable(&err) || attempt > retries || stopping {
-                return Err((HostStatus::Unreachable, Some(connect_error(&err, attempt))));
+        match self.connector.connect(&self.host, &mut self.stop).await {
+            Ok(Connected { session, attempts }) => {
+                self.outcome.connect_attempts = attempts;
+                Ok(session)
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff(attempt) + jitter(&self.host.name, attempt)) => {}
-                reason = hard_stop(&mut self.stop) => {
-                    return Err(cancelled("connect", reason));
-                }
+            Err(NotConnected { attempts, why }) => {
+                self.outcome.connect_attempts = attempts;
+                Err(match why {
+                    Refused::Unreachable(error) => (HostStatus::Unreachable, Some(error)),
+                    Refused::Stopped(reason) => cancelled("connect", reason),
+                })
             }
         }
     }
@@ -1025,19 +961,5 @@ mod tests {
         assert_eq!(safe_dir_name(".."), "_..");
         assert_eq!(safe_dir_name("a/b c"), "a_b_c");
         assert_eq!(safe_dir_name(""), "_");
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let secs: Vec<u64> = (1..=6).map(|a| backoff(a).as_secs()).collect();
-        assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
-    }
-
-    #[test]
-    fn jitter_is_bounded_and_spreads_hosts() {
-        let spread: std::collections::HashSet<Duration> =
-            (0..20).map(|i| jitter(&format!("web{i:02}"), 1)).collect();
-        assert!(spread.len() > 10, "{spread:?}");
-        assert!(spread.iter().all(|d| *d < Duration::from_millis(500)));
     }
 }
