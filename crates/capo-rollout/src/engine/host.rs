@@ -13,25 +13,16 @@ use capo_ssh::{Exec, ExecEvent, ExitStatus, Session};
 use tokio::sync::watch;
 
 use super::connector::{Connected, Connector, NotConnected, Refused};
-use super::options::{hard_stop, EngineOptions, RunMode, Stop};
+use super::jobs::{self, Job};
+use super::options::{hard_stop, EngineOptions, Stop};
 use super::scheduler::Emitter;
 use crate::capture::{write_logs, Capture, LogWrite};
 use crate::event::Event;
-use crate::outcome::{
-    classify_apply, puppet_hint, ErrorKind, HostError, HostOutcome, HostStatus, Incoming,
-    PuppetResult, StepName, StepRecord,
-};
+use crate::outcome::{ErrorKind, HostError, HostOutcome, HostStatus, StepName, StepRecord};
 use crate::steps::{self, Marks, Step};
 
 /// Bytes of stdout kept from the start of a step, where the scripts' first markers are.
 const HEAD_BYTES: usize = 1024;
-
-/// How long reading a run's results may take.
-const RESULTS_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The most of Puppet's result files capo reads from one host (a big catalog's report is a
-/// few MiB).
-const RESULTS_MAX_BYTES: usize = 64 << 20;
 
 /// How long the controller waits beyond `command_timeout` before it gives up on a step itself;
 /// normally the host's own `timeout` ends the step first and says so with exit 124.
@@ -122,16 +113,20 @@ pub fn safe_dir_name(name: &str) -> String {
 }
 
 /// How one host's work ended, before it is folded into the outcome.
-type Verdict = (HostStatus, Option<HostError>);
+pub(super) type Verdict = (HostStatus, Option<HostError>);
 
-struct HostRun {
-    host: Host,
-    opts: Arc<EngineOptions>,
+/// One host's run: what a job works with, and the outcome it fills in.
+pub(super) struct HostRun {
+    /// The host, with its settings.
+    pub host: Host,
+    /// The run's options.
+    pub opts: Arc<EngineOptions>,
     connector: Arc<Connector>,
     emit: Emitter,
     stop: watch::Receiver<Stop>,
     log_dir: PathBuf,
-    outcome: HostOutcome,
+    /// What the host's report says; the runner sets status, error and duration at the end.
+    pub outcome: HostOutcome,
 }
 
 /// Runs the job on one host, start to end, and returns its outcome.
@@ -155,7 +150,8 @@ pub(super) async fn run_host(
         log_dir,
         outcome,
     };
-    let (status, error) = run.work().await;
+    let opts = run.opts.clone();
+    let (status, error) = jobs::run(&opts.mode, &mut run).await;
     run.outcome.status = status;
     run.outcome.error = error;
     run.outcome.duration = started.elapsed();
@@ -163,50 +159,51 @@ pub(super) async fn run_host(
 }
 
 impl HostRun {
-    async fn work(&mut self) -> Verdict {
+    /// Connects, runs `job` (under the host's lock if it takes one), and closes.
+    pub(super) async fn work<J: Job>(&mut self, job: &J) -> Verdict {
         let session = match self.connect().await {
             Ok(session) => session,
             Err(verdict) => return verdict,
         };
-        match &self.opts.mode {
-            RunMode::Plan { rev } => {
-                let rev = rev.clone();
-                let verdict = self.plan(&session, rev.as_deref()).await;
-                session.close().await;
-                return verdict;
-            }
-            RunMode::Exec { command } => {
-                let command = command.clone();
-                let verdict = self.exec(&session, &command).await;
-                session.close().await;
-                return verdict;
-            }
-            RunMode::Rollout { .. } => {}
+        let verdict = self.run_locked(job, &session).await;
+        session.close().await;
+        verdict
+    }
+
+    /// Runs `job`, holding the host's lock around it when the job takes one and the
+    /// inventory does not say `lock = false`; records in the outcome whether it did.
+    async fn run_locked<J: Job>(&mut self, job: &J, session: &Session) -> Verdict {
+        if !J::TAKES_LOCK {
+            return job.run(self, session).await;
         }
         if !self.host.settings.lock {
             // `lock = false`: no lock, no step lock, and the report says so.
             self.outcome.locked = Some(false);
-            let verdict = self.steps(&session, "").await;
-            session.close().await;
-            return verdict;
+            return job.run(self, session).await;
         }
-        let verdict = match self.lock(&session).await {
-            Ok(holder) => {
-                if holder.is_some() {
-                    self.outcome.locked = Some(true);
-                }
-                let holder_line = self.opts.holder.clone();
-                let verdict = self.steps(&session, &holder_line).await;
-                if let Some(mut holder) = holder {
-                    // The holder's `cat` ends on EOF, and the lock dies with it.
-                    let _ = holder.close_stdin().await;
-                }
-                verdict
-            }
-            Err(verdict) => verdict,
+        let holder = match self.lock(session).await {
+            Ok(holder) => holder,
+            Err(verdict) => return verdict,
         };
-        session.close().await;
+        if holder.is_some() {
+            self.outcome.locked = Some(true);
+        }
+        let verdict = job.run(self, session).await;
+        if let Some(mut holder) = holder {
+            // The holder's `cat` ends on EOF, and the lock dies with it.
+            let _ = holder.close_stdin().await;
+        }
         verdict
+    }
+
+    /// What a step that changes the checkout writes into its step lock: this run's holder
+    /// line, or nothing, which means no step lock, under `lock = false`.
+    pub(super) fn step_lock_holder(&self) -> &str {
+        if self.host.settings.lock {
+            &self.opts.holder
+        } else {
+            ""
+        }
     }
 
     async fn connect(&mut self) -> Result<Session, Verdict> {
@@ -300,203 +297,8 @@ impl HostRun {
         }
     }
 
-    /// Sync, then apply. `holder` goes into the step lock; empty: no step lock.
-    async fn steps(&mut self, session: &Session, holder: &str) -> Verdict {
-        let settings = self.host.settings.clone();
-        let deadline = settings.command_timeout;
-        let holder = holder.to_string();
-        let rev = match &self.opts.mode {
-            RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
-            RunMode::Exec { .. } => None,
-        };
-
-        // Sync: a failed sync means apply does not run.
-        let sync = match &rev {
-            Some(rev) => steps::sync_to_rev(&settings, rev, &holder, deadline),
-            None => steps::sync(&settings, &holder, deadline),
-        };
-        let (record, end, marks) = self.run_step(session, &sync).await;
-        self.outcome.rev_before = marks.get("rev-before").map(str::to_string);
-        self.outcome.rev_after = marks.get("rev-after").map(str::to_string);
-        self.outcome.target = marks
-            .get("target")
-            .map(str::to_string)
-            .or_else(|| self.outcome.rev_after.clone().filter(|_| end.succeeded()));
-        let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
-        self.finished(record).await;
-        match end {
-            StepEnd::Exited(0) if marks.get("ahead").is_some() => {
-                return (HostStatus::Ahead, None);
-            }
-            StepEnd::Exited(0) => {}
-            StepEnd::Exited(_) => {
-                return (
-                    HostStatus::Failed,
-                    Some(steps::classify_sync_failure(
-                        &settings,
-                        rev.as_deref(),
-                        &marks,
-                        &stderr,
-                    )),
-                )
-            }
-            other => return other.verdict(&sync),
-        }
-
-        let apply = steps::apply(&settings, &holder, deadline, self.opts.show_diff);
-        let (record, end, marks) = self.run_step(session, &apply).await;
-        let hint = puppet_hint(
-            &String::from_utf8_lossy(&record.stderr_tail),
-            &String::from_utf8_lossy(&record.stdout_tail),
-        );
-        let exit_code = record.exit_code;
-        self.finished(record).await;
-        self.outcome.puppet = self.results(session, &marks, exit_code).await;
-        match end {
-            StepEnd::Exited(code) => classify_apply(
-                code,
-                hint.as_deref(),
-                steps::missing_puppet(&settings, &marks).as_ref(),
-            ),
-            other => other.verdict(&apply),
-        }
-    }
-
-    /// An ad-hoc command: `ok` on exit 0, `failed` otherwise.
-    async fn exec(&mut self, session: &Session, command: &str) -> Verdict {
-        let step = steps::exec(command, self.host.settings.command_timeout);
-        let (record, end, _) = self.run_step(session, &step).await;
-        self.finished(record).await;
-        match end {
-            StepEnd::Exited(0) => (HostStatus::Ok, None),
-            StepEnd::Exited(code) => (
-                HostStatus::Failed,
-                Some(HostError::new(
-                    ErrorKind::Command,
-                    format!("command exited {code}"),
-                )),
-            ),
-            other => other.verdict(&step),
-        }
-    }
-
-    /// A dry run: no lock (nothing on the host changes), one step.
-    async fn plan(&mut self, session: &Session, rev: Option<&str>) -> Verdict {
-        let settings = self.host.settings.clone();
-        let step = steps::plan(
-            &settings,
-            rev,
-            settings.command_timeout,
-            self.opts.show_diff,
-        );
-        let (record, end, marks) = self.run_step(session, &step).await;
-        self.outcome.rev_before = marks.get("rev-before").map(str::to_string);
-        self.outcome.rev_after = marks.get("rev-after").map(str::to_string);
-        self.outcome.target = marks.get("target").map(str::to_string);
-        if let Some(count) = marks.get("incoming-count").and_then(|c| c.parse().ok()) {
-            self.outcome.incoming = Some(Incoming {
-                count,
-                commits: marks.all("incoming").map(str::to_string).collect(),
-            });
-        }
-        let hint = puppet_hint(
-            &String::from_utf8_lossy(&record.stderr_tail),
-            &String::from_utf8_lossy(&record.stdout_tail),
-        );
-        let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
-        let exit_code = record.exit_code;
-        self.finished(record).await;
-        let puppet = self.results(session, &marks, exit_code).await;
-        let out_of_sync = puppet.as_ref().is_some_and(PuppetResult::out_of_sync);
-        self.outcome.puppet = puppet;
-        let missing = steps::missing_puppet(&settings, &marks);
-        match end {
-            StepEnd::Exited(0) if marks.get("ahead").is_some() => (HostStatus::Ahead, None),
-            // Failures before Puppet ran are about getting to the target.
-            StepEnd::Exited(code)
-                if code != 0 && missing.is_none() && marks.get("fail").is_some() =>
-            {
-                (
-                    HostStatus::Failed,
-                    Some(steps::classify_sync_failure(
-                        &settings, rev, &marks, &stderr,
-                    )),
-                )
-            }
-            StepEnd::Exited(0 | 2) if out_of_sync => (HostStatus::WouldChange, None),
-            StepEnd::Exited(0 | 2) => (HostStatus::Unchanged, None),
-            StepEnd::Exited(code) => classify_apply(code, hint.as_deref(), missing.as_ref()),
-            other => other.verdict(&step),
-        }
-    }
-
-    /// Reads (and removes) the results directory a Puppet run left on the host. Runs after the
-    /// step whatever its end, so the directory is cleaned up after failures and timeouts too.
-    async fn results(
-        &mut self,
-        session: &Session,
-        marks: &Marks,
-        exit_code: Option<i32>,
-    ) -> Option<PuppetResult> {
-        let script = steps::collect(marks.get("results")?)?;
-        let mut result = PuppetResult {
-            exit_code,
-            ..PuppetResult::default()
-        };
-        let read = tokio::time::timeout(RESULTS_TIMEOUT, async {
-            let mut exec = session.exec(&script).await.map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
-            while let Some(event) = exec.next().await {
-                if let ExecEvent::Stdout(bytes) = event {
-                    if out.len() + bytes.len() > RESULTS_MAX_BYTES {
-                        return Err(format!(
-                            "Puppet's results are larger than {} MiB",
-                            RESULTS_MAX_BYTES >> 20
-                        ));
-                    }
-                    out.extend_from_slice(&bytes);
-                }
-            }
-            Ok(out)
-        })
-        .await;
-        let text = match read {
-            Ok(Ok(out)) => String::from_utf8_lossy(&out).into_owned(),
-            Ok(Err(why)) => {
-                result.unreadable = Some(why);
-                return Some(result);
-            }
-            Err(_) => {
-                result.unreadable = Some("reading Puppet's results timed out".into());
-                return Some(result);
-            }
-        };
-        let files = steps::split_collected(&text);
-        let mut problems = Vec::new();
-        if !files.summary.trim().is_empty() {
-            match capo_puppet::parse_summary(&files.summary) {
-                Ok(summary) => result.summary = Some(summary),
-                Err(e) => problems.push(format!("summary: {e}")),
-            }
-        }
-        // The report is read for its events alone, and it is most of the bytes and of the
-        // parsing time: skip it when this run's summary says there are none.
-        let no_events = result.summary.as_ref().is_some_and(|s| !s.has_events());
-        if !no_events && !files.report.trim().is_empty() {
-            match capo_puppet::parse_report_events(&files.report) {
-                Ok(events) => result.events = events,
-                Err(e) => problems.push(format!("report: {e}")),
-            }
-        }
-        let log = capo_puppet::parse_log_jsonl(&files.log);
-        result.diffs = capo_puppet::diffs(&log);
-        if !problems.is_empty() {
-            result.unreadable = Some(problems.join("; "));
-        }
-        Some(result)
-    }
-
-    async fn finished(&mut self, record: StepRecord) {
+    /// Records a step that ended, in the outcome and as an event.
+    pub(super) async fn finished(&mut self, record: StepRecord) {
         self.emit
             .send(Event::StepFinished {
                 host: self.host.name.clone(),
@@ -507,7 +309,11 @@ impl HostRun {
     }
 
     /// Runs one step; returns its record, how it ended, and the marker lines it printed.
-    async fn run_step(&mut self, session: &Session, step: &Step) -> (StepRecord, StepEnd, Marks) {
+    pub(super) async fn run_step(
+        &mut self,
+        session: &Session,
+        step: &Step,
+    ) -> (StepRecord, StepEnd, Marks) {
         self.emit
             .send(Event::StepStarted {
                 host: self.host.name.clone(),
@@ -665,7 +471,7 @@ fn cancelled(what: &str, reason: StopReason) -> Verdict {
 }
 
 /// How a remote step ended.
-enum StepEnd {
+pub(super) enum StepEnd {
     Exited(i32),
     Signal(String),
     TimedOut(Duration),
@@ -674,7 +480,8 @@ enum StepEnd {
 }
 
 impl StepEnd {
-    fn succeeded(&self) -> bool {
+    /// Whether the step exited 0.
+    pub(super) fn succeeded(&self) -> bool {
         matches!(self, StepEnd::Exited(0))
     }
 
@@ -686,7 +493,9 @@ impl StepEnd {
                 && matches!(step, StepName::Apply | StepName::Plan))
     }
 
-    fn verdict(self, step: &Step) -> Verdict {
+    /// How the host ended when `step` ended this way and the job has nothing more specific
+    /// to say.
+    pub(super) fn verdict(self, step: &Step) -> Verdict {
         let name = step.name.as_str();
         let failed =
             |kind, message: String| (HostStatus::Failed, Some(HostError::new(kind, message)));

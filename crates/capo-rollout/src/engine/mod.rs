@@ -5,10 +5,12 @@
 //! - `options`: what a caller passes in, and the stop channel's waits;
 //! - `scheduler`: batches, canary, failure budget, pause and confirm, stop;
 //! - `connector`: the run's one way to reach hosts (shared files today; agent, bastions);
-//! - `host`: the per-host runner (connect, lock, run a step, kill, logs, outcome).
+//! - `host`: the per-host runner (connect, lock, run a step, kill, logs, outcome);
+//! - `jobs`: what runs on a connected host, a module per job (rollout, plan, exec).
 
 mod connector;
 mod host;
+mod jobs;
 mod options;
 mod scheduler;
 
