@@ -26,13 +26,17 @@ pub(super) struct Connector {
 
 /// A session, and how many attempts it took.
 pub(super) struct Connected {
+    /// The host's one connection, for every step of the job.
     pub session: Session,
+    /// Attempts made, this one included (for the report's `connect_attempts`).
     pub attempts: u32,
 }
 
 /// Why a host has no session, and how many attempts were made.
 pub(super) struct NotConnected {
+    /// Attempts made (for the report's `connect_attempts`).
     pub attempts: u32,
+    /// How the last one ended.
     pub why: Refused,
 }
 

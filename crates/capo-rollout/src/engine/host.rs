@@ -206,6 +206,8 @@ impl HostRun {
         }
     }
 
+    /// Reaches the host through the run's connector; the attempts go into the outcome
+    /// either way, a failure becomes the host's verdict.
     async fn connect(&mut self) -> Result<Session, Verdict> {
         match self.connector.connect(&self.host, &mut self.stop).await {
             Ok(Connected { session, attempts }) => {
