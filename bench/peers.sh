@@ -20,7 +20,7 @@ ROOT="$(dirname "$BENCH_DIR")"
 FLEET_SH="$ROOT/tests/fleet/fleet.sh"
 
 # The change a job run rolls out, and the shell line the peers run on each host: the same
-# steps as capo's `sync` and `apply` (crates/capo-rollout/src/steps/mod.rs) with the fleet
+# steps as capo's `sync` and `apply` (crates/capo-engine/src/steps/mod.rs) with the fleet
 # inventory's settings (repo_dir /srv/puppet, remote origin, branch main, manifest
 # manifests/site.pp, modulepath modules). Puppet's --detailed-exitcodes: 0 = no change,
 # 2 = changed, anything else = failure.

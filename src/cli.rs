@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use capo_rollout::HostStatus;
+use capo_engine::HostStatus;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -131,7 +131,7 @@ pub struct RunArgs {
 
     /// Once more than N (or P% of the) hosts have failed, start no new host.
     #[arg(long, value_name = "N|P%", value_parser = parse_budget)]
-    pub max_failures: Option<capo_rollout::strategy::Budget>,
+    pub max_failures: Option<capo_engine::strategy::Budget>,
 
     /// Wait this long between batches.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
@@ -188,14 +188,14 @@ pub enum Order {
 
 /// `--batch` sizes (a newtype so clap takes the list as one value).
 #[derive(Debug, Clone)]
-pub struct Batches(pub Vec<capo_rollout::strategy::Size>);
+pub struct Batches(pub Vec<capo_engine::strategy::Size>);
 
 fn parse_batches(s: &str) -> Result<Batches, String> {
-    capo_rollout::strategy::parse_sizes(s).map(Batches)
+    capo_engine::strategy::parse_sizes(s).map(Batches)
 }
 
-fn parse_budget(s: &str) -> Result<capo_rollout::strategy::Budget, String> {
-    capo_rollout::strategy::Budget::parse(s)
+fn parse_budget(s: &str) -> Result<capo_engine::strategy::Budget, String> {
+    capo_engine::strategy::Budget::parse(s)
 }
 
 /// A revision reaches git's command line on every host: it must not look like an option.

@@ -5,8 +5,8 @@
 //! wrong and nothing ran, 3 a plan found changes under `--fail-on-changes`, 130 a signal
 //! stopped the run.
 
-use capo_rollout::schema::{Report, Summary};
-use capo_rollout::HostStatus;
+use capo_engine::schema::{Report, Summary};
+use capo_engine::HostStatus;
 
 use crate::error::Error;
 

@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use capo_engine::HostStatus;
 use capo_inventory::{Host, Inventory};
-use capo_rollout::HostStatus;
 
 use crate::cli::{Order, Selection};
 use crate::error::Error;

@@ -1,6 +1,6 @@
 //! `capo exec`: an ad-hoc command on the hosts, no lock and no Puppet.
 
-use capo_rollout::RunMode;
+use capo_engine::RunMode;
 
 use crate::cli::ExecArgs;
 use crate::error::Error;

@@ -1,6 +1,6 @@
 //! `capo plan`: what a rollout would change on each host, changing nothing.
 
-use capo_rollout::RunMode;
+use capo_engine::RunMode;
 
 use crate::cli::PlanArgs;
 use crate::error::Error;

@@ -1,6 +1,6 @@
 //! `capo rollout`: bring each selected host's checkout up to date and apply it.
 
-use capo_rollout::RunMode;
+use capo_engine::RunMode;
 
 use crate::cli::RolloutArgs;
 use crate::error::Error;

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use capo_rollout::Confirm;
+use capo_engine::Confirm;
 use tokio::sync::mpsc;
 
 use crate::error::Error;

@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use capo_engine::{Confirm, EngineOptions, Event, Signal, Stop};
 use capo_inventory::Host;
 use capo_report::events::EventLog;
 use capo_report::progress::Progress;
 use capo_report::Collector;
-use capo_rollout::{Confirm, EngineOptions, Event, Signal, Stop};
 use tokio::sync::{mpsc, watch};
 
 use super::{confirm, signals};
@@ -45,7 +45,7 @@ pub async fn drive(
     let signals = tokio::spawn(signals::watch(stop_tx, signal_tx, watchers.grace));
     let prompts = tokio::spawn(confirm::answer(confirms));
     let (tx, rx) = mpsc::channel(1024);
-    let engine = tokio::spawn(capo_rollout::run(hosts, options, tx, stop_rx));
+    let engine = tokio::spawn(capo_engine::run(hosts, options, tx, stop_rx));
     let collector = observe(rx, watchers.progress, watchers.event_log).await;
     if let Err(e) = engine.await {
         eprintln!("capo: the rollout engine stopped unexpectedly: {e}");

@@ -10,8 +10,8 @@ mod signals;
 
 use std::io::IsTerminal;
 
+use capo_engine::{Confirm, RunMode};
 use capo_report::progress::{Progress, Verbosity};
-use capo_rollout::{Confirm, RunMode};
 use tokio::sync::mpsc;
 
 use crate::cli::{RunArgs, Selection};

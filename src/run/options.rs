@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use capo_rollout::{Confirm, EngineOptions, RunMeta, RunMode, Strategy, DEFAULT_TAIL_BYTES};
+use capo_engine::{Confirm, EngineOptions, RunMeta, RunMode, Strategy, DEFAULT_TAIL_BYTES};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use capo_rollout::{Signal, Stop, StopReason};
+use capo_engine::{Signal, Stop, StopReason};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use capo_rollout::{Event, HostOutcome, PuppetResult, RunMeta, StepRecord};
+use capo_engine::{Event, HostOutcome, PuppetResult, RunMeta, StepRecord};
 use capo_schema::{
     DiffReport, ErrorKind, ErrorReport, EventReport, HaltReason, HostReport, HostStatus,
     IncomingReport, PuppetReport, Report, RevisionCount, StepReport, Summary, SCHEMA,

@@ -24,7 +24,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use capo_rollout::Event;
+use capo_engine::Event;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
@@ -157,7 +157,7 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capo_rollout::{
+    use capo_engine::{
         ErrorKind, HaltReason, HostError, HostOutcome, HostStatus, Mode, RunMeta, StepName,
         StepRecord,
     };

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use capo_rollout::{Event, HostOutcome, HostStatus};
+use capo_engine::{Event, HostOutcome, HostStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::sanitize;
@@ -266,7 +266,7 @@ impl Bars {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capo_rollout::{ErrorKind, HostError};
+    use capo_engine::{ErrorKind, HostError};
     use std::path::PathBuf;
 
     fn outcome(status: HostStatus, error: Option<HostError>) -> HostOutcome {

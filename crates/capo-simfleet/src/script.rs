@@ -181,8 +181,8 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use capo_engine::steps;
     use capo_inventory::Inventory;
-    use capo_rollout::steps;
     use std::path::Path;
 
     fn settings() -> capo_inventory::Settings {

@@ -364,8 +364,8 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use capo_engine::steps::{self, Marks};
     use capo_inventory::Inventory;
-    use capo_rollout::steps::{self, Marks};
     use std::path::Path;
 
     const BEFORE: &str = "3f2a1c9e5d7b8a6c4f1e2d3c4b5a697887960001";

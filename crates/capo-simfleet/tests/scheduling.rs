@@ -10,12 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use capo_inventory::{Host, Inventory};
-use capo_rollout::strategy::{Budget, Size};
-use capo_rollout::{
+use capo_engine::strategy::{Budget, Size};
+use capo_engine::{
     EngineOptions, ErrorKind, Event, HostOutcome, HostStatus, RunMeta, RunMode, Signal, Stop,
     StopReason, Strategy, DEFAULT_TAIL_BYTES,
 };
+use capo_inventory::{Host, Inventory};
 use tokio::sync::{mpsc, watch};
 
 /// A running simulated fleet; killed on drop.
@@ -126,7 +126,7 @@ fn run_engine(
     runtime().block_on(async {
         let (tx, mut rx) = mpsc::channel(1024);
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
-        let engine = tokio::spawn(capo_rollout::run(fleet.hosts.clone(), options, tx, stop_rx));
+        let engine = tokio::spawn(capo_engine::run(fleet.hosts.clone(), options, tx, stop_rx));
         let mut events = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while let Ok(Some(event)) = tokio::time::timeout_at(deadline, rx.recv()).await {

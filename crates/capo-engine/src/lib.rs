@@ -1,4 +1,4 @@
-//! capo's rollout engine.
+//! capo's engine: runs one job (rollout, plan, exec) across the selected hosts.
 //!
 //! Data flows one way: selected inventory hosts go in, the engine runs one task per host with
 //! every step over that host's single SSH connection, and [`Event`]s come out. Reporters turn

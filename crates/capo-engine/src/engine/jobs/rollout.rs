@@ -1,0 +1,76 @@
+//! The rollout: bring the checkout to the target, then `puppet apply` it.
+
+use capo_ssh::Session;
+
+use super::puppet::results;
+use super::Job;
+use crate::engine::host::{HostRun, StepEnd, Verdict};
+use crate::outcome::{classify_apply, puppet_hint, HostStatus};
+use crate::steps;
+
+/// Sync (`git pull --ff-only`, or fast-forward to `rev`), then apply; a failed sync means
+/// apply does not run.
+pub(super) struct Rollout<'a> {
+    /// `--rev`: an exact commit, tag or branch; None for what `git pull` brings.
+    pub rev: Option<&'a str>,
+}
+
+impl Job for Rollout<'_> {
+    // It moves the checkout and applies the catalog: two runs at once would race.
+    const TAKES_LOCK: bool = true;
+
+    async fn run(&self, run: &mut HostRun, session: &Session) -> Verdict {
+        let settings = run.host.settings.clone();
+        let deadline = settings.command_timeout;
+        let holder = run.step_lock_holder().to_string();
+        let rev = self.rev;
+
+        // Sync: a failed sync means apply does not run.
+        let sync = match rev {
+            Some(rev) => steps::sync_to_rev(&settings, rev, &holder, deadline),
+            None => steps::sync(&settings, &holder, deadline),
+        };
+        let (record, end, marks) = run.run_step(session, &sync).await;
+        run.outcome.rev_before = marks.get("rev-before").map(str::to_string);
+        run.outcome.rev_after = marks.get("rev-after").map(str::to_string);
+        run.outcome.target = marks
+            .get("target")
+            .map(str::to_string)
+            .or_else(|| run.outcome.rev_after.clone().filter(|_| end.succeeded()));
+        let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
+        run.finished(record).await;
+        match end {
+            StepEnd::Exited(0) if marks.get("ahead").is_some() => {
+                return (HostStatus::Ahead, None);
+            }
+            StepEnd::Exited(0) => {}
+            StepEnd::Exited(_) => {
+                return (
+                    HostStatus::Failed,
+                    Some(steps::classify_sync_failure(
+                        &settings, rev, &marks, &stderr,
+                    )),
+                )
+            }
+            other => return other.verdict(&sync),
+        }
+
+        let apply = steps::apply(&settings, &holder, deadline, run.opts.show_diff);
+        let (record, end, marks) = run.run_step(session, &apply).await;
+        let hint = puppet_hint(
+            &String::from_utf8_lossy(&record.stderr_tail),
+            &String::from_utf8_lossy(&record.stdout_tail),
+        );
+        let exit_code = record.exit_code;
+        run.finished(record).await;
+        run.outcome.puppet = results(session, &marks, exit_code).await;
+        match end {
+            StepEnd::Exited(code) => classify_apply(
+                code,
+                hint.as_deref(),
+                steps::missing_puppet(&settings, &marks).as_ref(),
+            ),
+            other => other.verdict(&apply),
+        }
+    }
+}
