@@ -48,7 +48,7 @@ pub async fn drive(
     let engine = tokio::spawn(capo_engine::run(hosts, options, tx, stop_rx));
     let collector = observe(rx, watchers.progress, watchers.event_log).await;
     if let Err(e) = engine.await {
-        eprintln!("capo: the rollout engine stopped unexpectedly: {e}");
+        eprintln!("capo: the engine stopped unexpectedly: {e}");
     }
     signals.abort();
     prompts.abort();

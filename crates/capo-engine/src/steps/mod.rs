@@ -12,7 +12,7 @@ use capo_inventory::Settings;
 use capo_scripts::{Call, Script};
 
 use crate::outcome::{last_line, ErrorKind, HostError, MissingPuppet, StepName};
-use crate::shell::join;
+use capo_scripts::join;
 
 pub use capo_scripts::{strip_marks, Marks, LOCKED_EXIT, MARK};
 

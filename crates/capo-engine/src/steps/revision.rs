@@ -8,7 +8,7 @@ use capo_scripts::{Call, Script, EOF_MARK};
 
 use super::{apply_command, lit, puppet_args, render_display, Step};
 use crate::outcome::StepName;
-use crate::shell::join;
+use capo_scripts::join;
 
 /// `rollout --rev` (`capo-sync-rev`): fetch, then fast-forward the checkout to the target. A
 /// checkout already there does nothing; one already past it is left alone (`ahead`); one

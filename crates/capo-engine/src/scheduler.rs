@@ -13,10 +13,10 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::connector::Connector;
-use super::host::{internal_failure, not_started, run_host, skipped};
-use super::options::{wait_for_stop, Confirm, EngineOptions, Stop};
+use crate::connector::Connector;
 use crate::event::Event;
+use crate::host::{internal_failure, not_started, run_host, skipped};
+use crate::options::{wait_for_stop, Confirm, EngineOptions, Stop};
 use crate::outcome::{HostError, HostOutcome};
 use crate::strategy;
 

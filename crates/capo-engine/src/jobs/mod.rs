@@ -12,8 +12,8 @@ mod rollout;
 
 use capo_ssh::Session;
 
-use super::host::{HostRun, Verdict};
-use super::options::RunMode;
+use crate::host::{HostRun, Verdict};
+use crate::options::RunMode;
 use exec::Exec;
 use plan::Plan;
 use rollout::Rollout;

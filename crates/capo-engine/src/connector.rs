@@ -13,7 +13,7 @@ use capo_schema::StopReason;
 use capo_ssh::{ConnectConfig, FileCache, HostKeyPolicy, Session, SshError};
 use tokio::sync::watch;
 
-use super::options::{hard_stop, Stop};
+use crate::options::{hard_stop, Stop};
 use crate::outcome::{ErrorKind, HostError};
 
 /// What every connection of a run shares; build one per run and hand each host's task a

@@ -3,7 +3,7 @@
 use capo_ssh::Session;
 
 use super::Job;
-use crate::engine::host::{HostRun, StepEnd, Verdict};
+use crate::host::{HostRun, StepEnd, Verdict};
 use crate::outcome::{ErrorKind, HostError, HostStatus};
 use crate::steps;
 

@@ -12,13 +12,13 @@ use capo_schema::StopReason;
 use capo_ssh::{Exec, ExecEvent, ExitStatus, Session};
 use tokio::sync::watch;
 
-use super::connector::{Connected, Connector, NotConnected, Refused};
-use super::jobs::{self, Job};
-use super::options::{hard_stop, EngineOptions, Stop};
-use super::scheduler::Emitter;
 use crate::capture::{write_logs, Capture, LogWrite};
+use crate::connector::{Connected, Connector, NotConnected, Refused};
 use crate::event::Event;
+use crate::jobs::{self, Job};
+use crate::options::{hard_stop, EngineOptions, Stop};
 use crate::outcome::{ErrorKind, HostError, HostOutcome, HostStatus, StepName, StepRecord};
+use crate::scheduler::Emitter;
 use crate::steps::{self, Marks, Step};
 
 /// Bytes of stdout kept from the start of a step, where the scripts' first markers are.

@@ -4,7 +4,7 @@ use capo_ssh::Session;
 
 use super::puppet::results;
 use super::Job;
-use crate::engine::host::{HostRun, StepEnd, Verdict};
+use crate::host::{HostRun, StepEnd, Verdict};
 use crate::outcome::{classify_apply, puppet_hint, HostStatus, Incoming, PuppetResult};
 use crate::steps;
 
