@@ -84,10 +84,18 @@ pub struct Settings {
     pub remote: String,
     /// The branch to deploy.
     pub branch: String,
-    /// The manifest to apply, relative to `repo_dir` (a remote path).
-    pub manifest: String,
-    /// Module directories, relative to `repo_dir` (remote paths).
-    pub modulepath: Vec<String>,
+    /// The name of the Puppet environment the checkout (or, for a plan, the temporary copy
+    /// of the target revision) is run as: Puppet gets `--environmentpath` of a per-run
+    /// directory holding only this name, a link to the checkout.
+    pub environment: String,
+    /// The manifest to apply, relative to `repo_dir` (a remote path). `None`: the
+    /// environment's (`environment.conf`'s `manifest`) when the repo has an
+    /// `environment.conf`, else `manifests/site.pp`.
+    pub manifest: Option<String>,
+    /// Module directories, relative to `repo_dir` (remote paths). `None`: the environment's
+    /// (`environment.conf`'s `modulepath`) when the repo has an `environment.conf`, else
+    /// `modules`. Set, it wins over `environment.conf`.
+    pub modulepath: Option<Vec<String>>,
     /// The Puppet executable on the host.
     pub puppet: String,
     /// Extra arguments for Puppet, each a separate word.

@@ -14,7 +14,7 @@ use crate::model::{HostKeyCheck, Settings};
 use crate::parse::{toml_key, type_name, Ctx};
 
 /// Every settings key, in the order error messages list them.
-pub(crate) const SETTING_KEYS: [&str; 19] = [
+pub(crate) const SETTING_KEYS: [&str; 20] = [
     "user",
     "port",
     "identity_files",
@@ -29,6 +29,7 @@ pub(crate) const SETTING_KEYS: [&str; 19] = [
     "lock",
     "remote",
     "branch",
+    "environment",
     "manifest",
     "modulepath",
     "puppet",
@@ -48,8 +49,7 @@ const BUILTIN_CONNECT_RETRIES: u32 = 2;
 const BUILTIN_REPO_DIR: &str = "/etc/puppetlabs/code/capo";
 const BUILTIN_REMOTE: &str = "origin";
 const BUILTIN_BRANCH: &str = "main";
-const BUILTIN_MANIFEST: &str = "manifests/site.pp";
-const BUILTIN_MODULEPATH: &str = "modules";
+const BUILTIN_ENVIRONMENT: &str = "production";
 const BUILTIN_PUPPET: &str = "puppet";
 
 const KEEPALIVE_COUNT_RANGE: RangeInclusive<u32> = 1..=100;
@@ -80,6 +80,7 @@ pub(crate) struct Layer {
     lock: Option<Val<bool>>,
     remote: Option<Val<String>>,
     branch: Option<Val<String>>,
+    environment: Option<Val<String>>,
     manifest: Option<Val<String>>,
     modulepath: Option<Val<Vec<String>>>,
     puppet: Option<Val<String>>,
@@ -155,6 +156,25 @@ impl Layer {
             "lock" => self.lock = at!(boolean(cx, "lock", value)?),
             "remote" => self.remote = at!(word(cx, "remote", value)?),
             "branch" => self.branch = at!(word(cx, "branch", value)?),
+            "environment" => {
+                let s = string(cx, "environment", value)?;
+                // Puppet's rule for environment names.
+                if s.is_empty()
+                    || !s
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                {
+                    return Err(bad_value(
+                        cx,
+                        "environment",
+                        s,
+                        value.span().start,
+                        "must be a Puppet environment name: lowercase letters, digits and `_`"
+                            .into(),
+                    ));
+                }
+                self.environment = at!(s.to_owned());
+            }
             "manifest" => self.manifest = at!(text(cx, "manifest", value)?),
             "modulepath" => {
                 let mut dirs = Vec::new();
@@ -260,13 +280,12 @@ impl Sources<'_> {
             lock: self.pick(cx, "lock", |l| &l.lock)?.unwrap_or(true),
             remote: or_builtin(self.pick(cx, "remote", |l| &l.remote)?, BUILTIN_REMOTE),
             branch: or_builtin(self.pick(cx, "branch", |l| &l.branch)?, BUILTIN_BRANCH),
-            manifest: or_builtin(
-                self.pick(cx, "manifest", |l| &l.manifest)?,
-                BUILTIN_MANIFEST,
+            environment: or_builtin(
+                self.pick(cx, "environment", |l| &l.environment)?,
+                BUILTIN_ENVIRONMENT,
             ),
-            modulepath: self
-                .pick(cx, "modulepath", |l| &l.modulepath)?
-                .unwrap_or_else(|| vec![BUILTIN_MODULEPATH.to_owned()]),
+            manifest: self.pick(cx, "manifest", |l| &l.manifest)?,
+            modulepath: self.pick(cx, "modulepath", |l| &l.modulepath)?,
             puppet: or_builtin(self.pick(cx, "puppet", |l| &l.puppet)?, BUILTIN_PUPPET),
             puppet_args: self
                 .pick(cx, "puppet_args", |l| &l.puppet_args)?

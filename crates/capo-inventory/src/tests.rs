@@ -46,8 +46,9 @@ fn builtin() -> Settings {
         lock: true,
         remote: "origin".into(),
         branch: "main".into(),
-        manifest: "manifests/site.pp".into(),
-        modulepath: vec!["modules".into()],
+        environment: "production".into(),
+        manifest: None,
+        modulepath: None,
         puppet: "puppet".into(),
         puppet_args: vec![],
         certname: None,
@@ -89,6 +90,7 @@ repo_dir = "/srv/puppet"
 lock = false
 remote = "upstream"
 branch = "production"
+environment = "live_2"
 manifest = "site.pp"
 modulepath = ["modules", "site-modules"]
 puppet = "/opt/puppetlabs/bin/puppet"
@@ -124,8 +126,9 @@ address = "192.0.2.10"
             lock: false,
             remote: "upstream".into(),
             branch: "production".into(),
-            manifest: "site.pp".into(),
-            modulepath: vec!["modules".into(), "site-modules".into()],
+            environment: "live_2".into(),
+            manifest: Some("site.pp".into()),
+            modulepath: Some(vec!["modules".into(), "site-modules".into()]),
             puppet: "/opt/puppetlabs/bin/puppet".into(),
             puppet_args: vec![
                 "--noop".into(),
@@ -277,7 +280,7 @@ user = "z"
 #[test]
 fn unknown_keys_are_reported_at_the_key() {
     let all = "user, port, identity_files, known_hosts, host_key_check, connect_timeout, \
-               command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, remote, branch, manifest, modulepath, puppet, \
+               command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, remote, branch, environment, manifest, modulepath, puppet, \
                puppet_args, certname";
     assert_eq!(
         err("[groups.web]\nhosts = [\"a\"]\n\n  usr = \"x\"\n"),
@@ -725,7 +728,7 @@ known_hosts = "kh"
     let s = &ok("[defaults]\nrepo_dir = \"code\"\nmanifest = \"~/site.pp\"\n[hosts.a]\n").hosts[0]
         .settings;
     assert_eq!(
-        (s.repo_dir.as_str(), s.manifest.as_str()),
+        (s.repo_dir.as_str(), s.manifest.as_deref().unwrap_or("")),
         ("code", "~/site.pp")
     );
 }
@@ -980,4 +983,18 @@ proptest! {
         let inv = ok("[groups.web]\nhosts = [\"web[1-3]\"]\n[hosts.a]\n");
         let _ = inv.select(Some(&limit));
     }
+}
+
+#[test]
+fn environment_must_be_a_puppet_environment_name() {
+    assert_eq!(
+        err("[defaults]\nenvironment = \"Prod-1\"\n"),
+        "inventory.toml:2:15: bad value \"Prod-1\" for `environment`: must be a Puppet environment name: lowercase letters, digits and `_`"
+    );
+    assert!(err("[defaults]\nenvironment = \"\"\n").contains("for `environment`"));
+    let s = &ok("[hosts.a]\n").hosts[0].settings;
+    assert_eq!(
+        (s.environment.as_str(), &s.manifest, &s.modulepath),
+        ("production", &None, &None)
+    );
 }

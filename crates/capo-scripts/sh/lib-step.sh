@@ -75,18 +75,36 @@ no_puppet() {
   exit 127
 }
 
-# run_puppet ROOT RESULTS PUPPET MANIFEST MODULEPATH CERTNAME SHOW_DIFF NOOP [PUPPET_ARG...]
-# execs `PUPPET apply --detailed-exitcodes --color=false [--certname CERTNAME]
-# [--modulepath M] MANIFEST [--noop] PUPPET_ARG... [results options] [--show_diff]`, where
+# run_puppet ROOT RESULTS PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME SHOW_DIFF NOOP REV
+# [PUPPET_ARG...] runs ROOT as the Puppet environment ENVIRONMENT: RESULTS/env/ENVIRONMENT
+# is a link to ROOT, and it execs `PUPPET apply --detailed-exitcodes --color=false
+# --environmentpath RESULTS/env --environment ENVIRONMENT [--certname CERTNAME]
+# [--modulepath M] [MANIFEST] [--config_version '/bin/echo REV'] [--noop] PUPPET_ARG...
+# [results options] [--show_diff]`, so everything Puppet reads from the repo
+# (environment.conf, the environment's hiera.yaml and data, modules, their facts) is ROOT's.
 # MANIFEST and each colon-separated MODULEPATH entry are taken relative to ROOT unless
-# absolute, and Puppet's summary, report, state and a JSON log go into RESULTS (so capo's
+# absolute. Empty MANIFEST or MODULEPATH: the environment's own (from ROOT/environment.conf)
+# when ROOT has an environment.conf, else manifests/site.pp and modules as before; with no
+# manifest argument Puppet applies the environment's manifest (stdin is /dev/null). REV (a
+# commit, or empty) becomes the run's config version unless environment.conf sets
+# config_version. Puppet's summary, report, state and a JSON log go into RESULTS (so capo's
 # runs never overwrite Puppet's own last-run files, and a plan leaves no trace in Puppet's
-# state). SHOW_DIFF and NOOP are 1 or 0; empty CERTNAME or MODULEPATH: no such option.
+# state). SHOW_DIFF and NOOP are 1 or 0; empty CERTNAME: no such option.
 run_puppet() {
-  root=$1 res=$2 puppet=$3 manifest=$4 mp=$5 cert=$6 diff=$7 noop=$8
-  shift 8
+  root=$1 res=$2 puppet=$3 env=$4 manifest=$5 mp=$6 cert=$7 diff=$8 noop=$9
+  shift 9
+  rev=$1
+  shift
   n=$#
-  set -- "$@" "$puppet" apply --detailed-exitcodes --color=false
+  conf=''
+  if [ -f "$root/environment.conf" ]; then conf=$root/environment.conf; fi
+  if [ -z "$conf" ]; then
+    manifest=${manifest:-manifests/site.pp}
+    mp=${mp:-modules}
+  fi
+  abs=$(cd -- "$root" && pwd) && mkdir "$res/env" && ln -s "$abs" "$res/env/$env" || exit 1
+  set -- "$@" "$puppet" apply --detailed-exitcodes --color=false \
+    --environmentpath "$res/env" --environment "$env"
   if [ -n "$cert" ]; then set -- "$@" --certname "$cert"; fi
   if [ -n "$mp" ]; then
     m='' rest=$mp
@@ -98,8 +116,13 @@ run_puppet() {
     done
     set -- "$@" --modulepath "$m"
   fi
-  case $manifest in /*) ;; *) manifest=$root/$manifest ;; esac
-  set -- "$@" "$manifest"
+  if [ -n "$manifest" ]; then
+    case $manifest in /*) ;; *) manifest=$root/$manifest ;; esac
+    set -- "$@" "$manifest"
+  fi
+  if [ -n "$rev" ] && ! { [ -n "$conf" ] && grep -q '^[[:space:]]*config_version[[:space:]]*=' "$conf"; }; then
+    set -- "$@" --config_version "/bin/echo $rev"
+  fi
   if [ "$noop" = 1 ]; then set -- "$@" --noop; fi
   # The PUPPET_ARGs came first: move them behind capo's own words.
   while [ "$n" -gt 0 ]; do
@@ -111,5 +134,5 @@ run_puppet() {
     --statefile "$res/state.yaml" --transactionstorefile "$res/transactionstore.yaml" \
     --logdest "$res/log.jsonl" --logdest console
   if [ "$diff" = 1 ]; then set -- "$@" --show_diff; fi
-  exec "$@"
+  exec "$@" </dev/null
 }

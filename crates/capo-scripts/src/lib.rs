@@ -45,9 +45,10 @@ pub enum Script {
     Sync,
     /// `sync-rev.sh REPO_DIR REMOTE REV [HOLDER]`: fetch and fast-forward to REV.
     SyncRev,
-    /// `apply.sh REPO_DIR HOLDER PUPPET MANIFEST MODULEPATH CERTNAME SHOW_DIFF [ARG...]`.
+    /// `apply.sh REPO_DIR HOLDER PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME SHOW_DIFF [ARG...]`.
     Apply,
-    /// `plan.sh REPO_DIR REMOTE BRANCH REV PUPPET MANIFEST MODULEPATH CERTNAME SHOW_DIFF [ARG...]`.
+    /// `plan.sh REPO_DIR REMOTE BRANCH REV PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME SHOW_DIFF
+    /// [ARG...]`.
     Plan,
     /// `capo exec -- CMD`: the user's command, run by `sh -c CMD`; no file of its own.
     Exec,

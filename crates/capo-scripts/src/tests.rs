@@ -335,6 +335,7 @@ fn sync_rev_and_plan_find_the_target_and_say_ahead() {
                     "main".into(),
                     rev.into(),
                     path(&puppet),
+                    "production".into(),
                     "site.pp".into(),
                     "modules:/abs".into(),
                     "web'1".into(),
@@ -355,18 +356,22 @@ fn sync_rev_and_plan_find_the_target_and_say_ahead() {
         let marks = Marks::parse(&out.stdout);
         assert_eq!(marks.get("incoming-count"), Some("0"));
         let r = marks.get("results").expect("results").to_string();
+        let target = marks.get("target").expect("target").to_string();
         let printed = String::from_utf8_lossy(&strip_marks(&out.stdout)).into_owned();
         assert_eq!(
             printed,
             format!(
-                "<apply><--detailed-exitcodes><--color=false><--certname><web'1>\
-                 <--modulepath><{r}/code/modules:/abs><{r}/code/site.pp><--noop><--tags><a b>\
+                "<apply><--detailed-exitcodes><--color=false><--environmentpath><{r}/env>\
+                 <--environment><production><--certname><web'1>\
+                 <--modulepath><{r}/code/modules:/abs><{r}/code/site.pp>\
+                 <--config_version></bin/echo {target}><--noop><--tags><a b>\
                  <--lastrunfile><{r}/summary.yaml><--lastrunreport><{r}/report.yaml>\
                  <--statefile><{r}/state.yaml><--transactionstorefile><{r}/transactionstore.yaml>\
                  <--logdest><{r}/log.jsonl><--logdest><console><--show_diff>\n"
             )
         );
         assert!(Path::new(&r).join("code/site.pp").is_file());
+        assert!(Path::new(&r).join("env/production/site.pp").is_file());
         let collected = run(&Call::plain(Script::Collect, [r.clone()]));
         assert_eq!(
             String::from_utf8_lossy(&collected.stdout),
@@ -388,6 +393,7 @@ fn apply_passes_the_words_and_reports_a_missing_puppet() {
                 path(dir.path()),
                 String::new(),
                 puppet.to_string(),
+                "production".to_string(),
                 "/etc/site.pp".to_string(),
                 String::new(),
                 String::new(),
@@ -410,9 +416,11 @@ fn apply_passes_the_words_and_reports_a_missing_puppet() {
         assert_eq!(
             String::from_utf8_lossy(&strip_marks(&out.stdout)),
             format!(
-                "apply --detailed-exitcodes --color=false /etc/site.pp $(id) --lastrunfile {r}/summary.yaml \
+                "apply --detailed-exitcodes --color=false --environmentpath {r}/env --environment production \
+                 --modulepath {d}/modules /etc/site.pp $(id) --lastrunfile {r}/summary.yaml \
                  --lastrunreport {r}/report.yaml --statefile {r}/state.yaml --transactionstorefile \
-                 {r}/transactionstore.yaml --logdest {r}/log.jsonl --logdest console\n"
+                 {r}/transactionstore.yaml --logdest {r}/log.jsonl --logdest console\n",
+                d = path(dir.path())
             )
         );
         let _ = std::fs::remove_dir_all(&r);

@@ -108,11 +108,11 @@ pub fn classify(command: &str) -> Kind {
         },
         Script::SyncRev => Step::SyncToRev { rev: arg(2) },
         Script::Apply => Step::Apply {
-            show_diff: arg(6) == "1",
+            show_diff: arg(7) == "1",
         },
         Script::Plan => Step::Plan {
             rev: Some(arg(3)).filter(|r| !r.is_empty()),
-            show_diff: arg(8) == "1",
+            show_diff: arg(9) == "1",
         },
         Script::Exec => Step::Exec(arg(0)),
     };

@@ -101,7 +101,10 @@ fn under_root(path: &str) -> Word {
 }
 
 /// The `puppet apply` command line: the `puppet` setting, then capo's options, then `extra`
-/// (capo's own, e.g. `--noop`), then the inventory's `puppet_args`.
+/// (capo's own, e.g. `--noop`), then the inventory's `puppet_args`. The checkout root runs
+/// as the environment `environment` (the script links it into a per-run
+/// `--environmentpath`, left out here); without `manifest` or `modulepath` settings, the environment's
+/// own apply (and manifests/site.pp and modules for a repo without `environment.conf`).
 fn apply_command(settings: &Settings, extra: &[Word]) -> Vec<Word> {
     let mut words = vec![
         lit(&settings.puppet),
@@ -109,15 +112,17 @@ fn apply_command(settings: &Settings, extra: &[Word]) -> Vec<Word> {
         lit("--detailed-exitcodes"),
         // Colour codes would end up in logs and reports; the terminal shows a table anyway.
         lit("--color=false"),
+        lit("--environment"),
+        lit(&settings.environment),
     ];
     if let Some(certname) = &settings.certname {
         words.push(lit("--certname"));
         words.push(lit(certname));
     }
-    if !settings.modulepath.is_empty() {
+    if let Some(modulepath) = settings.modulepath.as_ref().filter(|m| !m.is_empty()) {
         words.push(lit("--modulepath"));
         let mut joined = Word::new();
-        for (i, m) in settings.modulepath.iter().enumerate() {
+        for (i, m) in modulepath.iter().enumerate() {
             if i > 0 {
                 joined.push(Piece::Lit(":".into()));
             }
@@ -125,7 +130,9 @@ fn apply_command(settings: &Settings, extra: &[Word]) -> Vec<Word> {
         }
         words.push(joined);
     }
-    words.push(under_root(&settings.manifest));
+    if let Some(manifest) = &settings.manifest {
+        words.push(under_root(manifest));
+    }
     words.extend(extra.iter().cloned());
     words.extend(settings.puppet_args.iter().map(lit));
     words
@@ -143,13 +150,14 @@ fn render_display(words: &[Word], root: &str) -> String {
     }))
 }
 
-/// The arguments `apply.sh` and `plan.sh` share after their own: PUPPET MANIFEST MODULEPATH
-/// CERTNAME SHOW_DIFF PUPPET_ARG...
+/// The arguments `apply.sh` and `plan.sh` share after their own: PUPPET ENVIRONMENT MANIFEST
+/// MODULEPATH CERTNAME SHOW_DIFF PUPPET_ARG... (an unset manifest or modulepath: empty).
 fn puppet_args(settings: &Settings, show_diff: bool) -> Vec<String> {
     let mut args = vec![
         settings.puppet.clone(),
-        settings.manifest.clone(),
-        settings.modulepath.join(":"),
+        settings.environment.clone(),
+        settings.manifest.clone().unwrap_or_default(),
+        settings.modulepath.as_deref().unwrap_or_default().join(":"),
         settings.certname.clone().unwrap_or_default(),
         if show_diff { "1" } else { "0" }.to_string(),
     ];
@@ -328,12 +336,13 @@ mod tests {
     #[test]
     fn apply_command_quotes_every_value() {
         let s = settings(
-            "repo_dir = \"/srv/my repo's\"\ncertname = \"web'1\"\npuppet_args = [\"--tags\", \"a;b\"]",
+            "repo_dir = \"/srv/my repo's\"\ncertname = \"web'1\"\npuppet_args = [\"--tags\", \"a;b\"]\n\
+             manifest = \"manifests/site.pp\"\nmodulepath = [\"modules\"]",
         );
         let step = apply(&s, "h", Duration::from_secs(5), false);
         assert_eq!(
             step.display,
-            "puppet apply --detailed-exitcodes --color=false --certname 'web'\\''1' \
+            "puppet apply --detailed-exitcodes --color=false --environment production --certname 'web'\\''1' \
              --modulepath '/srv/my repo'\\''s/modules' '/srv/my repo'\\''s/manifests/site.pp' --tags 'a;b'"
         );
         assert_eq!(step.call.script, Script::Apply);
@@ -343,6 +352,7 @@ mod tests {
                 "/srv/my repo's",
                 "h",
                 "puppet",
+                "production",
                 "manifests/site.pp",
                 "modules",
                 "web'1",
