@@ -167,6 +167,7 @@ fn puppet_report(p: &PuppetResult) -> PuppetReport {
             .summary
             .as_ref()
             .and_then(|s| serde_json::to_value(&s.events).ok()),
+        config_version: p.summary.as_ref().and_then(|s| s.config_version.clone()),
         events: p
             .events
             .iter()

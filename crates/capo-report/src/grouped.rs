@@ -282,6 +282,7 @@ mod tests {
                     .collect(),
                 diffs: vec![],
                 unreadable: None,
+                config_version: None,
             }),
         }
     }

@@ -258,6 +258,7 @@ mod tests {
             }],
             diffs: vec![],
             unreadable: None,
+            config_version: None,
         });
         h
     }

@@ -206,6 +206,10 @@ pub struct PuppetReport {
     /// Event counts from the run summary (total, success, failure, noop).
     #[serde(default)]
     pub event_counts: Option<serde_json::Value>,
+    /// The run's config version from the run summary (`version.config`): the commit Puppet
+    /// applied, unless the repo's `environment.conf` sets its own `config_version`.
+    #[serde(default)]
+    pub config_version: Option<String>,
     /// One entry per resource property Puppet changed, would change, or failed to change.
     pub events: Vec<EventReport>,
     /// File content diffs (`--show-diff`).
