@@ -47,7 +47,7 @@ fn count_lines(stdout: &str, line: &str) -> usize {
 }
 
 /// `(resource, property, status)` of every Puppet event of a host.
-fn events(run: &Run, name: &str) -> Vec<(String, String, String)> {
+pub(crate) fn events(run: &Run, name: &str) -> Vec<(String, String, String)> {
     run.host(name)["puppet"]["events"]
         .as_array()
         .unwrap_or_else(|| panic!("{name}: no puppet.events\n{}", run.dump()))
@@ -107,7 +107,7 @@ fn find_one(dir: &Path, file_name: &str) -> PathBuf {
 /// What a plan must not change on a host, by name: checkout HEAD and git status, the bytes of
 /// the git index, HEAD, config and branch refs, every file under /srv/managed (mode + bytes), and
 /// Puppet's own last run summary and report.
-fn snapshot(fleet: &Fleet, name: &str) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn snapshot(fleet: &Fleet, name: &str) -> BTreeMap<String, Vec<u8>> {
     let checkout = fleet.checkout_dir(name);
     let git_dir = checkout.join(".git");
     let mut snap = BTreeMap::new();
@@ -165,7 +165,7 @@ fn snapshot(fleet: &Fleet, name: &str) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Names of the entries that differ between two snapshots (the bytes are too long to show).
-fn differences(
+pub(crate) fn differences(
     before: &BTreeMap<String, Vec<u8>>,
     after: &BTreeMap<String, Vec<u8>>,
 ) -> Vec<String> {

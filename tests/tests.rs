@@ -8,6 +8,7 @@ mod checkouts;
 mod ci_outputs;
 mod cli_inventory;
 mod deadlines;
+mod environments;
 mod fleet_smoke;
 mod interrupt;
 mod locking;

@@ -67,6 +67,12 @@ impl Fleet {
         Fleet::up_with(n, &["--user", spec])
     }
 
+    /// Like [`Fleet::up`], with the control repo of `fleet.sh up --repo NAME` (e.g.
+    /// `rolesprofiles`).
+    pub fn up_with_repo(n: usize, repo: &str) -> Fleet {
+        Fleet::up_with(n, &["--repo", repo])
+    }
+
     fn up_with(n: usize, extra: &[&str]) -> Fleet {
         assert!((1..=99).contains(&n), "Fleet::up: n must be 1..=99");
         let mut tmp = tempfile::Builder::new()

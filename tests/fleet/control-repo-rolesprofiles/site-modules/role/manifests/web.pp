@@ -1,0 +1,5 @@
+# Role: a web host.
+class role::web {
+  include profile::base
+  include profile::web
+}
