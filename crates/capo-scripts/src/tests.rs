@@ -581,3 +581,114 @@ fn a_lock_that_cannot_be_taken_says_why() {
         // The info lock held elsewhere for longer than the 10 s wait is not tested here.
     });
 }
+
+#[test]
+fn apply_leaves_manifest_modulepath_and_config_version_to_environment_conf() {
+    each_sh(|shell, run, _| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = path(dir.path());
+        let t = Duration::from_secs(30);
+        let apply = |manifest: &str, modulepath: &str| {
+            let out = run(&Call::step(
+                Script::Apply,
+                [
+                    d.as_str(),
+                    "",
+                    "echo",
+                    "live",
+                    manifest,
+                    modulepath,
+                    "",
+                    "0",
+                ],
+                t,
+            ));
+            assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+            let r = Marks::parse(&out.stdout)
+                .get("results")
+                .expect("results")
+                .to_string();
+            let printed = String::from_utf8_lossy(&strip_marks(&out.stdout)).into_owned();
+            let linked = std::fs::read_link(Path::new(&r).join("env/live")).expect("env link");
+            let _ = std::fs::remove_dir_all(&r);
+            let logs = format!(
+                " --lastrunfile {r}/summary.yaml --lastrunreport {r}/report.yaml --statefile \
+                 {r}/state.yaml --transactionstorefile {r}/transactionstore.yaml --logdest \
+                 {r}/log.jsonl --logdest console\n"
+            );
+            let head = format!(
+                "apply --detailed-exitcodes --color=false --environmentpath {r}/env --environment live"
+            );
+            (
+                printed
+                    .strip_prefix(&head)
+                    .and_then(|p| p.strip_suffix(&logs))
+                    .unwrap_or_else(|| panic!("{shell}: {printed}"))
+                    .to_string(),
+                linked,
+            )
+        };
+        std::fs::write(
+            dir.path().join("environment.conf"),
+            "modulepath = site:modules\n",
+        )
+        .expect("write");
+        // Unset: the environment's own manifest and modulepath.
+        let (words, linked) = apply("", "");
+        assert_eq!(words, "", "{shell}");
+        assert_eq!(linked, dir.path());
+        // Set: they win.
+        let (words, _) = apply("site.pp", "mods");
+        assert_eq!(
+            words,
+            format!(" --modulepath {d}/mods {d}/site.pp"),
+            "{shell}"
+        );
+        // A git checkout: its HEAD is the config version, unless environment.conf has one.
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .expect("git")
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "c",
+        ]);
+        let head = String::from_utf8(
+            std::process::Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(dir.path())
+                .output()
+                .expect("git")
+                .stdout,
+        )
+        .expect("utf-8");
+        let (words, _) = apply("", "");
+        assert_eq!(
+            words,
+            format!(" --config_version /bin/echo {}", head.trim()),
+            "{shell}"
+        );
+        std::fs::write(
+            dir.path().join("environment.conf"),
+            "modulepath = site:modules\nconfig_version = scripts/version.sh\n",
+        )
+        .expect("write");
+        let (words, _) = apply("", "");
+        assert_eq!(words, "", "{shell}");
+    });
+}
