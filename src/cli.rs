@@ -120,6 +120,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub show_diff: bool,
 
+    /// How much of the table's changes list to print: past about 20 lines, `short` shows
+    /// counts by resource type and host set and the first lines; `all` lists every one (the
+    /// JSON report and the Markdown summary always keep everything).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
+    pub changes: ChangesView,
+
     /// Run the first N hosts alone first; if any of them fails, start no other host.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub canary: usize,
@@ -176,6 +182,14 @@ pub struct RunArgs {
 fn host_status() -> impl TypedValueParser<Value = HostStatus> {
     PossibleValuesParser::new(HostStatus::ALL.iter().map(|s| s.as_str()))
         .try_map(|s| s.parse::<HostStatus>())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChangesView {
+    /// Counts and the first lines when the list is long.
+    Short,
+    /// Every line.
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

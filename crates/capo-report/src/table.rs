@@ -2,47 +2,112 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, ContentArrangement, Table};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use capo_schema::{HostReport, Mode, Report};
 
+use crate::grouped::ChangesView;
 use crate::sanitize;
 
 /// What the table and the summary line say about hosts a rollout ran without their lock.
 const UNLOCKED: &str = "ran unlocked (lock = false)";
 
+/// The table's width when neither the terminal nor `COLUMNS` says.
+pub const DEFAULT_WIDTH: usize = 120;
+
+/// The table's columns.
+const HEADER: [&str; 5] = ["HOST", "STATUS", "REVISION", "DURATION", "REASON"];
+
+/// The REASON column is never cut narrower than this, even if the table then overflows.
+const MIN_REASON: usize = 12;
+
+/// How the table is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// The table's width in columns; a longer reason is cut with `…`.
+    pub width: usize,
+    /// How much of the changes list to show.
+    pub changes: ChangesView,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View {
+            width: DEFAULT_WIDTH,
+            changes: ChangesView::Short,
+        }
+    }
+}
+
+/// The width to lay the table out in: the terminal's when stdout is one, else `COLUMNS`,
+/// else [`DEFAULT_WIDTH`].
+pub fn terminal_width() -> usize {
+    // comfy-table asks the terminal only when stdout is one.
+    if let Some(w) = Table::new().width().filter(|w| *w > 0) {
+        return w as usize;
+    }
+    columns(std::env::var("COLUMNS").ok().as_deref())
+}
+
+/// `COLUMNS` as a width, or [`DEFAULT_WIDTH`] when it is unset or not a positive number.
+fn columns(value: Option<&str>) -> usize {
+    value
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|w| *w > 0)
+        .unwrap_or(DEFAULT_WIDTH)
+}
+
+/// `text` cut to at most `width` terminal columns, ending in `…` when it was cut.
+pub fn cut(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
 /// Renders the per-host table, the summary line and where the logs are. For `exec`, the
 /// gathered outputs replace the table.
-pub fn render(report: &Report) -> String {
+pub fn render(report: &Report, view: &View) -> String {
     if report.mode == Mode::Exec {
         let mut out = crate::grouped::render_outputs(report);
-        out.push_str(&crate::grouped::render(report));
+        out.push_str(&crate::grouped::render(report, view.changes));
         out.push_str(&summary_line(report));
         out.push('\n');
         out.push_str(&logs_lines(report, "host"));
         return out;
     }
-    let mut table = Table::new();
-    table
-        .load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["HOST", "STATUS", "REVISION", "DURATION", "REASON"]);
-    for h in &report.hosts {
-        let reason = match (&h.error, h.locked) {
-            (Some(e), _) => format!("{}: {}", e.kind, e.message),
-            (None, Some(false)) => UNLOCKED.to_string(),
-            (None, _) => String::new(),
-        };
-        table.add_row(vec![
-            Cell::new(sanitize::line(&h.name)),
-            Cell::new(h.status.as_str()),
-            Cell::new(host_revision(report, h)),
-            Cell::new(seconds(h.duration_ms)),
-            Cell::new(sanitize::line(&reason)),
-        ]);
-    }
-    let mut out = table.to_string();
+    let rows: Vec<[String; 5]> = report
+        .hosts
+        .iter()
+        .map(|h| {
+            let reason = match (&h.error, h.locked) {
+                (Some(e), _) => format!("{}: {}", e.kind, e.message),
+                (None, Some(false)) => UNLOCKED.to_string(),
+                (None, _) => String::new(),
+            };
+            [
+                sanitize::line(&h.name),
+                h.status.as_str().to_string(),
+                host_revision(report, h),
+                seconds(h.duration_ms),
+                sanitize::line(&reason),
+            ]
+        })
+        .collect();
+    let mut out = host_table(rows, view.width);
     out.push('\n');
-    out.push_str(&crate::grouped::render(report));
+    out.push_str(&crate::grouped::render(report, view.changes));
     out.push_str(&summary_line(report));
     out.push('\n');
     if let Some(line) = revisions_line(report) {
@@ -51,6 +116,33 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str(&logs_lines(report, "step"));
     out
+}
+
+/// The table of `rows` in at most `width` columns: the reasons are cut to what the other
+/// columns leave (the full text is in `problems:`, the report and the logs).
+fn host_table(mut rows: Vec<[String; 5]>, width: usize) -> String {
+    // Each column has a border and one space either side; the last border closes the row.
+    let frame = 1 + 3 * HEADER.len();
+    let others: usize = (0..HEADER.len() - 1)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].width())
+                .chain([HEADER[i].width()])
+                .max()
+                .unwrap_or(0)
+        })
+        .sum();
+    let reason = width.saturating_sub(frame + others).max(MIN_REASON);
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(HEADER);
+    for row in &mut rows {
+        row[4] = cut(&row[4], reason);
+        table.add_row(row.iter().map(Cell::new));
+    }
+    table.to_string()
 }
 
 /// Where the logs are, and a warning when some could not be written in full (a full disk,
@@ -242,6 +334,83 @@ mod tests {
                  warning: logs incomplete for 2 hosts (first: web02: {full})\n"
             )
         );
+    }
+
+    /// A rollout report of `hosts`, each `(name, status, error message)`.
+    fn rollout(hosts: &[(&str, &str, Option<&str>)]) -> Report {
+        let hosts: Vec<serde_json::Value> = hosts
+            .iter()
+            .map(|(name, status, error)| {
+                serde_json::json!({"name": name, "address": "10.0.0.1", "port": 22,
+                    "status": status,
+                    "error": error.map(|m| serde_json::json!({"kind": "puppet", "message": m})),
+                    "rev_before": "3f2a1c9aaaa", "rev_after": "77b0e41bbbb",
+                    "duration_ms": 1234, "log_dir": format!("runs/r1/{name}"), "steps": []})
+            })
+            .collect();
+        let v = serde_json::json!({"schema": crate::SCHEMA, "run_id": "r1",
+            "mode": "rollout", "started_at": "", "finished_at": "", "duration_ms": 1,
+            "inventory": "inv.toml", "run_dir": "runs/r1",
+            "summary": capo_schema::Summary::default(), "hosts": hosts});
+        serde_json::from_value(v).expect("a report")
+    }
+
+    #[test]
+    fn columns_come_from_the_environment_else_120() {
+        assert_eq!(columns(Some("100")), 100);
+        assert_eq!(columns(Some(" 80 ")), 80);
+        assert_eq!(columns(Some("0")), 120);
+        assert_eq!(columns(Some("wide")), 120);
+        assert_eq!(columns(None), 120);
+    }
+
+    #[test]
+    fn cutting_keeps_the_width_and_marks_the_cut() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("exactly10!", 10), "exactly10!");
+        assert_eq!(cut("a bit too long", 10), "a bit too…");
+        // Wide characters count two columns.
+        assert_eq!(cut("日本語のテキスト", 7), "日本語…");
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_to_the_width() {
+        let long = format!("Evaluation Error: {}", "x".repeat(700));
+        let report = rollout(&[
+            ("web01", "changed", None),
+            ("web02", "failed", Some(long.as_str())),
+        ]);
+        let view = View {
+            width: 70,
+            ..View::default()
+        };
+        let out = render(&report, &view);
+        let table: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).collect();
+        assert_eq!(
+            table,
+            [
+                "┌───────┬─────────┬────────────────────┬──────────┬──────────────────┐",
+                "│ HOST  ┆ STATUS  ┆ REVISION           ┆ DURATION ┆ REASON           │",
+                "╞═══════╪═════════╪════════════════════╪══════════╪══════════════════╡",
+                "│ web01 ┆ changed ┆ 3f2a1c9 -> 77b0e41 ┆ 1.2s     ┆                  │",
+                "│ web02 ┆ failed  ┆ 3f2a1c9 -> 77b0e41 ┆ 1.2s     ┆ puppet: Evaluat… │",
+                "└───────┴─────────┴────────────────────┴──────────┴──────────────────┘",
+            ]
+        );
+        for line in &table {
+            assert_eq!(line.width(), 70, "{line}");
+        }
+        // Too narrow to fit: the reason keeps a readable minimum.
+        let narrow = render(
+            &report,
+            &View {
+                width: 40,
+                ..View::default()
+            },
+        );
+        assert!(narrow.contains("┆ puppet: Eva… │"), "{narrow}");
+        // The full message is still in problems:.
+        assert!(out.contains(&long), "{out}");
     }
 
     #[test]
