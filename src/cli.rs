@@ -126,6 +126,12 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
     pub changes: ChangesView,
 
+    /// The table's rows: with more than 50 hosts, `auto` folds hosts that share status,
+    /// revision change and reason into one row per host set (a failed, unreachable or
+    /// cancelled host keeps its own row); `full` shows one row per host.
+    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
+    pub table: TableRows,
+
     /// Run the first N hosts alone first; if any of them fails, start no other host.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub canary: usize,
@@ -190,6 +196,14 @@ pub enum ChangesView {
     Short,
     /// Every line.
     All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableRows {
+    /// One row per host set when there are many hosts.
+    Auto,
+    /// One row per host.
+    Full,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use capo_report::Report;
 
-use crate::cli::{ChangesView, Format, RunArgs};
+use crate::cli::{ChangesView, Format, RunArgs, TableRows};
 use crate::error::{self, Error};
 use crate::select::RUN_REPORT;
 
@@ -61,7 +61,7 @@ fn step_summary(report: &Report) {
     }
 }
 
-/// The report on stdout, as `--format` (and for the table `--changes`) asks.
+/// The report on stdout, as `--format` (and for the table `--changes` and `--table`) asks.
 fn print(report: &Report, args: &RunArgs) -> Result<(), Error> {
     match args.format {
         Format::Table => {
@@ -70,6 +70,10 @@ fn print(report: &Report, args: &RunArgs) -> Result<(), Error> {
                 changes: match args.changes {
                     ChangesView::Short => capo_report::grouped::ChangesView::Short,
                     ChangesView::All => capo_report::grouped::ChangesView::All,
+                },
+                rows: match args.table {
+                    TableRows::Auto => capo_report::table::Rows::Auto,
+                    TableRows::Full => capo_report::table::Rows::Full,
                 },
             };
             print!("{}", capo_report::table::render(report, &view));

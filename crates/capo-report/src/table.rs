@@ -4,6 +4,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, ContentArrangement, Table};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
+use capo_inventory::fold::fold_to_string;
 use capo_schema::{HostReport, Mode, Report};
 
 use crate::grouped::ChangesView;
@@ -28,13 +29,30 @@ pub struct View {
     pub width: usize,
     /// How much of the changes list to show.
     pub changes: ChangesView,
+    /// One row per host, or past [`FOLD_HOSTS`] hosts, one per host set.
+    pub rows: Rows,
 }
+
+/// Whether the table has a row per host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Rows {
+    /// Past [`FOLD_HOSTS`] hosts, hosts that share status, revision change and reason fold
+    /// into one row per host set; a failed, unreachable or cancelled host keeps its own row.
+    #[default]
+    Auto,
+    /// One row per host.
+    Full,
+}
+
+/// Past this many hosts, [`Rows::Auto`] folds the table.
+pub const FOLD_HOSTS: usize = 50;
 
 impl Default for View {
     fn default() -> Self {
         View {
             width: DEFAULT_WIDTH,
             changes: ChangesView::Short,
+            rows: Rows::Auto,
         }
     }
 }
@@ -87,21 +105,44 @@ pub fn render(report: &Report, view: &View) -> String {
         out.push_str(&logs_lines(report, "host"));
         return out;
     }
-    let rows: Vec<[String; 5]> = report
-        .hosts
-        .iter()
-        .map(|h| {
-            let reason = match (&h.error, h.locked) {
-                (Some(e), _) => format!("{}: {}", e.kind, e.message),
-                (None, Some(false)) => UNLOCKED.to_string(),
-                (None, _) => String::new(),
+    let fold = view.rows == Rows::Auto && report.hosts.len() > FOLD_HOSTS;
+    // Each row's hosts and its other cells (status, revision, duration, reason); a folded
+    // row's duration is its slowest host's.
+    let mut rows: Vec<(Vec<String>, [String; 3], u64)> = Vec::new();
+    for h in &report.hosts {
+        let reason = match (&h.error, h.locked) {
+            (Some(e), _) => format!("{}: {}", e.kind, e.message),
+            (None, Some(false)) => UNLOCKED.to_string(),
+            (None, _) => String::new(),
+        };
+        let cells = [
+            h.status.as_str().to_string(),
+            host_revision(report, h),
+            sanitize::line(&reason),
+        ];
+        let joins = fold && !h.status.is_failure();
+        match rows.iter_mut().find(|(_, c, _)| joins && *c == cells) {
+            Some((hosts, _, ms)) => {
+                hosts.push(h.name.clone());
+                *ms = (*ms).max(h.duration_ms);
+            }
+            None => rows.push((vec![h.name.clone()], cells, h.duration_ms)),
+        }
+    }
+    let rows: Vec<[String; 5]> = rows
+        .into_iter()
+        .map(|(hosts, [status, revision, reason], ms)| {
+            let duration = if hosts.len() == 1 {
+                seconds(ms)
+            } else {
+                format!("max {}", seconds(ms))
             };
             [
-                sanitize::line(&h.name),
-                h.status.as_str().to_string(),
-                host_revision(report, h),
-                seconds(h.duration_ms),
-                sanitize::line(&reason),
+                sanitize::line(&fold_to_string(&hosts)),
+                status,
+                revision,
+                duration,
+                reason,
             ]
         })
         .collect();
@@ -411,6 +452,58 @@ mod tests {
         assert!(narrow.contains("┆ puppet: Eva… │"), "{narrow}");
         // The full message is still in problems:.
         assert!(out.contains(&long), "{out}");
+    }
+
+    #[test]
+    fn many_hosts_fold_into_host_sets_but_problems_keep_their_rows() {
+        let mut hosts: Vec<(String, &str, Option<&str>)> = Vec::new();
+        for i in 1..=60 {
+            let (status, error) = match i {
+                7 | 9 => ("failed", Some("exit 1")),
+                56.. => ("unchanged", None),
+                _ => ("changed", None),
+            };
+            hosts.push((format!("web{i:03}"), status, error));
+        }
+        let hosts: Vec<(&str, &str, Option<&str>)> =
+            hosts.iter().map(|(n, s, e)| (n.as_str(), *s, *e)).collect();
+        let report = rollout(&hosts);
+        let table = |rows| {
+            let out = render(
+                &report,
+                &View {
+                    rows,
+                    ..View::default()
+                },
+            );
+            out.lines()
+                .take_while(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            table(Rows::Auto),
+            [
+                "┌──────────────────────────┬───────────┬────────────────────┬──────────┬────────────────┐",
+                "│ HOST                     ┆ STATUS    ┆ REVISION           ┆ DURATION ┆ REASON         │",
+                "╞══════════════════════════╪═══════════╪════════════════════╪══════════╪════════════════╡",
+                "│ web[001-006,008,010-055] ┆ changed   ┆ 3f2a1c9 -> 77b0e41 ┆ max 1.2s ┆                │",
+                "│ web007                   ┆ failed    ┆ 3f2a1c9 -> 77b0e41 ┆ 1.2s     ┆ puppet: exit 1 │",
+                "│ web009                   ┆ failed    ┆ 3f2a1c9 -> 77b0e41 ┆ 1.2s     ┆ puppet: exit 1 │",
+                "│ web[056-060]             ┆ unchanged ┆ 3f2a1c9 -> 77b0e41 ┆ max 1.2s ┆                │",
+                "└──────────────────────────┴───────────┴────────────────────┴──────────┴────────────────┘",
+            ]
+        );
+        // One row per host when asked, or with few hosts.
+        assert_eq!(table(Rows::Full).len(), 3 + 60 + 1);
+        let few = rollout(&hosts[..50]);
+        assert_eq!(
+            render(&few, &View::default())
+                .lines()
+                .take_while(|l| !l.is_empty())
+                .count(),
+            3 + 50 + 1
+        );
     }
 
     #[test]
