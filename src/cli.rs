@@ -260,3 +260,31 @@ pub enum Format {
     /// JSON for machines.
     Json,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(["capo", "rollout"].iter().chain(args)).expect("parses");
+        match cli.command {
+            Command::Rollout(r) => r.run,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_table_is_short_by_default_and_full_when_asked() {
+        let default = run_args(&[]);
+        assert_eq!(
+            (default.changes, default.table),
+            (ChangesView::Short, TableRows::Auto)
+        );
+        let full = run_args(&["--changes", "all", "--table", "full"]);
+        assert_eq!(
+            (full.changes, full.table),
+            (ChangesView::All, TableRows::Full)
+        );
+        assert!(Cli::try_parse_from(["capo", "plan", "--changes", "some"]).is_err());
+    }
+}
