@@ -22,6 +22,9 @@ const HEADER: [&str; 5] = ["HOST", "STATUS", "REVISION", "DURATION", "REASON"];
 /// The REASON column is never cut narrower than this, even if the table then overflows.
 const MIN_REASON: usize = 12;
 
+/// A folded row's host set is never cut narrower than this.
+const MIN_HOST_SET: usize = 24;
+
 /// How the table is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct View {
@@ -132,18 +135,12 @@ pub fn render(report: &Report, view: &View) -> String {
     let rows: Vec<[String; 5]> = rows
         .into_iter()
         .map(|(hosts, [status, revision, reason], ms)| {
-            let duration = if hosts.len() == 1 {
-                seconds(ms)
+            let (name, duration) = if hosts.len() == 1 {
+                (sanitize::line(&hosts[0]), seconds(ms))
             } else {
-                format!("max {}", seconds(ms))
+                (host_set(&hosts, view.width), format!("max {}", seconds(ms)))
             };
-            [
-                sanitize::line(&fold_to_string(&hosts)),
-                status,
-                revision,
-                duration,
-                reason,
-            ]
+            [name, status, revision, duration, reason]
         })
         .collect();
     let mut out = host_table(rows, view.width);
@@ -157,6 +154,18 @@ pub fn render(report: &Report, view: &View) -> String {
     }
     out.push_str(&logs_lines(report, "step"));
     out
+}
+
+/// A folded row's host set, in range notation; when that takes more than a third of `width`
+/// (names that do not fold into ranges), cut with `…` and followed by the host count.
+fn host_set(hosts: &[String], width: usize) -> String {
+    let folded = sanitize::line(&fold_to_string(hosts));
+    let room = (width / 3).max(MIN_HOST_SET);
+    if folded.width() <= room {
+        return folded;
+    }
+    let count = format!(" ({} hosts)", hosts.len());
+    format!("{}{count}", cut(&folded, room.saturating_sub(count.len())))
 }
 
 /// The table of `rows` in at most `width` columns: the reasons are cut to what the other
@@ -503,6 +512,20 @@ mod tests {
                 .take_while(|l| !l.is_empty())
                 .count(),
             3 + 50 + 1
+        );
+    }
+
+    #[test]
+    fn a_host_set_that_does_not_fold_is_cut_with_its_count() {
+        let names: Vec<String> = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(host_set(&names[..2], 60), "alpha,bravo");
+        assert_eq!(host_set(&names, 60), "alpha,bravo,c… (6 hosts)");
+        assert_eq!(
+            host_set(&names, 120),
+            "alpha,bravo,charlie,delta,echo,foxtrot"
         );
     }
 
