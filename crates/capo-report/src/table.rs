@@ -109,7 +109,7 @@ pub fn render(report: &Report, view: &View) -> String {
         return out;
     }
     let fold = view.rows == Rows::Auto && report.hosts.len() > FOLD_HOSTS;
-    // Each row's hosts and its other cells (status, revision, duration, reason); a folded
+    // Each row's hosts, its status, revision and reason cells, and its duration: a folded
     // row's duration is its slowest host's.
     let mut rows: Vec<(Vec<String>, [String; 3], u64)> = Vec::new();
     for h in &report.hosts {
