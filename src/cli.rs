@@ -120,6 +120,18 @@ pub struct RunArgs {
     #[arg(long)]
     pub show_diff: bool,
 
+    /// How much of the table's changes list to print: past about 20 lines, `short` shows
+    /// counts by resource type and host set and the first lines; `all` lists every one (the
+    /// JSON report and the Markdown summary always keep everything).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
+    pub changes: ChangesView,
+
+    /// The table's rows: with more than 50 hosts, `auto` folds hosts that share status,
+    /// revision change and reason into one row per host set (a failed, unreachable or
+    /// cancelled host keeps its own row); `full` shows one row per host.
+    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
+    pub table: TableRows,
+
     /// Run the first N hosts alone first; if any of them fails, start no other host.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub canary: usize,
@@ -179,6 +191,22 @@ fn host_status() -> impl TypedValueParser<Value = HostStatus> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChangesView {
+    /// Counts and the first lines when the list is long.
+    Short,
+    /// Every line.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableRows {
+    /// One row per host set when there are many hosts.
+    Auto,
+    /// One row per host.
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Order {
     /// Inventory order.
     Inventory,
@@ -231,4 +259,32 @@ pub enum Format {
     Table,
     /// JSON for machines.
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(["capo", "rollout"].iter().chain(args)).expect("parses");
+        match cli.command {
+            Command::Rollout(r) => r.run,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_table_is_short_by_default_and_full_when_asked() {
+        let default = run_args(&[]);
+        assert_eq!(
+            (default.changes, default.table),
+            (ChangesView::Short, TableRows::Auto)
+        );
+        let full = run_args(&["--changes", "all", "--table", "full"]);
+        assert_eq!(
+            (full.changes, full.table),
+            (ChangesView::All, TableRows::Full)
+        );
+        assert!(Cli::try_parse_from(["capo", "plan", "--changes", "some"]).is_err());
+    }
 }

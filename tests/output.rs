@@ -313,3 +313,122 @@ fn huge_output_keeps_the_controllers_memory_flat() {
         "peak RSS grew from {base_rss} KiB to {big_rss} KiB with 200 MB of output"
     );
 }
+
+/// Runs `capo SUBCOMMAND ARGS...` with `COLUMNS=columns` (stdout is a pipe, so capo lays its
+/// table out in COLUMNS).
+fn capo_in_columns(fleet: &Fleet, subcommand: &str, args: &[&str], columns: &str) -> Run {
+    let (mut cmd, report) = run::command(fleet, subcommand, args);
+    let child = cmd
+        .env("COLUMNS", columns)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("capo starts");
+    run::wait(child, &report)
+}
+
+#[test]
+fn a_long_puppet_error_keeps_the_table_within_columns() {
+    let fleet = Fleet::up(1);
+    let long = format!(
+        "Error: Evaluation Error: {}on node host01",
+        "parameter x expects a String value, got Integer; ".repeat(14)
+    );
+    assert!(long.len() > 700);
+    let script = put_script(
+        &fleet,
+        "host01",
+        "long_error",
+        &format!("echo '{long}' >&2\nexit 1"),
+    );
+    let inventory = inventory_running(&fleet, &script);
+    let r = capo_in_columns(&fleet, "rollout", &["-i", path_arg(&inventory)], "100");
+
+    assert_eq!(r.code, 1, "{}", r.dump());
+    let table: Vec<&str> = r.stdout.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(table.len(), 5, "{}", r.dump());
+    for line in &table {
+        assert!(line.chars().count() <= 100, "{line}\n{}", r.dump());
+    }
+    assert!(
+        table[3].contains("puppet: ") && table[3].ends_with("… │"),
+        "{}",
+        r.dump()
+    );
+    // The whole message is in problems: and in the report.
+    let problems = run::section(&r.stdout, "problems:");
+    assert_eq!(problems.len(), 1, "{}", r.dump());
+    assert!(problems[0].contains(&long), "{}", r.dump());
+    let (kind, message) = r.error("host01");
+    assert_eq!(kind, "puppet");
+    assert!(message.contains(&long), "{message}");
+}
+
+/// The lines of the section whose header starts with `title` (`changes`, `would change`).
+fn changes_section(stdout: &str, title: &str) -> Vec<String> {
+    let mut lines = stdout.lines().skip_while(|l| !l.starts_with(title));
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    std::iter::once(header)
+        .chain(lines.take_while(|l| l.starts_with("  ")))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn sixty_changed_resources_keep_the_changes_list_short() {
+    let fleet = Fleet::up(2);
+    let files: String = (1..=60)
+        .map(|i| {
+            format!(
+                "  file {{ '/srv/managed/many_{i:02}': ensure => file, content => \"x\\n\" }}\n"
+            )
+        })
+        .collect();
+    fleet.commit(
+        "manifests/site.pp",
+        &format!("node default {{\n{files}}}\n"),
+        "sixty files",
+    );
+
+    let plan = run::capo(&fleet, "plan", &[]);
+    assert_eq!(plan.code, 0, "{}", plan.dump());
+    let short = changes_section(&plan.stdout, "would change");
+    assert!(short.len() <= 25, "{} lines:\n{}", short.len(), plan.dump());
+    assert!(
+        short.first().is_some_and(|h| h.contains("`--changes all`")),
+        "{}",
+        plan.dump()
+    );
+    assert!(
+        short
+            .iter()
+            .any(|l| l.contains("60 File on host[01-02] (2 hosts)")),
+        "{}",
+        plan.dump()
+    );
+
+    let all = run::capo(&fleet, "plan", &["--changes", "all"]);
+    assert_eq!(all.code, 0, "{}", all.dump());
+    let every = changes_section(&all.stdout, "would change");
+    assert_eq!(every.len(), 1 + 60, "{}", all.dump());
+    assert!(every
+        .iter()
+        .any(|l| l.contains("File[/srv/managed/many_60]")));
+    // The report keeps every change either way.
+    let events = plan.host("host01")["puppet"]["events"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(events, 60, "{}", plan.dump());
+
+    let r = run::rollout(&fleet, &[]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    let short = changes_section(&r.stdout, "changes");
+    assert!(short.len() <= 25, "{} lines:\n{}", short.len(), r.dump());
+    assert!(
+        short.first().is_some_and(|h| h.contains("`--changes all`")),
+        "{}",
+        r.dump()
+    );
+}

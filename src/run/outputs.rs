@@ -5,7 +5,7 @@ use std::path::Path;
 
 use capo_report::Report;
 
-use crate::cli::{Format, RunArgs};
+use crate::cli::{ChangesView, Format, RunArgs, TableRows};
 use crate::error::{self, Error};
 use crate::select::RUN_REPORT;
 
@@ -35,7 +35,7 @@ pub fn deliver(report: &Report, args: &RunArgs) -> bool {
         }
     }
     step_summary(report);
-    if let Err(e) = print(report, args.format) {
+    if let Err(e) = print(report, args) {
         error::print(&e);
         failed = true;
     }
@@ -61,10 +61,23 @@ fn step_summary(report: &Report) {
     }
 }
 
-/// The report on stdout, as `--format` asks.
-fn print(report: &Report, format: Format) -> Result<(), Error> {
-    match format {
-        Format::Table => print!("{}", capo_report::table::render(report)),
+/// The report on stdout, as `--format` (and for the table `--changes` and `--table`) asks.
+fn print(report: &Report, args: &RunArgs) -> Result<(), Error> {
+    match args.format {
+        Format::Table => {
+            let view = capo_report::table::View {
+                width: capo_report::table::terminal_width(),
+                changes: match args.changes {
+                    ChangesView::Short => capo_report::grouped::ChangesView::Short,
+                    ChangesView::All => capo_report::grouped::ChangesView::All,
+                },
+                rows: match args.table {
+                    TableRows::Auto => capo_report::table::Rows::Auto,
+                    TableRows::Full => capo_report::table::Rows::Full,
+                },
+            };
+            print!("{}", capo_report::table::render(report, &view));
+        }
         Format::Json => {
             let text = capo_report::json::to_string(report).map_err(Error::EncodeReport)?;
             print!("{text}");

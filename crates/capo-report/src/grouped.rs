@@ -97,15 +97,52 @@ pub fn changes(report: &Report) -> Vec<Group> {
     groups
 }
 
-/// Hosts that did not succeed, grouped by identical `kind: message`.
+/// Hosts that did not succeed, grouped by identical `kind: message` once each host's own name
+/// in it is replaced by `<host>` (Puppet names the node in its errors). A group of one host
+/// keeps its message as it was.
 pub fn failures(report: &Report) -> Vec<Group> {
     let mut groups = Vec::new();
+    // The first host's own message, per group.
+    let mut originals: Vec<String> = Vec::new();
     for h in &report.hosts {
         if let Some(e) = &h.error {
-            add(&mut groups, format!("{}: {}", e.kind, e.message), &h.name);
+            let message = format!("{}: {}", e.kind, e.message);
+            let what = without_host(&message, &h.name);
+            if !groups.iter().any(|g: &Group| g.what == what) {
+                originals.push(message);
+            }
+            add(&mut groups, what, &h.name);
+        }
+    }
+    for (g, original) in groups.iter_mut().zip(originals) {
+        if g.hosts.len() == 1 {
+            g.what = original;
         }
     }
     groups
+}
+
+/// `text` with every whole-word `host` (not inside a longer name: `web01` in `web01.example`
+/// but not in `web011`) replaced by `<host>`.
+fn without_host(text: &str, host: &str) -> String {
+    if host.is_empty() {
+        return text.to_string();
+    }
+    let part_of_name = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(at) = rest.find(host) {
+        let prev = rest[..at].chars().next_back().or(before);
+        let next = rest[at + host.len()..].chars().next();
+        let whole = !prev.is_some_and(part_of_name) && !next.is_some_and(part_of_name);
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { "<host>" } else { host });
+        before = host.chars().next_back();
+        rest = &rest[at + host.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Each distinct file diff once, with the hosts it applies to.
@@ -190,8 +227,86 @@ pub fn incoming(report: &Report) -> Vec<(Vec<String>, u64, Vec<String>)> {
     out
 }
 
+/// How much of the changes list the terminal shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChangesView {
+    /// Every line up to [`SHORT_CHANGES`]; past that, counts by resource type and host set
+    /// and the first lines.
+    #[default]
+    Short,
+    /// Every line.
+    All,
+}
+
+/// Past this many lines, a short changes list shows counts and the first lines instead.
+pub const SHORT_CHANGES: usize = 20;
+
+/// How many lines of counts and of changes a shortened list shows.
+const SHORT_PART: usize = 8;
+
+/// `60 File on web[01-03] (3 hosts)`: how many change lines each resource type has on each
+/// host set, in first-seen order.
+pub fn counts_by_type(changes: &[Group]) -> Vec<(usize, Group)> {
+    let mut out: Vec<(usize, Group)> = Vec::new();
+    for g in changes {
+        let kind = g.what.split('[').next().unwrap_or_default().to_string();
+        match out
+            .iter_mut()
+            .find(|(_, c)| c.what == kind && c.hosts == g.hosts)
+        {
+            Some((n, _)) => *n += 1,
+            None => out.push((
+                1,
+                Group {
+                    what: kind,
+                    hosts: g.hosts.clone(),
+                },
+            )),
+        }
+    }
+    out
+}
+
+/// The changes section: a title (`changes:`, `would change:`) and every line, or past
+/// [`SHORT_CHANGES`] lines in the short view, counts by resource type and host set, the first
+/// lines, and how to see them all.
+fn render_changes(title: &str, changes: &[Group], view: ChangesView) -> String {
+    let mut out = String::new();
+    if changes.is_empty() {
+        return out;
+    }
+    if view == ChangesView::All || changes.len() <= SHORT_CHANGES {
+        out.push_str(&format!("\n{title}:\n"));
+        for g in changes {
+            out.push_str(&format!("  {}\n", g.line()));
+        }
+        return out;
+    }
+    out.push_str(&format!(
+        "\n{title} ({} lines; `--changes all` lists every one, as the JSON report does):\n",
+        changes.len()
+    ));
+    out.push_str("  by resource type:\n");
+    let counts = counts_by_type(changes);
+    for (n, g) in counts.iter().take(SHORT_PART) {
+        out.push_str(&format!("    {n} {}\n", g.line()));
+    }
+    if counts.len() > SHORT_PART {
+        out.push_str(&format!("    ... and {} more\n", counts.len() - SHORT_PART));
+    }
+    out.push_str(&format!("  the first {SHORT_PART}:\n"));
+    for g in changes.iter().take(SHORT_PART) {
+        out.push_str(&format!("    {}\n", g.line()));
+    }
+    out.push_str(&format!(
+        "    ... and {} more\n",
+        changes.len() - SHORT_PART
+    ));
+    out
+}
+
 /// The folded sections, ready to print after the table; empty when there is nothing to say.
-pub fn render(report: &Report) -> String {
+pub fn render(report: &Report, view: ChangesView) -> String {
     let mut out = String::new();
     for (commits, count, hosts) in incoming(report) {
         let group = Group {
@@ -212,17 +327,12 @@ pub fn render(report: &Report) -> String {
             ));
         }
     }
-    let changes = changes(report);
-    if !changes.is_empty() {
-        out.push_str(if report.mode == Mode::Plan {
-            "\nwould change:\n"
-        } else {
-            "\nchanges:\n"
-        });
-        for g in &changes {
-            out.push_str(&format!("  {}\n", g.line()));
-        }
-    }
+    let title = if report.mode == Mode::Plan {
+        "would change"
+    } else {
+        "changes"
+    };
+    out.push_str(&render_changes(title, &changes(report), view));
     for (resource, diff, hosts) in diffs(report) {
         let group = Group {
             what: format!("diff of {resource}"),
@@ -335,6 +445,109 @@ mod tests {
                 "File[/etc/app.conf] mode would change (0644 -> 0600) on web[01-12] (12 hosts)",
             ]
         );
+    }
+
+    fn failed(name: &str, message: &str) -> HostReport {
+        HostReport {
+            status: HostStatus::Failed,
+            error: Some(capo_schema::ErrorReport {
+                kind: capo_schema::ErrorKind::Puppet,
+                message: message.into(),
+            }),
+            puppet: None,
+            ..host(name, &[])
+        }
+    }
+
+    #[test]
+    fn the_host_name_is_a_whole_word() {
+        assert_eq!(
+            without_host(
+                "on node web01 (web01.example.com) not web011 or xweb01",
+                "web01"
+            ),
+            "on node <host> (<host>.example.com) not web011 or xweb01"
+        );
+        assert_eq!(
+            without_host("web01web01 web01", "web01"),
+            "web01web01 <host>"
+        );
+        assert_eq!(without_host("anything", ""), "anything");
+    }
+
+    #[test]
+    fn problems_fold_with_each_host_name_replaced() {
+        let error = |h: &str| format!("Evaluation Error: bad type on node {h}");
+        let hosts = vec![
+            failed("host001", &error("host001")),
+            failed("host002", &error("host002")),
+            failed("host003", &error("host003")),
+            failed("db1", "Could not find class foo for db1.example.com"),
+            failed("db2", "exit 1"),
+        ];
+        let lines: Vec<String> = failures(&report(hosts)).iter().map(Group::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "puppet: Evaluation Error: bad type on node <host> on host[001-003] (3 hosts)",
+                "puppet: Could not find class foo for db1.example.com on db1 (1 host)",
+                "puppet: exit 1 on db2 (1 host)",
+            ]
+        );
+    }
+
+    /// Three hosts, each changing `files` files and web01 also a service.
+    fn many_changes(files: usize) -> Report {
+        let names: Vec<String> = (1..=files).map(|i| format!("File[/srv/f{i:02}]")).collect();
+        let mut events: Vec<(&str, &str, &str, &str, &str)> = names
+            .iter()
+            .map(|n| (n.as_str(), "ensure", "absent", "file", "success"))
+            .collect();
+        let mut hosts = vec![host("web02", &events), host("web03", &events)];
+        events.push(("Service[app]", "ensure", "stopped", "running", "success"));
+        hosts.insert(0, host("web01", &events));
+        let mut r = report(hosts);
+        r.mode = Mode::Rollout;
+        r
+    }
+
+    #[test]
+    fn a_short_changes_list_is_shown_whole() {
+        let out = render(&many_changes(2), ChangesView::Short);
+        assert_eq!(
+            out,
+            "\nchanges:\n  \
+             File[/srv/f01] ensure changed (absent -> file) on web[01-03] (3 hosts)\n  \
+             File[/srv/f02] ensure changed (absent -> file) on web[01-03] (3 hosts)\n  \
+             Service[app] ensure changed (stopped -> running) on web01 (1 host)\n"
+        );
+    }
+
+    #[test]
+    fn a_long_changes_list_shows_counts_and_the_first_lines() {
+        let report = many_changes(60);
+        let out = render(&report, ChangesView::Short);
+        assert_eq!(
+            out,
+            "\nchanges (61 lines; `--changes all` lists every one, as the JSON report does):\n\
+             \x20 by resource type:\n\
+             \x20   60 File on web[01-03] (3 hosts)\n\
+             \x20   1 Service on web01 (1 host)\n\
+             \x20 the first 8:\n\
+             \x20   File[/srv/f01] ensure changed (absent -> file) on web[01-03] (3 hosts)\n\
+             \x20   File[/srv/f02] ensure changed (absent -> file) on web[01-03] (3 hosts)\n\
+             \x20   File[/srv/f03] ensure changed (absent -> file) on web[01-03] (3 hosts)\n\
+             \x20   File[/srv/f04] ensure changed (absent -> file) on web[01-03] (3 hosts)\n\
+             \x20   File[/srv/f05] ensure changed (absent -> file) on web[01-03] (3 hosts)\n\
+             \x20   File[/srv/f06] ensure changed (absent -> file) on web[01-03] (3 hosts)\n\
+             \x20   File[/srv/f07] ensure changed (absent -> file) on web[01-03] (3 hosts)\n\
+             \x20   File[/srv/f08] ensure changed (absent -> file) on web[01-03] (3 hosts)\n\
+             \x20   ... and 53 more\n"
+        );
+        assert!(out.lines().count() <= 25);
+        let all = render(&report, ChangesView::All);
+        assert_eq!(all.lines().count(), 2 + 61, "{all}");
+        assert!(all.contains("File[/srv/f60] ensure changed"), "{all}");
     }
 
     #[test]

@@ -166,6 +166,15 @@ pub struct Bars {
     started: Instant,
 }
 
+/// The width of the terminal on stderr, if it is one.
+fn stderr_width() -> Option<usize> {
+    comfy_table::Table::new()
+        .use_stderr()
+        .width()
+        .filter(|w| *w > 0)
+        .map(usize::from)
+}
+
 impl Bars {
     fn new(lines: Option<Lines>) -> Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
@@ -247,7 +256,14 @@ impl Bars {
                 self.main.inc(1);
                 self.main.set_message(self.counts_message());
                 // Finished hosts scroll above the bars, so the operator sees them as they come.
-                let _ = self.multi.println(host_line(outcome, self.width));
+                // Cut to the terminal, so a long reason does not wrap over many lines; the
+                // whole of it is under `problems:` at the end.
+                let line = host_line(outcome, self.width);
+                let line = match stderr_width() {
+                    Some(width) => crate::table::cut(&line, width),
+                    None => line,
+                };
+                let _ = self.multi.println(line);
             }
             _ => {}
         }
