@@ -98,25 +98,15 @@ pub fn changes(report: &Report) -> Vec<Group> {
 }
 
 /// Hosts that did not succeed, grouped by identical `kind: message` once each host's own name
-/// in it is replaced by `<host>` (Puppet names the node in its errors). A group of one host
-/// keeps its message as it was.
+/// in it is replaced by `<host>` (Puppet names the node in its errors). One host's group too:
+/// the line names the host right after the message, so its name in the message only repeats
+/// it ("on node host001 on host001").
 pub fn failures(report: &Report) -> Vec<Group> {
     let mut groups = Vec::new();
-    // The first host's own message, per group.
-    let mut originals: Vec<String> = Vec::new();
     for h in &report.hosts {
         if let Some(e) = &h.error {
             let message = format!("{}: {}", e.kind, e.message);
-            let what = without_host(&message, &h.name);
-            if !groups.iter().any(|g: &Group| g.what == what) {
-                originals.push(message);
-            }
-            add(&mut groups, what, &h.name);
-        }
-    }
-    for (g, original) in groups.iter_mut().zip(originals) {
-        if g.hosts.len() == 1 {
-            g.what = original;
+            add(&mut groups, without_host(&message, &h.name), &h.name);
         }
     }
     groups
@@ -490,7 +480,7 @@ mod tests {
             lines,
             [
                 "puppet: Evaluation Error: bad type on node <host> on host[001-003] (3 hosts)",
-                "puppet: Could not find class foo for db1.example.com on db1 (1 host)",
+                "puppet: Could not find class foo for <host>.example.com on db1 (1 host)",
                 "puppet: exit 1 on db2 (1 host)",
             ]
         );
