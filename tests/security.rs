@@ -272,11 +272,6 @@ fn host_key_check_off_accepts_a_changed_key_and_warns_once() {
     assert_eq!(kh_text(&fleet), before, "off never writes known_hosts");
 }
 
-/// Number of TCP connections the host's sshd has logged so far.
-fn connections(fleet: &Fleet, name: &str) -> usize {
-    fleet.sshd_log(name).matches("Connection from ").count()
-}
-
 #[test]
 fn a_private_key_readable_by_others_is_refused_without_contacting_any_host() {
     let fleet = Fleet::up(3);
@@ -287,7 +282,7 @@ fn a_private_key_readable_by_others_is_refused_without_contacting_any_host() {
         &fleet,
         &[("identity_files", &format!("[\"{}\"]", key.display()))],
     );
-    let seen: Vec<usize> = NAMES.iter().map(|n| connections(&fleet, n)).collect();
+    let seen: Vec<usize> = NAMES.iter().map(|n| fleet.sshd_connections(n)).collect();
     assert!(
         seen.iter().all(|&n| n > 0),
         "sshd logs connections: {seen:?}"
@@ -312,7 +307,7 @@ fn a_private_key_readable_by_others_is_refused_without_contacting_any_host() {
         assert!(ms < 1000, "{name} took {ms} ms: was it contacted?");
         assert_eq!(r.host(name)["steps"].as_array().map(Vec::len), Some(0));
     }
-    let after: Vec<usize> = NAMES.iter().map(|n| connections(&fleet, n)).collect();
+    let after: Vec<usize> = NAMES.iter().map(|n| fleet.sshd_connections(n)).collect();
     assert_eq!(after, seen, "a host was contacted");
 }
 

@@ -284,6 +284,12 @@ impl Fleet {
         std::fs::read_to_string(self.host(name).dir.join("sshd.log")).unwrap_or_default()
     }
 
+    /// TCP connections the host's sshd has logged so far (a count, not the log: sshd may still
+    /// be writing the last lines of an earlier session, e.g. the fleet's own readiness check).
+    pub fn sshd_connections(&self, name: &str) -> usize {
+        self.sshd_log(name).matches("Connection from ").count()
+    }
+
     /// The client private key (`dir/keys/client_ed25519`).
     pub fn client_key(&self) -> PathBuf {
         self.dir.join("keys/client_ed25519")
