@@ -8,6 +8,7 @@
 use crate::common::run::{self, on_host, Run};
 use crate::common::Fleet;
 use crate::plan::{differences, events, snapshot};
+use std::collections::BTreeMap;
 
 const COMMON: &str = "data/common.yaml";
 const HOST01: &str = "data/nodes/host01.yaml";
@@ -28,10 +29,6 @@ const NEW_HOST01: &str = "---
 motd::message: \"host01: new node data\"
 ";
 
-fn statuses(r: &Run) -> Vec<(String, String)> {
-    r.statuses()
-}
-
 /// Every host's `puppet.config_version` in a report.
 fn config_versions(r: &Run, fleet: &Fleet) -> Vec<(String, String)> {
     fleet
@@ -48,10 +45,19 @@ fn config_versions(r: &Run, fleet: &Fleet) -> Vec<(String, String)> {
 }
 
 fn each(fleet: &Fleet, value: &str) -> Vec<(String, String)> {
+    let names = fleet.host_names();
+    run::all(&names.iter().map(String::as_str).collect::<Vec<_>>(), value)
+}
+
+/// Every host's snapshot (plan.rs), to check afterwards that a plan touched nothing.
+fn snapshots(fleet: &Fleet) -> Vec<(String, BTreeMap<String, Vec<u8>>)> {
     fleet
         .host_names()
         .into_iter()
-        .map(|n| (n, value.to_string()))
+        .map(|n| {
+            let s = snapshot(fleet, &n);
+            (n, s)
+        })
         .collect()
 }
 
@@ -70,7 +76,7 @@ fn hiera_data_is_planned_and_applied_from_the_target_revision() {
     let r = run::rollout(&fleet, &[]);
     assert_eq!(r.code, 0, "{}", r.dump());
     assert_eq!(
-        statuses(&r),
+        r.statuses(),
         run::all(&["host01", "host02", "host03"], "changed")
     );
     assert_eq!(config_versions(&r, &fleet), each(&fleet, &first));
@@ -104,18 +110,11 @@ fn hiera_data_is_planned_and_applied_from_the_target_revision() {
     // A commit that changes only common Hiera data: the web hosts would change, the db host
     // not, and nothing on any host is touched.
     let second = fleet.commit(COMMON, NEW_COMMON, "New web greeting");
-    let before: Vec<_> = fleet
-        .host_names()
-        .into_iter()
-        .map(|n| {
-            let s = snapshot(&fleet, &n);
-            (n, s)
-        })
-        .collect();
+    let before = snapshots(&fleet);
     let p = run::capo(&fleet, "plan", &[]);
     assert_eq!(p.code, 0, "{}", p.dump());
     assert_eq!(
-        statuses(&p),
+        p.statuses(),
         run::pairs(&[
             ("host01", "would_change"),
             ("host02", "would_change"),
@@ -147,7 +146,7 @@ fn hiera_data_is_planned_and_applied_from_the_target_revision() {
     let r = run::rollout(&fleet, &[]);
     assert_eq!(r.code, 0, "{}", r.dump());
     assert_eq!(
-        statuses(&r),
+        r.statuses(),
         run::pairs(&[
             ("host01", "changed"),
             ("host02", "changed"),
@@ -164,18 +163,11 @@ fn hiera_data_is_planned_and_applied_from_the_target_revision() {
 
     // A commit that changes one node's data file: exactly that host.
     let third = fleet.commit(HOST01, NEW_HOST01, "New motd for host01");
-    let before: Vec<_> = fleet
-        .host_names()
-        .into_iter()
-        .map(|n| {
-            let s = snapshot(&fleet, &n);
-            (n, s)
-        })
-        .collect();
+    let before = snapshots(&fleet);
     let p = run::capo(&fleet, "plan", &[]);
     assert_eq!(p.code, 0, "{}", p.dump());
     assert_eq!(
-        statuses(&p),
+        p.statuses(),
         run::pairs(&[
             ("host01", "would_change"),
             ("host02", "unchanged"),
@@ -201,7 +193,7 @@ fn hiera_data_is_planned_and_applied_from_the_target_revision() {
     let r = run::rollout(&fleet, &[]);
     assert_eq!(r.code, 0, "{}", r.dump());
     assert_eq!(
-        statuses(&r),
+        r.statuses(),
         run::pairs(&[
             ("host01", "changed"),
             ("host02", "unchanged"),
