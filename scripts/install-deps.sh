@@ -3,11 +3,12 @@
 # OpenSSH's server (each test host runs its own sshd), Puppet, git, and the tools the fleet
 # harness uses (unshare/nsenter from util-linux, ss from iproute2, ps from procps), GNU time
 # (/usr/bin/time) for the memory measurements in tests, shellcheck for the host-side scripts,
-# and the login shells those scripts are tested under (tcsh, which also provides csh; fish).
+# the login shells those scripts are tested under (tcsh, which also provides csh; fish), and
+# the Puppetfile module installers capo drives (r10k, g10k).
 set -euo pipefail
 
 need=()
-for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps time shellcheck tcsh fish; do
+for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps time shellcheck tcsh fish r10k g10k; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -105,8 +105,9 @@ fn find_one(dir: &Path, file_name: &str) -> PathBuf {
 }
 
 /// What a plan must not change on a host, by name: checkout HEAD and git status, the bytes of
-/// the git index, HEAD, config and branch refs, every file under /srv/managed (mode + bytes), and
-/// Puppet's own last run summary and report.
+/// the git index, HEAD, config and branch refs, every file under /srv/managed (mode + bytes),
+/// every file of the checkout's modules/ (installed from a Puppetfile, or vendored) and the
+/// record of their install (.git/capo.modules), and Puppet's own last run summary and report.
 pub(crate) fn snapshot(fleet: &Fleet, name: &str) -> BTreeMap<String, Vec<u8>> {
     let checkout = fleet.checkout_dir(name);
     let git_dir = checkout.join(".git");
@@ -144,6 +145,17 @@ pub(crate) fn snapshot(fleet: &Fleet, name: &str) -> BTreeMap<String, Vec<u8>> {
         )
         .into_bytes(),
     );
+    for (rel, path) in files_under(&checkout.join("modules")) {
+        let bytes = if rel.ends_with('/') {
+            Vec::new()
+        } else {
+            std::fs::read(&path).expect("module file")
+        };
+        snap.insert(format!("modules/{rel}"), bytes);
+    }
+    if let Ok(bytes) = std::fs::read(git_dir.join("capo.modules")) {
+        snap.insert(".git/capo.modules".into(), bytes);
+    }
     let managed = fleet.host(name).dir.join("managed");
     for (rel, path) in files_under(&managed) {
         let meta = std::fs::symlink_metadata(&path).expect("metadata");

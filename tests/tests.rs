@@ -16,6 +16,7 @@ mod login_shells;
 mod operator;
 mod output;
 mod plan;
+mod puppetfile;
 mod revisions;
 mod rollout;
 mod security;

@@ -33,8 +33,10 @@ usage: fleet.sh COMMAND [ARGS] [--dir DIR]        (DIR defaults to ./.fleet)
                              create and start hosts host01..hostNN; prints the inventory path.
                              --repo picks the control repo: demo (control-repo/, the default)
                              or rolesprofiles (control-repo-rolesprofiles/: environment.conf,
-                             Hiera data; each host's Puppet environment production is a link to
-                             its checkout, and the inventory leaves manifest/modulepath unset)
+                             Hiera data, a Puppetfile whose module comes from DIR/forge, seen
+                             as /srv/forge on the hosts; each host's Puppet environment
+                             production is a link to its checkout, and the inventory leaves
+                             manifest/modulepath unset)
                              --user also gives every host a non-root user NAME (uid 4242) whose
                              login shell is SHELL (e.g. deploy:/usr/bin/tcsh), with the fleet's
                              client key, home /srv/home/NAME and its own checkout there
@@ -327,6 +329,30 @@ add_user() {  # name
   chmod 0755 "$d/home"
 }
 
+# The forge of the roles/profiles repo's Puppetfile: DIR/forge/motd.git (bare), seen by the
+# hosts as /srv/forge/motd.git, with tags v1.0.0 (tests/fleet/forge/motd as it is) and
+# v1.1.0 (the same, version 1.1.0, with a last line `-- motd 1.1.0` in every motd). Fixed
+# author and dates, so the tags' commits are the same in every fleet.
+make_forge() {
+  local src
+  src="$(mktemp -d)"
+  cp -a "$HERE/forge/motd/." "$src/"
+  git -C "$src" init -q -b main
+  forge_commit() {  # version
+    git -C "$src" add -A
+    GIT_AUTHOR_DATE="2024-01-01T00:00:00Z" GIT_COMMITTER_DATE="2024-01-01T00:00:00Z" \
+      git -C "$src" commit -q -m "motd $1"
+    git -C "$src" tag "v$1"
+  }
+  forge_commit 1.0.0
+  sed -i 's/"version": "1.0.0"/"version": "1.1.0"/' "$src/metadata.json"
+  printf -- '-- motd 1.1.0\n' >>"$src/templates/motd.epp"
+  forge_commit 1.1.0
+  mkdir -p "$DIR/forge"
+  git clone -q --bare "$src" "$DIR/forge/motd.git"
+  rm -rf "$src"
+}
+
 # ---------------------------------------------------------------- host process
 # Runs as pid 1 of the host's namespaces (via unshare, see start_host_proc).
 cmd___init() {
@@ -341,6 +367,12 @@ cmd___init() {
   mount --bind "$h/managed" /srv/managed
   mount --bind "$h/state" /srv/state
   mount --bind "$h/puppet" /etc/puppet
+  # the forge (up --repo rolesprofiles): the Puppetfile's module repositories, read-only
+  if [[ -d "$dir/forge" ]]; then
+    mkdir -p /srv/forge
+    mount --bind "$dir/forge" /srv/forge
+    mount -o remount,bind,ro /srv/forge
+  fi
   # the host's own name resolves locally, so facter never waits for DNS
   mount --bind "$h/etc-hosts" /etc/hosts
   # root's home is per host too: the real machine's dotfiles (.bashrc, .ssh, .gitconfig)
@@ -596,6 +628,10 @@ cmd_up() {
   for cmd in unshare nsenter ss flock ssh ssh-keygen git puppet "$SSHD"; do
     command -v "$cmd" >/dev/null || die "missing $cmd"
   done
+  # the roles/profiles repo's modules come from its Puppetfile
+  [[ "$REPO" != rolesprofiles ]] || command -v r10k >/dev/null ||
+    die "missing r10k (up --repo rolesprofiles installs the Puppetfile's modules with it)"
+
   if [[ -n "$USER_SPEC" ]]; then
     [[ "$USER_SPEC" =~ ^[a-z_][a-z0-9_-]*:/.+$ ]] || die "up: --user wants NAME:SHELL (e.g. deploy:/usr/bin/tcsh)"
     [[ -x "${USER_SPEC#*:}" ]] || die "up: login shell ${USER_SPEC#*:} is not installed"
@@ -637,6 +673,7 @@ cmd_up() {
   git clone -q -b main "$DIR/origin.git" "$DIR/work"
   git -C "$DIR/work" config user.name "$GIT_AUTHOR_NAME"
   git -C "$DIR/work" config user.email "$GIT_AUTHOR_EMAIL"
+  [[ "$REPO" != rolesprofiles ]] || make_forge
 
   # hosts
   for ((i = 1; i <= n; i++)); do

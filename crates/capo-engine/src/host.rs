@@ -506,6 +506,7 @@ impl StepEnd {
             StepEnd::Signal(sig) => failed(
                 match step.name {
                     StepName::Sync => ErrorKind::Sync,
+                    StepName::Modules => ErrorKind::Modules,
                     StepName::Apply | StepName::Plan => ErrorKind::Puppet,
                     StepName::Exec => ErrorKind::Command,
                 },

@@ -42,6 +42,9 @@ mod tests;
 
 pub use duration::DurationError;
 pub use error::{ErrorKind, InventoryError};
-pub use model::{Group, Host, HostKeyCheck, Inventory, ParseHostKeyCheckError, Settings};
+pub use model::{
+    Group, Host, HostKeyCheck, Inventory, ParseHostKeyCheckError, ParsePuppetfileError, Puppetfile,
+    Settings,
+};
 pub use range::RangeError;
 pub use select::SelectError;

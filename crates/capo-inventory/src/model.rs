@@ -102,6 +102,9 @@ pub struct Settings {
     pub puppet_args: Vec<String>,
     /// Puppet's `--certname`; `None` leaves Puppet's own default.
     pub certname: Option<String>,
+    /// What installs the modules a checkout's `Puppetfile` lists (nothing happens for a
+    /// checkout without one).
+    pub puppetfile: Puppetfile,
 }
 
 /// What to do with a host key that is not already trusted.
@@ -147,6 +150,55 @@ impl FromStr for HostKeyCheck {
             "accept-new" => Ok(Self::AcceptNew),
             "off" => Ok(Self::Off),
             _ => Err(ParseHostKeyCheckError),
+        }
+    }
+}
+
+/// What installs the modules of a checkout's `Puppetfile`: the `puppetfile` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Puppetfile {
+    /// `r10k puppetfile install` (the default).
+    #[default]
+    R10k,
+    /// `g10k -puppetfile`.
+    G10k,
+    /// Leave the Puppetfile alone: the modules are put there some other way.
+    Ignore,
+}
+
+impl Puppetfile {
+    /// The spelling used in the inventory (and passed to the host scripts): `r10k`, `g10k`
+    /// or `ignore`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::R10k => "r10k",
+            Self::G10k => "g10k",
+            Self::Ignore => "ignore",
+        }
+    }
+}
+
+impl fmt::Display for Puppetfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value was not `r10k`, `g10k` or `ignore`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected one of: r10k, g10k, ignore")]
+pub struct ParsePuppetfileError;
+
+impl FromStr for Puppetfile {
+    type Err = ParsePuppetfileError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "r10k" => Ok(Self::R10k),
+            "g10k" => Ok(Self::G10k),
+            "ignore" => Ok(Self::Ignore),
+            _ => Err(ParsePuppetfileError),
         }
     }
 }

@@ -10,11 +10,11 @@ use toml::Spanned;
 
 use crate::duration::{self, DurationError};
 use crate::error::{ErrorKind, InventoryError};
-use crate::model::{HostKeyCheck, Settings};
+use crate::model::{HostKeyCheck, Puppetfile, Settings};
 use crate::parse::{toml_key, type_name, Ctx};
 
 /// Every settings key, in the order error messages list them.
-pub(crate) const SETTING_KEYS: [&str; 20] = [
+pub(crate) const SETTING_KEYS: [&str; 21] = [
     "user",
     "port",
     "identity_files",
@@ -35,6 +35,7 @@ pub(crate) const SETTING_KEYS: [&str; 20] = [
     "puppet",
     "puppet_args",
     "certname",
+    "puppetfile",
 ];
 
 const BUILTIN_USER: &str = "root";
@@ -86,6 +87,7 @@ pub(crate) struct Layer {
     puppet: Option<Val<String>>,
     puppet_args: Option<Val<Vec<String>>>,
     certname: Option<Val<String>>,
+    puppetfile: Option<Val<Puppetfile>>,
 }
 
 impl Layer {
@@ -196,6 +198,13 @@ impl Layer {
                 self.modulepath = at!(dirs);
             }
             "puppet" => self.puppet = at!(text(cx, "puppet", value)?),
+            "puppetfile" => {
+                let s = string(cx, "puppetfile", value)?;
+                let installer = s.parse().map_err(|e: crate::model::ParsePuppetfileError| {
+                    bad_value(cx, "puppetfile", s, value.span().start, e.to_string())
+                })?;
+                self.puppetfile = at!(installer);
+            }
             "puppet_args" => {
                 let mut args = Vec::new();
                 for (s, offset) in string_array(cx, "puppet_args", value)? {
@@ -291,6 +300,9 @@ impl Sources<'_> {
                 .pick(cx, "puppet_args", |l| &l.puppet_args)?
                 .unwrap_or_default(),
             certname: self.pick(cx, "certname", |l| &l.certname)?,
+            puppetfile: self
+                .pick(cx, "puppetfile", |l| &l.puppetfile)?
+                .unwrap_or_default(),
         })
     }
 
@@ -374,6 +386,12 @@ impl Show for u32 {
 impl Show for PathBuf {
     fn show(&self) -> String {
         format!("{:?}", self.display().to_string())
+    }
+}
+
+impl Show for Puppetfile {
+    fn show(&self) -> String {
+        format!("\"{self}\"")
     }
 }
 

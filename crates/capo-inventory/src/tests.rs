@@ -7,7 +7,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::parse::parse;
-use crate::{ErrorKind, HostKeyCheck, Inventory, InventoryError, Settings};
+use crate::{ErrorKind, HostKeyCheck, Inventory, InventoryError, Puppetfile, Settings};
 
 const HOME: &str = "/home/op";
 
@@ -52,6 +52,7 @@ fn builtin() -> Settings {
         puppet: "puppet".into(),
         puppet_args: vec![],
         certname: None,
+        puppetfile: Puppetfile::R10k,
     }
 }
 
@@ -96,6 +97,7 @@ modulepath = ["modules", "site-modules"]
 puppet = "/opt/puppetlabs/bin/puppet"
 puppet_args = ["--noop", "--tags", "a b", ""]
 certname = "node.example.com"
+puppetfile = "g10k"
 
 [hosts."web01.example.com"]
 address = "192.0.2.10"
@@ -137,6 +139,7 @@ address = "192.0.2.10"
                 String::new()
             ],
             certname: Some("node.example.com".into()),
+            puppetfile: Puppetfile::G10k,
         }
     );
 }
@@ -281,7 +284,7 @@ user = "z"
 fn unknown_keys_are_reported_at_the_key() {
     let all = "user, port, identity_files, known_hosts, host_key_check, connect_timeout, \
                command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, remote, branch, environment, manifest, modulepath, puppet, \
-               puppet_args, certname";
+               puppet_args, certname, puppetfile";
     assert_eq!(
         err("[groups.web]\nhosts = [\"a\"]\n\n  usr = \"x\"\n"),
         format!(
@@ -948,6 +951,7 @@ fn inventory_like() -> impl Strategy<Value = String> {
         "puppet",
         "puppet_args",
         "certname",
+        "puppetfile",
         "web",
         "bogus",
     ]);
@@ -997,4 +1001,20 @@ fn environment_must_be_a_puppet_environment_name() {
         (s.environment.as_str(), &s.manifest, &s.modulepath),
         ("production", &None, &None)
     );
+}
+
+#[test]
+fn puppetfile_names_the_module_installer_and_defaults_to_r10k() {
+    assert_eq!(
+        err("[defaults]\npuppetfile = \"librarian\"\n"),
+        "inventory.toml:2:14: bad value \"librarian\" for `puppetfile`: expected one of: r10k, g10k, ignore"
+    );
+    assert_eq!(
+        ok("[hosts.a]\n").hosts[0].settings.puppetfile,
+        Puppetfile::R10k
+    );
+    let inv =
+        ok("[defaults]\npuppetfile = \"ignore\"\n[hosts.a]\n[hosts.b]\npuppetfile = \"g10k\"\n");
+    let got: Vec<Puppetfile> = inv.hosts.iter().map(|h| h.settings.puppetfile).collect();
+    assert_eq!(got, [Puppetfile::Ignore, Puppetfile::G10k]);
 }

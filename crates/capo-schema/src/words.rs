@@ -168,6 +168,8 @@ words! {
         Auth = "auth",
         /// Bringing the checkout to the wanted revision failed.
         Sync = "sync",
+        /// Installing the Puppetfile's modules failed (or no installer is there).
+        Modules = "modules",
         /// `puppet apply` failed.
         Puppet = "puppet",
         /// A step ran past `command_timeout`.
@@ -194,6 +196,8 @@ words! {
     pub enum StepName ("step") {
         /// Bring the checkout to the wanted revision.
         Sync = "sync",
+        /// Install the modules the checkout's Puppetfile lists (r10k or g10k).
+        Modules = "modules",
         /// Run `puppet apply`.
         Apply = "apply",
         /// Run `puppet apply --noop` on the target revision in a temporary copy.

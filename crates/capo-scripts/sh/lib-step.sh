@@ -67,6 +67,72 @@ diverged() {
   echo "::capo:remote-only=$(git rev-list --count "$b..$t" 2>/dev/null)"
 }
 
+# moduledir ROOT: the directory ROOT/Puppetfile's modules go to: its `moduledir` (relative to
+# ROOT unless absolute, as r10k and g10k take it), else ROOT/modules.
+moduledir() {
+  d=$(sed -n "s/^[[:space:]]*moduledir[[:space:]]*[\"']\([^\"']*\)[\"'].*/\1/p" "$1/Puppetfile" | tail -n 1)
+  case $d in '') d=$1/modules ;; /*) ;; *) d=$1/$d ;; esac
+  printf '%s\n' "$d"
+}
+
+# stamp_key INSTALLER ROOT: the first line of a modules stamp for ROOT's Puppetfile: which
+# installer installed from which exact Puppetfile (its checksum and size).
+stamp_key() {
+  printf '%s %s\n' "$1" "$(cksum <"$2/Puppetfile")"
+}
+
+# modules_current INSTALLER PUPPETFILE_ROOT MODULES_ROOT STAMP: whether the modules stamp
+# STAMP records an install by INSTALLER from a Puppetfile identical to PUPPETFILE_ROOT's, and
+# every module it installed is still in MODULES_ROOT's moduledir.
+modules_current() {
+  [ -f "$4" ] && [ "$(head -n 1 "$4")" = "$(stamp_key "$1" "$2")" ] || return 1
+  md=$(moduledir "$3")
+  tail -n +2 "$4" | {
+    while IFS= read -r m; do [ -e "$md/$m" ] || exit 1; done
+  }
+}
+
+# modules_state ROOT INSTALLER: whether the checkout's Puppetfile modules need installing,
+# as modules=none (no Puppetfile, or INSTALLER is ignore), current (installed from this
+# very Puppetfile and all there, per capo.modules in the git directory) or stale.
+modules_state() {
+  if [ "$2" = ignore ] || [ ! -f "$1/Puppetfile" ]; then
+    echo '::capo:modules=none'
+  elif modules_current "$2" "$1" "$1" "$(git_dir "$1")/capo.modules"; then
+    echo '::capo:modules=current'
+  else
+    echo '::capo:modules=stale'
+  fi
+}
+
+# install_modules ROOT INSTALLER: installs ROOT/Puppetfile's modules with INSTALLER (r10k or
+# g10k), in ROOT, with the installer's own cache. Without INSTALLER on PATH: markers
+# fail=no-installer, installer=NAME and pkg=PACKAGE_MANAGER (apt, dnf, yum, zypper, apk or
+# empty) and exit 127. Returns the installer's status.
+install_modules() {
+  if ! command -v "$2" >/dev/null 2>&1; then
+    echo '::capo:fail=no-installer'
+    echo "::capo:installer=$2"
+    p=''
+    for m in apt-get dnf yum zypper apk; do
+      if command -v "$m" >/dev/null 2>&1; then p=${m%-get}; break; fi
+    done
+    echo "::capo:pkg=$p"
+    exit 127
+  fi
+  case $2 in
+    r10k) (cd -- "$1" && LC_ALL=C r10k puppetfile install --verbose info) ;;
+    g10k) (cd -- "$1" && LC_ALL=C g10k -puppetfile) ;;
+    *) echo "capo: unknown module installer $2" >&2; return 2 ;;
+  esac
+}
+
+# record_modules INSTALLER ROOT STAMP: writes the modules stamp STAMP (atomically) after a
+# successful install from ROOT's Puppetfile: stamp_key, then each entry of the moduledir.
+record_modules() {
+  { stamp_key "$1" "$2" && ls -A "$(moduledir "$2")"; } >"$3.tmp" && mv -f "$3.tmp" "$3"
+}
+
 # no_puppet PUPPET: unless PUPPET is a command here, says so with the PATH and exits 127.
 no_puppet() {
   command -v "$1" >/dev/null 2>&1 && return 0

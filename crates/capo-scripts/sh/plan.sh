@@ -5,22 +5,51 @@
 # there, as the Puppet environment ENVIRONMENT (so environment.conf, hiera.yaml, data and
 # modules all come from the target), with the target commit as the config version and
 # every piece of Puppet state pointed into that directory (removed afterwards by collect.sh).
+# When the target has a Puppetfile, its modules go into that copy first: the checkout's,
+# copied, when they were installed from an identical Puppetfile and are all there, else
+# installed afresh by INSTALLER (whose own cache, like the fetch, may be updated).
 #
-# Usage:   sh plan.sh REPO_DIR REMOTE BRANCH REV PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME SHOW_DIFF [PUPPET_ARG...]
-#          e.g. sh plan.sh /srv/puppet origin main '' puppet production manifests/site.pp modules '' 1
-# REV: as in sync-rev.sh; empty: the tip of REMOTE's BRANCH. The rest: as in apply.sh.
+# Usage:   sh plan.sh REPO_DIR REMOTE BRANCH REV INSTALLER PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME SHOW_DIFF [PUPPET_ARG...]
+#          e.g. sh plan.sh /srv/puppet origin main '' r10k puppet production manifests/site.pp modules '' 1
+# REV: as in sync-rev.sh; empty: the tip of REMOTE's BRANCH. INSTALLER: r10k, g10k or
+# ignore (the `puppetfile` setting). The rest: as in apply.sh.
 # Markers: as sync-rev.sh (ahead=1: nothing to plan, exit 0), then incoming-count=N and
 #          incoming=SHORT SUBJECT (at most 10), fail=no-puppet + path=PATH (exit 127),
-#          results=DIR, fail=archive (exit 1).
+#          results=DIR, fail=archive (exit 1), modules=none|copied|installed, or
+#          fail=no-installer + installer=NAME + pkg=MANAGER (exit 127), fail=modules (the
+#          installer failed, exit 1), fail=modules-outside + moduledir=DIR (the Puppetfile's
+#          moduledir is outside the copy: installing there would touch the host; exit 1).
 # Exit status: Puppet's (--detailed-exitcodes), or 1 before Puppet ran.
 
 command -v step_lock >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
 
-repo=$1 remote=$2 branch=$3 rev=$4 puppet=$5 env=$6 manifest=$7 modulepath=$8 certname=$9
+# plan_modules LIVE CODE INSTALLER: gives the copy CODE the modules its Puppetfile lists (see
+# the header); LIVE is the checkout.
+plan_modules() {
+  if [ "$3" = ignore ] || [ ! -f "$2/Puppetfile" ]; then
+    echo '::capo:modules=none'
+    return 0
+  fi
+  to=$(moduledir "$2")
+  case $to in
+    "$2"/*) ;;
+    *) echo '::capo:fail=modules-outside'; echo "::capo:moduledir=$to"; exit 1 ;;
+  esac
+  if modules_current "$3" "$2" "$1" "$(git_dir "$1")/capo.modules" &&
+    mkdir -p "$to" && cp -R "$(moduledir "$1")/." "$to/"; then
+    echo '::capo:modules=copied'
+    return 0
+  fi
+  install_modules "$2" "$3" || { echo '::capo:fail=modules'; exit 1; }
+  echo '::capo:modules=installed'
+}
+
+repo=$1 remote=$2 branch=$3 rev=$4 installer=$5 puppet=$6 env=$7 manifest=$8 modulepath=$9
 shift 9
-show_diff=$1
-shift
+certname=$1 show_diff=$2
+shift 2
 enter_checkout "$repo"
+live=$(pwd)
 fetch_target "$remote" "$branch" "$rev"
 if [ -n "$b" ] && [ "$b" != "$t" ] && git merge-base --is-ancestor "$t" "$b"; then
   echo '::capo:ahead=1'
@@ -36,4 +65,5 @@ echo "::capo:results=$r"
 { mkdir "$r/code" && git archive --format=tar "$t" | tar -xf - -C "$r/code"; } ||
   { echo '::capo:fail=archive'; exit 1; }
 cd "$r/code" || exit 1
+plan_modules "$live" "$r/code" "$installer"
 run_puppet "$r/code" "$r" "$puppet" "$env" "$manifest" "$modulepath" "$certname" "$show_diff" 1 "$t" "$@"

@@ -3,20 +3,26 @@
 # --rev`). A checkout already there does nothing; one already past it is left alone
 # (ahead); one that has diverged from it fails. It never moves a checkout backwards.
 #
-# Usage:   sh sync-rev.sh REPO_DIR REMOTE REV [HOLDER]    e.g. sh sync-rev.sh /srv/puppet origin v1.2
-# REV: a branch of REMOTE, a tag, or a commit REMOTE has. HOLDER: as in sync.sh.
+# Usage:   sh sync-rev.sh REPO_DIR REMOTE REV [HOLDER [INSTALLER]]
+#          e.g. sh sync-rev.sh /srv/puppet origin v1.2 '' r10k
+# REV: a branch of REMOTE, a tag, or a commit REMOTE has. HOLDER, INSTALLER: as in sync.sh.
 # Markers: fail=no-repo-dir | not-a-repo | fetch | rev-not-found | diverged (exit 1),
 #          rev-before=SHA, rev-after=SHA, target=SHA, ahead=1 (exit 0), local-only=N and
-#          remote-only=N (diverged), dirty=LINE (the merge failed).
+#          remote-only=N (diverged), dirty=LINE (the merge failed), modules=... (as in
+#          sync.sh, when the checkout is at REV).
 # Exit status: 0 when the checkout is at or past REV, else 1 (or git merge's).
 
 command -v step_lock >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
 
-repo=$1 remote=$2 rev=$3 holder=${4-}
+repo=$1 remote=$2 rev=$3 holder=${4-} installer=${5-}
 step_lock "$repo" "$holder"
 enter_checkout "$repo"
 fetch_target "$remote" "" "$rev"
-if [ "$b" = "$t" ]; then echo "::capo:rev-after=$b"; exit 0; fi
+if [ "$b" = "$t" ]; then
+  echo "::capo:rev-after=$b"
+  if [ -n "$installer" ]; then modules_state "$(pwd)" "$installer"; fi
+  exit 0
+fi
 if [ -n "$b" ] && git merge-base --is-ancestor "$t" "$b"; then
   echo '::capo:ahead=1'
   echo "::capo:rev-after=$b"
@@ -32,5 +38,7 @@ rc=$?
 echo "::capo:rev-after=$(git rev-parse --verify -q HEAD)"
 if [ "$rc" -ne 0 ]; then
   git status --porcelain 2>/dev/null | head -n 20 | sed 's/^/::capo:dirty=/'
+elif [ -n "$installer" ]; then
+  modules_state "$(pwd)" "$installer"
 fi
 exit "$rc"

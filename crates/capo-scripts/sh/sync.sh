@@ -1,9 +1,12 @@
 #!/bin/sh
 # capo-sync: `git pull --ff-only REMOTE BRANCH` in a checkout, recording HEAD around it.
 #
-# Usage:   sh sync.sh REPO_DIR REMOTE BRANCH [HOLDER]     e.g. sh sync.sh /srv/puppet origin main
+# Usage:   sh sync.sh REPO_DIR REMOTE BRANCH [HOLDER [INSTALLER]]
+#          e.g. sh sync.sh /srv/puppet origin main '' r10k
 # HOLDER: who runs it, written into capo.lock.step while the step lives (see lock.sh);
-# without it no step lock is taken.
+# without it (or empty) no step lock is taken. INSTALLER: the `puppetfile` setting (r10k,
+# g10k or ignore); with it, a pull that succeeds says whether the Puppetfile's modules need
+# installing (modules=none|current|stale, see modules_state in lib-step.sh).
 # Markers: fail=no-repo-dir | fail=not-a-repo (exit 1), rev-before=SHA, rev-after=SHA, and
 #          when the pull fails: dirty=LINE (git status --porcelain, at most 20),
 #          local-only=N, remote-only=N (commits on either side of FETCH_HEAD).
@@ -13,7 +16,7 @@
 
 command -v step_lock >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
 
-repo=$1 remote=$2 branch=$3 holder=${4-}
+repo=$1 remote=$2 branch=$3 holder=${4-} installer=${5-}
 step_lock "$repo" "$holder"
 cd -- "$repo" 2>/dev/null || { echo '::capo:fail=no-repo-dir'; exit 1; }
 at_top || { echo '::capo:fail=not-a-repo'; exit 1; }
@@ -25,5 +28,7 @@ if [ "$rc" -ne 0 ]; then
   git status --porcelain 2>/dev/null | head -n 20 | sed 's/^/::capo:dirty=/'
   echo "::capo:local-only=$(git rev-list --count FETCH_HEAD..HEAD 2>/dev/null)"
   echo "::capo:remote-only=$(git rev-list --count HEAD..FETCH_HEAD 2>/dev/null)"
+elif [ -n "$installer" ]; then
+  modules_state "$(pwd)" "$installer"
 fi
 exit "$rc"

@@ -41,14 +41,16 @@ pub const WRAP: &str = include_str!("../sh/wrap.sh");
 pub enum Script {
     /// `lock.sh REPO_DIR HOLDER`: holds the host's lock while stdin stays open.
     Lock,
-    /// `sync.sh REPO_DIR REMOTE BRANCH [HOLDER]`: `git pull --ff-only`.
+    /// `sync.sh REPO_DIR REMOTE BRANCH [HOLDER [INSTALLER]]`: `git pull --ff-only`.
     Sync,
-    /// `sync-rev.sh REPO_DIR REMOTE REV [HOLDER]`: fetch and fast-forward to REV.
+    /// `sync-rev.sh REPO_DIR REMOTE REV [HOLDER [INSTALLER]]`: fetch and fast-forward to REV.
     SyncRev,
+    /// `modules.sh REPO_DIR INSTALLER [HOLDER]`: install the Puppetfile's modules.
+    Modules,
     /// `apply.sh REPO_DIR HOLDER PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME SHOW_DIFF [ARG...]`.
     Apply,
-    /// `plan.sh REPO_DIR REMOTE BRANCH REV PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME SHOW_DIFF
-    /// [ARG...]`.
+    /// `plan.sh REPO_DIR REMOTE BRANCH REV INSTALLER PUPPET ENVIRONMENT MANIFEST MODULEPATH
+    /// CERTNAME SHOW_DIFF [ARG...]`.
     Plan,
     /// `capo exec -- CMD`: the user's command, run by `sh -c CMD`; no file of its own.
     Exec,
@@ -60,10 +62,11 @@ pub enum Script {
 
 impl Script {
     /// Every script.
-    pub const ALL: [Script; 8] = [
+    pub const ALL: [Script; 9] = [
         Script::Lock,
         Script::Sync,
         Script::SyncRev,
+        Script::Modules,
         Script::Apply,
         Script::Plan,
         Script::Exec,
@@ -78,6 +81,7 @@ impl Script {
             Script::Lock => "capo-lock",
             Script::Sync => "capo-sync",
             Script::SyncRev => "capo-sync-rev",
+            Script::Modules => "capo-modules",
             Script::Apply => "capo-apply",
             Script::Plan => "capo-plan",
             Script::Exec => "capo-exec",
@@ -98,6 +102,7 @@ impl Script {
             Script::Lock => ("lock.sh", include_str!("../sh/lock.sh")),
             Script::Sync => ("sync.sh", include_str!("../sh/sync.sh")),
             Script::SyncRev => ("sync-rev.sh", include_str!("../sh/sync-rev.sh")),
+            Script::Modules => ("modules.sh", include_str!("../sh/modules.sh")),
             Script::Apply => ("apply.sh", include_str!("../sh/apply.sh")),
             Script::Plan => ("plan.sh", include_str!("../sh/plan.sh")),
             Script::Collect => ("collect.sh", include_str!("../sh/collect.sh")),
@@ -109,9 +114,12 @@ impl Script {
     /// The library the script needs in front of it.
     fn lib(self) -> Option<&'static str> {
         match self {
-            Script::Lock | Script::Sync | Script::SyncRev | Script::Apply | Script::Plan => {
-                Some(LIB_STEP)
-            }
+            Script::Lock
+            | Script::Sync
+            | Script::SyncRev
+            | Script::Modules
+            | Script::Apply
+            | Script::Plan => Some(LIB_STEP),
             Script::Kill => Some(LIB_PROC),
             Script::Collect | Script::Exec => None,
         }

@@ -334,6 +334,7 @@ fn sync_rev_and_plan_find_the_target_and_say_ahead() {
                     "origin".into(),
                     "main".into(),
                     rev.into(),
+                    "r10k".into(),
                     path(&puppet),
                     "production".into(),
                     "site.pp".into(),
@@ -690,5 +691,201 @@ fn apply_leaves_manifest_modulepath_and_config_version_to_environment_conf() {
         .expect("write");
         let (words, _) = apply("", "");
         assert_eq!(words, "", "{shell}");
+    });
+}
+
+/// A module repository (bare, at `root/forge/motd.git`) with tags v1.0.0 and v2.0.0, whose
+/// metadata.json says its version.
+fn forge(root: &Path) -> PathBuf {
+    let src = root.join("motd-src");
+    std::fs::create_dir_all(src.join("manifests")).expect("mkdir");
+    git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(src.join("manifests/init.pp"), "class motd {}\n").expect("write");
+    for v in ["1.0.0", "2.0.0"] {
+        std::fs::write(
+            src.join("metadata.json"),
+            format!("{{\"version\": \"{v}\"}}\n"),
+        )
+        .expect("write");
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-q", "-m", v]);
+        git(&src, &["tag", &format!("v{v}")]);
+    }
+    let bare = root.join("forge/motd.git");
+    git(root, &["clone", "-q", "--bare", &path(&src), &path(&bare)]);
+    bare
+}
+
+fn installed_version(moduledir: &Path) -> String {
+    std::fs::read_to_string(moduledir.join("motd/metadata.json")).unwrap_or_default()
+}
+
+/// Every installer capo supports (r10k, g10k): one not installed fails CI, as a shell does.
+fn each_installer(mut test: impl FnMut(&str)) {
+    for installer in ["r10k", "g10k"] {
+        if which(installer).is_none() {
+            skip(installer);
+            continue;
+        }
+        test(installer);
+    }
+}
+
+#[test]
+fn modules_are_installed_once_per_puppetfile_and_planned_in_the_copy() {
+    each_installer(|installer| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bare = forge(dir.path());
+        let (origin, clone) = repos(dir.path());
+        let puppetfile = |tag: &str| {
+            std::fs::write(
+                origin.join("Puppetfile"),
+                format!(
+                    "mod 'motd',\n  :git => '{}',\n  :tag => '{tag}'\n",
+                    path(&bare)
+                ),
+            )
+            .expect("write");
+            std::fs::write(origin.join(".gitignore"), "/modules/\n").expect("write");
+            git(&origin, &["add", "-A"]);
+            git(&origin, &["commit", "-q", "-m", tag]);
+        };
+        let t = Duration::from_secs(60);
+        let sh = sh_dir("dash").or_else(|| sh_dir("bash")).expect("a sh");
+        let run = |call: &Call| {
+            command("sh", sh.path(), &call.command_line())
+                .stdin(Stdio::null())
+                .output()
+                .expect("run")
+        };
+        let sync = |inst: &str| {
+            let out = run(&Call::step(
+                Script::Sync,
+                [
+                    path(&clone),
+                    "origin".into(),
+                    "main".into(),
+                    String::new(),
+                    inst.into(),
+                ],
+                t,
+            ));
+            assert_eq!(out.status.code(), Some(0), "{installer}: {out:?}");
+            Marks::parse(&out.stdout).get("modules").map(str::to_string)
+        };
+        let modules = || {
+            run(&Call::step(
+                Script::Modules,
+                [path(&clone), installer.into(), "run A".into()],
+                t,
+            ))
+        };
+        let plan = || {
+            run(&Call::step(
+                Script::Plan,
+                [
+                    path(&clone),
+                    "origin".into(),
+                    "main".into(),
+                    String::new(),
+                    installer.into(),
+                    "true".into(),
+                    "production".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    "0".into(),
+                ],
+                t,
+            ))
+        };
+        let moduledir = clone.join("modules");
+
+        // No Puppetfile: nothing to do; `ignore`: nothing either.
+        assert_eq!(sync(installer).as_deref(), Some("none"), "{installer}");
+        puppetfile("v1.0.0");
+        assert_eq!(sync("ignore").as_deref(), Some("none"), "{installer}");
+        // A Puppetfile never installed from: stale, then installed and recorded.
+        assert_eq!(sync(installer).as_deref(), Some("stale"), "{installer}");
+        let out = modules();
+        assert_eq!(out.status.code(), Some(0), "{installer}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("modules"), Some("installed"));
+        assert_eq!(marks.get("module-count"), Some("1"), "{installer}: {out:?}");
+        assert!(
+            installed_version(&moduledir).contains("1.0.0"),
+            "{installer}"
+        );
+        assert_eq!(sync(installer).as_deref(), Some("current"), "{installer}");
+        // The other installer did not install them: stale for it.
+        let other = if installer == "r10k" { "g10k" } else { "r10k" };
+        assert_eq!(sync(other).as_deref(), Some("stale"), "{installer}");
+        // A module gone: stale again.
+        std::fs::remove_dir_all(moduledir.join("motd")).expect("rm");
+        assert_eq!(sync(installer).as_deref(), Some("stale"), "{installer}");
+        assert_eq!(modules().status.code(), Some(0), "{installer}");
+
+        // A plan of an unchanged Puppetfile copies the checkout's modules.
+        let out = plan();
+        assert_eq!(out.status.code(), Some(0), "{installer}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("modules"), Some("copied"), "{installer}: {out:?}");
+        let r = PathBuf::from(marks.get("results").expect("results"));
+        assert!(installed_version(&r.join("code/modules")).contains("1.0.0"));
+        let _ = std::fs::remove_dir_all(&r);
+
+        // The Puppetfile moves to v2.0.0: the plan installs it into its copy, and the
+        // checkout's modules stay as they are.
+        puppetfile("v2.0.0");
+        let out = plan();
+        assert_eq!(out.status.code(), Some(0), "{installer}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(
+            marks.get("modules"),
+            Some("installed"),
+            "{installer}: {out:?}"
+        );
+        let r = PathBuf::from(marks.get("results").expect("results"));
+        assert!(installed_version(&r.join("code/modules")).contains("2.0.0"));
+        let _ = std::fs::remove_dir_all(&r);
+        assert!(
+            installed_version(&moduledir).contains("1.0.0"),
+            "{installer}"
+        );
+        // The rollout's sync finds them stale and the modules step installs v2.0.0.
+        assert_eq!(sync(installer).as_deref(), Some("stale"), "{installer}");
+        assert_eq!(modules().status.code(), Some(0), "{installer}");
+        assert!(
+            installed_version(&moduledir).contains("2.0.0"),
+            "{installer}"
+        );
+
+        // A ref that does not exist: the installer fails, the step says so, the plan too.
+        puppetfile("v9.9.9");
+        let out = plan();
+        assert_eq!(out.status.code(), Some(1), "{installer}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("fail"), Some("modules"), "{installer}: {out:?}");
+        if let Some(r) = marks.get("results") {
+            let _ = std::fs::remove_dir_all(r);
+        }
+        assert_eq!(sync(installer).as_deref(), Some("stale"), "{installer}");
+        let out = modules();
+        assert_ne!(out.status.code(), Some(0), "{installer}: {out:?}");
+        assert_eq!(Marks::parse(&out.stdout).get("modules"), None);
+        // Not recorded: the next sync still finds them stale.
+        assert_eq!(sync(installer).as_deref(), Some("stale"), "{installer}");
+
+        // An installer that is not there says so, with the host's package manager.
+        let out = run(&Call::step(
+            Script::Modules,
+            [path(&clone), "no-such-installer".into()],
+            t,
+        ));
+        assert_eq!(out.status.code(), Some(127), "{installer}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("fail"), Some("no-installer"));
+        assert_eq!(marks.get("installer"), Some("no-such-installer"));
+        assert!(marks.get("pkg").is_some());
     });
 }

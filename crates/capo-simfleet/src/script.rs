@@ -102,6 +102,9 @@ pub fn classify(command: &str) -> Kind {
             return Kind::Collect { plan };
         }
         Script::Kill => return Kind::Kill,
+        // The simulated checkout has no Puppetfile (its sync never says `modules=stale`), so
+        // capo never sends this; played as a plain command line if it ever comes.
+        Script::Modules => return Kind::Raw(command.to_string()),
         Script::Sync => Step::Sync {
             remote: arg(1),
             branch: arg(2),
@@ -112,7 +115,7 @@ pub fn classify(command: &str) -> Kind {
         },
         Script::Plan => Step::Plan {
             rev: Some(arg(3)).filter(|r| !r.is_empty()),
-            show_diff: arg(9) == "1",
+            show_diff: arg(10) == "1",
         },
         Script::Exec => Step::Exec(arg(0)),
     };

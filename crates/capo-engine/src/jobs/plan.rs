@@ -40,6 +40,7 @@ impl Job for Plan<'_> {
             &String::from_utf8_lossy(&record.stderr_tail),
             &String::from_utf8_lossy(&record.stdout_tail),
         );
+        let stdout = String::from_utf8_lossy(&record.stdout_tail).into_owned();
         let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
         let exit_code = record.exit_code;
         run.finished(record).await;
@@ -49,7 +50,14 @@ impl Job for Plan<'_> {
         let missing = steps::missing_puppet(&settings, &marks);
         match end {
             StepEnd::Exited(0) if marks.get("ahead").is_some() => (HostStatus::Ahead, None),
-            // Failures before Puppet ran are about getting to the target.
+            // Puppet did not run: the target's modules could not be put in its copy.
+            StepEnd::Exited(code) if code != 0 && steps::modules_failed(&marks) => (
+                HostStatus::Failed,
+                Some(steps::classify_modules_failure(
+                    &settings, &marks, &stdout, &stderr,
+                )),
+            ),
+            // Other failures before Puppet ran are about getting to the target.
             StepEnd::Exited(code)
                 if code != 0 && missing.is_none() && marks.get("fail").is_some() =>
             {

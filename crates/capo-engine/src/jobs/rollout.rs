@@ -8,8 +8,9 @@ use crate::host::{HostRun, StepEnd, Verdict};
 use crate::outcome::{classify_apply, puppet_hint, HostStatus};
 use crate::steps;
 
-/// Sync (`git pull --ff-only`, or fast-forward to `rev`), then apply; a failed sync means
-/// apply does not run.
+/// Sync (`git pull --ff-only`, or fast-forward to `rev`), then the Puppetfile's modules when
+/// the sync says they are stale, then apply; a failed sync or modules step means apply does
+/// not run.
 pub(super) struct Rollout<'a> {
     /// `--rev`: an exact commit, tag or branch; None for what `git pull` brings.
     pub rev: Option<&'a str>,
@@ -53,6 +54,26 @@ impl Job for Rollout<'_> {
                 )
             }
             other => return other.verdict(&sync),
+        }
+
+        if steps::modules_stale(&marks) {
+            let modules = steps::modules(&settings, &holder, deadline);
+            let (record, end, marks) = run.run_step(session, &modules).await;
+            let stdout = String::from_utf8_lossy(&record.stdout_tail).into_owned();
+            let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
+            run.finished(record).await;
+            match end {
+                StepEnd::Exited(0) => {}
+                StepEnd::Exited(_) => {
+                    return (
+                        HostStatus::Failed,
+                        Some(steps::classify_modules_failure(
+                            &settings, &marks, &stdout, &stderr,
+                        )),
+                    )
+                }
+                other => return other.verdict(&modules),
+            }
         }
 
         let apply = steps::apply(&settings, &holder, deadline, run.opts.show_diff);

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use capo_inventory::Settings;
+use capo_inventory::{Puppetfile, Settings};
 use capo_scripts::{Call, Script};
 
 use crate::outcome::{last_line, ErrorKind, HostError, MissingPuppet, StepName};
@@ -53,8 +53,9 @@ pub fn lock(settings: &Settings, holder: &str) -> String {
 }
 
 /// The sync step (`capo-sync`): `git pull --ff-only REMOTE BRANCH` in `repo_dir`, recording
-/// HEAD around it, and on failure what blocked it (local changes, diverged history).
-/// `holder` is written into the step lock; empty (`lock = false`): no step lock.
+/// HEAD around it, and on failure what blocked it (local changes, diverged history); on
+/// success, whether the Puppetfile's modules need installing (`modules=stale`, see
+/// [`modules`]). `holder` is written into the step lock; empty (`lock = false`): no step lock.
 pub fn sync(settings: &Settings, holder: &str, deadline: Duration) -> Step {
     let display = join([
         "git",
@@ -70,10 +71,105 @@ pub fn sync(settings: &Settings, holder: &str, deadline: Duration) -> Step {
             &settings.remote,
             &settings.branch,
             holder,
+            settings.puppetfile.as_str(),
         ],
         deadline,
     );
     Step::new(StepName::Sync, display, call)
+}
+
+/// Whether a sync that succeeded said the checkout's Puppetfile modules must be installed
+/// (a Puppetfile other than the one they were last installed from, or some of them gone).
+pub fn modules_stale(marks: &Marks) -> bool {
+    marks.get("modules") == Some("stale")
+}
+
+/// The modules step (`capo-modules`): the checkout's Puppetfile modules installed by the
+/// `puppetfile` setting's installer, in `repo_dir`, and recorded for the next sync.
+pub fn modules(settings: &Settings, holder: &str, deadline: Duration) -> Step {
+    let display = match settings.puppetfile {
+        Puppetfile::G10k => "g10k -puppetfile".to_string(),
+        _ => "r10k puppetfile install".to_string(),
+    };
+    let call = Call::step(
+        Script::Modules,
+        [
+            settings.repo_dir.as_str(),
+            settings.puppetfile.as_str(),
+            holder,
+        ],
+        deadline,
+    );
+    Step::new(StepName::Modules, display, call)
+}
+
+/// Whether a step's markers say the modules could not be put in place (the modules step, or
+/// a plan's copy of the target).
+pub fn modules_failed(marks: &Marks) -> bool {
+    matches!(
+        marks.get("fail"),
+        Some("modules" | "no-installer" | "modules-outside")
+    )
+}
+
+/// The installer's own error in `text`: its last `ERROR -> ...` line (r10k) without the
+/// level, or its last line starting with `Error` or `Failed` (g10k).
+fn installer_error(text: &str) -> Option<&str> {
+    let line =
+        text.lines().rev().map(str::trim).find(|l| {
+            l.starts_with("ERROR") || l.starts_with("Error") || l.starts_with("Failed")
+        })?;
+    Some(match line.split_once("-> ") {
+        Some((_, rest)) if line.starts_with("ERROR") => rest.trim(),
+        _ => line,
+    })
+}
+
+/// Explains in one line why the Puppetfile's modules could not be put in place: no
+/// installer on the host (with the command that installs it), a Puppetfile `moduledir`
+/// outside a plan's copy, or the installer's own error (its last `ERROR` line, or its last
+/// line).
+pub fn classify_modules_failure(
+    settings: &Settings,
+    marks: &Marks,
+    stdout: &str,
+    stderr: &str,
+) -> HostError {
+    let installer = marks
+        .get("installer")
+        .unwrap_or(settings.puppetfile.as_str());
+    let message = match marks.get("fail") {
+        Some("no-installer") => {
+            let how = match (marks.get("pkg"), installer) {
+                (Some("apt"), name) => format!("apt-get install {name}"),
+                (Some(pkg @ ("dnf" | "yum" | "zypper")), "g10k") => {
+                    format!("download it from https://github.com/xorpaul/g10k/releases ({pkg} has no package)")
+                }
+                (_, "g10k") => "download it from https://github.com/xorpaul/g10k/releases".to_string(),
+                _ => "gem install r10k".to_string(),
+            };
+            format!(
+                "{installer} not found on host, and the checkout has a Puppetfile; install it ({how}) or set puppetfile = \"ignore\""
+            )
+        }
+        Some("modules-outside") => format!(
+            "the Puppetfile's moduledir {} is outside the checkout: capo plan cannot install its modules without touching the host",
+            marks.get("moduledir").unwrap_or("?")
+        ),
+        _ => {
+            let why = installer_error(stderr)
+                .or_else(|| installer_error(stdout))
+                .or_else(|| last_line(stderr))
+                .or_else(|| last_line(stdout))
+                .unwrap_or("no output");
+            let command = match installer {
+                "g10k" => "g10k -puppetfile",
+                _ => "r10k puppetfile install",
+            };
+            format!("{command} failed: {why}")
+        }
+    };
+    HostError::new(ErrorKind::Modules, message)
 }
 
 /// One piece of a shell word: literal text, or the checkout's root directory (which is
@@ -380,14 +476,15 @@ mod tests {
                 "/etc/puppetlabs/code/capo",
                 "origin",
                 "main;touch /tmp/pwned",
-                "h"
+                "h",
+                "r10k"
             ]
         );
         assert_eq!(step.call.deadline, Some(Duration::from_secs(5)));
         // What the .cmd log of a failed sync holds: readable, and runnable by hand.
         let readable = step.call.readable();
         assert!(readable
-            .contains("set -- /etc/puppetlabs/code/capo origin 'main;touch /tmp/pwned' h\n"));
+            .contains("set -- /etc/puppetlabs/code/capo origin 'main;touch /tmp/pwned' h r10k\n"));
         assert!(readable.contains("git pull --ff-only \"$remote\" \"$branch\""));
     }
 
@@ -540,5 +637,74 @@ mod tests {
             err.message,
             "checkout in /srv/puppet has diverged from origin/main: 1 local commit not on origin, 2 new on it; capo never merges or resets, reconcile the checkout by hand"
         );
+    }
+
+    #[test]
+    fn a_missing_installer_says_how_to_install_it() {
+        let err = |settings_text: &str, out: &[u8]| {
+            classify_modules_failure(&settings(settings_text), &Marks::parse(out), "", "")
+        };
+        let e = err(
+            "",
+            b"::capo:fail=no-installer\n::capo:installer=r10k\n::capo:pkg=apt\n",
+        );
+        assert_eq!(e.kind, ErrorKind::Modules);
+        assert_eq!(
+            e.message,
+            "r10k not found on host, and the checkout has a Puppetfile; install it (apt-get install r10k) or set puppetfile = \"ignore\""
+        );
+        let e = err(
+            "puppetfile = \"r10k\"",
+            b"::capo:fail=no-installer\n::capo:installer=r10k\n::capo:pkg=dnf\n",
+        );
+        assert!(e.message.contains("(gem install r10k)"), "{}", e.message);
+        let e = err(
+            "puppetfile = \"g10k\"",
+            b"::capo:fail=no-installer\n::capo:installer=g10k\n::capo:pkg=\n",
+        );
+        assert!(
+            e.message.starts_with(
+                "g10k not found on host, and the checkout has a Puppetfile; install it (download it from https://github.com/xorpaul/g10k/releases)"
+            ),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn an_installer_failure_names_its_error_line() {
+        let marks = Marks::parse(b"::capo:fail=modules\n");
+        // r10k's own words for a ref that does not exist (r10k 3.15).
+        let r10k = "ERROR\t -> Error during concurrent deploy of a module: Unable to manage Puppetfile content 'motd': Could not resolve desired ref 'v9.9.9' and no default provided\n\
+                    ERROR\t -> Unable to manage Puppetfile content 'motd': Could not resolve desired ref 'v9.9.9' and no default provided\n";
+        let e = classify_modules_failure(&settings(""), &marks, "", r10k);
+        assert_eq!(e.kind, ErrorKind::Modules);
+        assert_eq!(
+            e.message,
+            "r10k puppetfile install failed: Unable to manage Puppetfile content 'motd': Could not resolve desired ref 'v9.9.9' and no default provided"
+        );
+        let g10k = "Failed to resolve git module 'motd' with repository /srv/forge/motd.git and branch/reference 'v9.9.9'\n";
+        let e = classify_modules_failure(&settings("puppetfile = \"g10k\""), &marks, g10k, "");
+        assert_eq!(
+            e.message,
+            "g10k -puppetfile failed: Failed to resolve git module 'motd' with repository /srv/forge/motd.git and branch/reference 'v9.9.9'"
+        );
+        let e = classify_modules_failure(&settings(""), &marks, "", "");
+        assert_eq!(e.message, "r10k puppetfile install failed: no output");
+    }
+
+    #[test]
+    fn modules_run_only_when_the_sync_says_stale() {
+        let marks = |text: &[u8]| Marks::parse(text);
+        assert!(modules_stale(&marks(b"::capo:modules=stale\n")));
+        assert!(!modules_stale(&marks(b"::capo:modules=current\n")));
+        assert!(!modules_stale(&marks(b"::capo:modules=none\n")));
+        assert!(!modules_stale(&marks(b"")));
+        let s = settings("repo_dir = \"/srv/puppet\"\npuppetfile = \"g10k\"");
+        let step = modules(&s, "h", Duration::from_secs(5));
+        assert_eq!(step.name, StepName::Modules);
+        assert_eq!(step.display, "g10k -puppetfile");
+        assert_eq!(step.call.args, ["/srv/puppet", "g10k", "h"]);
+        assert_eq!(Call::parse(&step.script), Some(step.call));
     }
 }

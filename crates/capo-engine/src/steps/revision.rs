@@ -16,7 +16,13 @@ use capo_scripts::join;
 pub fn sync_to_rev(settings: &Settings, rev: &str, holder: &str, deadline: Duration) -> Step {
     let call = Call::step(
         Script::SyncRev,
-        [settings.repo_dir.as_str(), &settings.remote, rev, holder],
+        [
+            settings.repo_dir.as_str(),
+            &settings.remote,
+            rev,
+            holder,
+            settings.puppetfile.as_str(),
+        ],
         deadline,
     );
     let display = format!(
@@ -39,6 +45,7 @@ pub fn plan(settings: &Settings, rev: Option<&str>, deadline: Duration, show_dif
         settings.remote.clone(),
         settings.branch.clone(),
         rev.unwrap_or_default().to_string(),
+        settings.puppetfile.as_str().to_string(),
     ];
     args.extend(puppet_args(settings, show_diff));
     Step::new(

@@ -1,4 +1,4 @@
-# A stand-in for a vendored public module: writes a message of the day.
+# A stand-in for a public module, installed from the Puppetfile: writes a message of the day.
 class motd (
   String $message = 'Welcome',
 ) {
