@@ -219,3 +219,46 @@ fn a_puppetfile_ref_that_does_not_exist_fails_every_host_before_puppet_runs() {
     let again = run::rollout(&fleet, &[]);
     assert_eq!(step_names(&again, "host01"), ["sync", "modules"]);
 }
+
+#[test]
+fn a_host_without_the_installer_fails_with_the_command_that_installs_it() {
+    let fleet = Fleet::up_with_repo(3, "rolesprofiles");
+    // host02 has no r10k: hide it (a mount inside host02's own mount namespace).
+    run::on_host(&fleet, "host02", "mount --bind /dev/null /usr/bin/r10k");
+    let r = run::rollout(&fleet, &[]);
+    assert_eq!(r.code, 1, "{}", r.dump());
+    assert_eq!(
+        r.statuses(),
+        run::pairs(&[
+            ("host01", "changed"),
+            ("host02", "failed"),
+            ("host03", "changed"),
+        ]),
+        "{}",
+        r.dump()
+    );
+    assert_eq!(
+        r.error("host02"),
+        (
+            "modules".to_string(),
+            "r10k not found on host, and the checkout has a Puppetfile; install it \
+             (apt-get install r10k) or set puppetfile = \"ignore\""
+                .to_string()
+        )
+    );
+    assert_eq!(step_names(&r, "host02"), ["sync", "modules"]);
+    assert!(!fleet.managed_path("host02", "motd").exists());
+
+    // The other installer, set in the inventory, puts the same modules there.
+    let inventory = run::inventory_with(&fleet, &[("puppetfile", "\"g10k\"")]);
+    let r = run::rollout(&fleet, &["-i", run::path_arg(&inventory), "-l", "host02"]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    assert_eq!(r.statuses(), run::pairs(&[("host02", "changed")]));
+    let modules = &r.host("host02")["steps"][1];
+    assert_eq!(modules["command"], "g10k -puppetfile", "{}", r.dump());
+    assert_eq!(installed(&fleet, "host02"), "1.0.0");
+    assert_eq!(
+        motd(&fleet, "host02"),
+        "Managed by Puppet (capo roles/profiles fleet)\n"
+    );
+}
