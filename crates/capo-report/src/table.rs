@@ -164,6 +164,7 @@ pub fn render(report: &Report, view: &View) -> String {
             Line {
                 cells: [name, c.status, c.revision, duration, c.reason],
                 config: c.config,
+                hosts: row.hosts,
             }
         })
         .collect();
@@ -203,13 +204,19 @@ struct RowCells {
 struct Line {
     cells: [String; 5],
     config: Option<String>,
+    /// The row's hosts, to cut a folded row's host set again when the table needs room.
+    hosts: Vec<String>,
 }
 
 /// A folded row's host set, in range notation; when that takes more than a third of `width`
 /// (names that do not fold into ranges), cut with `…` and followed by the host count.
 fn host_set(hosts: &[String], width: usize) -> String {
+    host_set_in(hosts, (width / 3).max(MIN_HOST_SET))
+}
+
+/// A folded row's host set in at most `room` columns (unless the count alone takes more).
+fn host_set_in(hosts: &[String], room: usize) -> String {
     let folded = sanitize::line(&fold_to_string(hosts));
-    let room = (width / 3).max(MIN_HOST_SET);
     if folded.width() <= room {
         return folded;
     }
@@ -217,10 +224,11 @@ fn host_set(hosts: &[String], width: usize) -> String {
     format!("{}{count}", cut(&folded, room.saturating_sub(count.len())))
 }
 
-/// The table of `rows` in at most `width` columns: the reasons are cut to what the other
-/// columns leave (the full text is in `problems:`, the report and the logs). A config
-/// version is cut first, to what is left with the reasons at [`MIN_REASON`] (and at most
-/// [`MAX_CONFIG`]), down to a bare `…` that still says there is one.
+/// The table of `rows` in at most `width` columns. What gives way when it does not fit, in
+/// this order: the reasons, cut down to [`MIN_REASON`] (the full text is in `problems:`, the
+/// report and the logs); folded host sets, cut down to [`MIN_HOST_SET`] (they keep their host
+/// count); config versions, cut from [`MAX_CONFIG`] down to a bare `…` that still says there
+/// is one (they are nowhere else on the terminal, so they go last).
 fn host_table(mut rows: Vec<Line>, width: usize) -> String {
     // Each column has a border and one space either side; the last border closes the row.
     let frame = 1 + 3 * HEADER.len();
@@ -231,6 +239,32 @@ fn host_table(mut rows: Vec<Line>, width: usize) -> String {
             .max()
             .unwrap_or(0)
     };
+    let revision_wanted = rows
+        .iter()
+        .map(|r| {
+            let config = r
+                .config
+                .as_ref()
+                .map_or(0, |c| CONFIG_FRAME + c.width().min(MAX_CONFIG));
+            r.cells[2].width() + config
+        })
+        .chain([HEADER[2].width()])
+        .max()
+        .unwrap_or(0);
+    let wanted = frame
+        + [0, 1, 3].iter().map(|i| column(&rows, *i)).sum::<usize>()
+        + revision_wanted
+        + MIN_REASON;
+    if wanted > width {
+        let room = column(&rows, 0)
+            .saturating_sub(wanted - width)
+            .max(MIN_HOST_SET);
+        for row in rows.iter_mut().filter(|r| r.hosts.len() > 1) {
+            if row.cells[0].width() > room {
+                row.cells[0] = host_set_in(&row.hosts, room);
+            }
+        }
+    }
     let fixed: usize = [0, 1, 3].iter().map(|i| column(&rows, *i)).sum();
     let revision_room = width.saturating_sub(frame + fixed + MIN_REASON);
     for row in &mut rows {
@@ -796,6 +830,45 @@ mod tests {
                 "│ web[041-050] ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config xxxxxxxxxxxxxxxxxxxxxxx…) ┆ max 1.2s ┆        │",
                 "│ web[051-060] ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config xxxxxxxxxxxxxxxxxxxxxxx…) ┆ max 1.2s ┆        │",
             ]
+        );
+    }
+
+    #[test]
+    fn folded_host_sets_make_room_for_config_versions() {
+        let names: Vec<String> = (1..=60).map(|i| format!("sim{i:05}")).collect();
+        let hosts: Vec<(&str, &str, Option<&str>)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| match i + 1 {
+                20 | 40 | 60 => (n.as_str(), "failed", Some("puppet apply failed (exit 6)")),
+                _ => (n.as_str(), "changed", None),
+            })
+            .collect();
+        let mut report = rollout(&hosts);
+        for host in &mut report.hosts {
+            set_config(host, "2024.12");
+        }
+        let view = |width| View {
+            width,
+            ..View::default()
+        };
+        let out = render(&report, &view(100));
+        let table = table_lines(&out);
+        assert_eq!(
+            table[3],
+            "│ sim[00001-00… (57 hosts) ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config 2024…) ┆ max 1.2s ┆              │",
+            "{out}"
+        );
+        for line in &table {
+            assert!(line.width() <= 100, "{line}");
+        }
+        // With room, the host set keeps its third of the width and the config version is whole.
+        let out = render(&report, &view(120));
+        assert!(
+            table_lines(&out)[3].starts_with(
+                "│ sim[00001-00019,00021-00039,00041-00059] ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config 2024.12) ┆"
+            ),
+            "{out}"
         );
     }
 
