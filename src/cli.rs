@@ -127,8 +127,8 @@ pub struct RunArgs {
     pub changes: ChangesView,
 
     /// The table's rows: with more than 50 hosts, `auto` folds hosts that share status,
-    /// revision change and reason into one row per host set (a failed, unreachable or
-    /// cancelled host keeps its own row); `full` shows one row per host.
+    /// revision change, config version and reason into one row per host set (a failed,
+    /// unreachable or cancelled host keeps its own row); `full` shows one row per host.
     #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
     pub table: TableRows,
 

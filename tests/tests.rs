@@ -1,6 +1,7 @@
 //! The integration tests: one binary (as ripgrep's `tests/tests.rs`) that runs the real `capo`
 //! binary against real local fleets (`tests/fleet/fleet.sh`: OpenSSH sshd, git, Puppet). Needs root.
 //! Each module is one area; `common` holds the fleet harness wrapper and shared helpers.
+//! `sim_table` alone needs no root: it runs `capo` against a simulated fleet it serves itself.
 
 mod common;
 
@@ -20,3 +21,4 @@ mod puppetfile;
 mod revisions;
 mod rollout;
 mod security;
+mod sim_table;

@@ -58,7 +58,7 @@ pub fn to_markdown(report: &Report) -> String {
                 "| {} | {} | {} | {} |\n",
                 code(&h.name, true),
                 text(h.status.as_str()),
-                code(&table::host_revision(report, h), true),
+                code(&table::host_revision_and_config(report, h), true),
                 code(&reason, true),
             ));
         }
@@ -422,6 +422,34 @@ revisions: 1 at 77b0e41, 2 at 3f2a1c9, 1 unknown
             .next()
             .unwrap_or_default()
             .to_string()
+    }
+
+    #[test]
+    fn a_config_version_shows_when_it_is_not_the_commit() {
+        let config = |h: HostReport, v: &str| {
+            let mut h = motd_changed(h);
+            if let Some(p) = h.puppet.as_mut() {
+                p.config_version = Some(v.into());
+            }
+            h
+        };
+        let md = to_markdown(&report(vec![
+            config(host("web01", HostStatus::Changed, None), "2024.12|b"),
+            config(host("web02", HostStatus::Changed, None), NEW),
+            config(host("web03", HostStatus::Changed, None), &NEW[..7]),
+        ]));
+        assert!(
+            md.contains("| `web01` | changed | `3f2a1c9 -> 77b0e41 (config 2024.12\\|b)` |  |\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `web02` | changed | `3f2a1c9 -> 77b0e41` |  |\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `web03` | changed | `3f2a1c9 -> 77b0e41` |  |\n"),
+            "{md}"
+        );
     }
 
     #[test]

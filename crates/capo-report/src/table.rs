@@ -25,6 +25,17 @@ const MIN_REASON: usize = 12;
 /// A folded row's host set is never cut narrower than this.
 const MIN_HOST_SET: usize = 24;
 
+/// A config version shown in the REVISION cell is cut to at most this many columns, so that a
+/// long one (another repo's full sha, a `git describe`) does not take the reasons' room.
+const MAX_CONFIG: usize = 24;
+
+/// What the REVISION cell adds around a config version: ` (config ` and `)`.
+const CONFIG_FRAME: usize = " (config )".len();
+
+/// The shortest commit id git abbreviates to: a config version this long or longer that starts
+/// the applied commit is taken for that commit (`git rev-parse --short HEAD`).
+const MIN_SHORT_SHA: usize = 4;
+
 /// How the table is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct View {
@@ -39,8 +50,9 @@ pub struct View {
 /// Whether the table has a row per host.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Rows {
-    /// Past [`FOLD_HOSTS`] hosts, hosts that share status, revision change and reason fold
-    /// into one row per host set; a failed, unreachable or cancelled host keeps its own row.
+    /// Past [`FOLD_HOSTS`] hosts, hosts that share status, revision change, config version
+    /// and reason fold into one row per host set; a failed, unreachable or cancelled host
+    /// keeps its own row.
     #[default]
     Auto,
     /// One row per host.
@@ -109,38 +121,51 @@ pub fn render(report: &Report, view: &View) -> String {
         return out;
     }
     let fold = view.rows == Rows::Auto && report.hosts.len() > FOLD_HOSTS;
-    // Each row's hosts, its status, revision and reason cells, and its duration: a folded
-    // row's duration is its slowest host's.
-    let mut rows: Vec<(Vec<String>, [String; 3], u64)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for h in &report.hosts {
         let reason = match (&h.error, h.locked) {
             (Some(e), _) => format!("{}: {}", e.kind, e.message),
             (None, Some(false)) => UNLOCKED.to_string(),
             (None, _) => String::new(),
         };
-        let cells = [
-            h.status.as_str().to_string(),
-            host_revision(report, h),
-            sanitize::line(&reason),
-        ];
+        let cells = RowCells {
+            status: h.status.as_str().to_string(),
+            revision: host_revision(report, h),
+            // Kept whole here so that hosts whose config versions differ only past the cut
+            // still get rows of their own.
+            config: config_version(report, h).map(sanitize::line),
+            reason: sanitize::line(&reason),
+        };
         let joins = fold && !h.status.is_failure();
-        match rows.iter_mut().find(|(_, c, _)| joins && *c == cells) {
-            Some((hosts, _, ms)) => {
-                hosts.push(h.name.clone());
-                *ms = (*ms).max(h.duration_ms);
+        match rows.iter_mut().find(|r| joins && r.cells == cells) {
+            Some(row) => {
+                row.hosts.push(h.name.clone());
+                row.ms = row.ms.max(h.duration_ms);
             }
-            None => rows.push((vec![h.name.clone()], cells, h.duration_ms)),
+            None => rows.push(Row {
+                hosts: vec![h.name.clone()],
+                cells,
+                ms: h.duration_ms,
+            }),
         }
     }
-    let rows: Vec<[String; 5]> = rows
+    let rows: Vec<Line> = rows
         .into_iter()
-        .map(|(hosts, [status, revision, reason], ms)| {
-            let (name, duration) = if hosts.len() == 1 {
-                (sanitize::line(&hosts[0]), seconds(ms))
+        .map(|row| {
+            let (name, duration) = if row.hosts.len() == 1 {
+                (sanitize::line(&row.hosts[0]), seconds(row.ms))
             } else {
-                (host_set(&hosts, view.width), format!("max {}", seconds(ms)))
+                (
+                    host_set(&row.hosts, view.width),
+                    format!("max {}", seconds(row.ms)),
+                )
             };
-            [name, status, revision, duration, reason]
+            let c = row.cells;
+            Line {
+                cells: [name, c.status, c.revision, duration, c.reason],
+                config: c.config,
+                hosts: row.hosts,
+            }
         })
         .collect();
     let mut out = host_table(rows, view.width);
@@ -156,11 +181,42 @@ pub fn render(report: &Report, view: &View) -> String {
     out
 }
 
+/// One row of the table before layout: its hosts (more than one when folded), what they
+/// share, and the slowest one's duration.
+struct Row {
+    hosts: Vec<String>,
+    cells: RowCells,
+    ms: u64,
+}
+
+/// What hosts must share to fold into one row.
+#[derive(PartialEq, Eq)]
+struct RowCells {
+    status: String,
+    revision: String,
+    /// A config version that is not the applied commit ([`config_version`]).
+    config: Option<String>,
+    reason: String,
+}
+
+/// A row ready for layout: HOST, STATUS, REVISION, DURATION and REASON, and the config
+/// version that joins the REVISION cell once the table knows how much room it has.
+struct Line {
+    cells: [String; 5],
+    config: Option<String>,
+    /// The row's hosts, to cut a folded row's host set again when the table needs room.
+    hosts: Vec<String>,
+}
+
 /// A folded row's host set, in range notation; when that takes more than a third of `width`
 /// (names that do not fold into ranges), cut with `…` and followed by the host count.
 fn host_set(hosts: &[String], width: usize) -> String {
+    host_set_in(hosts, (width / 3).max(MIN_HOST_SET))
+}
+
+/// A folded row's host set in at most `room` columns (unless the count alone takes more).
+fn host_set_in(hosts: &[String], room: usize) -> String {
     let folded = sanitize::line(&fold_to_string(hosts));
-    let room = (width / 3).max(MIN_HOST_SET);
     if folded.width() <= room {
         return folded;
     }
@@ -168,29 +224,68 @@ fn host_set(hosts: &[String], width: usize) -> String {
     format!("{}{count}", cut(&folded, room.saturating_sub(count.len())))
 }
 
-/// The table of `rows` in at most `width` columns: the reasons are cut to what the other
-/// columns leave (the full text is in `problems:`, the report and the logs).
-fn host_table(mut rows: Vec<[String; 5]>, width: usize) -> String {
+/// The table of `rows` in at most `width` columns. What gives way when it does not fit, in
+/// this order: the reasons, cut down to [`MIN_REASON`] (the full text is in `problems:`, the
+/// report and the logs); folded host sets, cut down to [`MIN_HOST_SET`] (they keep their host
+/// count); config versions, cut from [`MAX_CONFIG`] down to a bare `…` that still says there
+/// is one (they are nowhere else on the terminal, so they go last).
+fn host_table(mut rows: Vec<Line>, width: usize) -> String {
     // Each column has a border and one space either side; the last border closes the row.
     let frame = 1 + 3 * HEADER.len();
-    let others: usize = (0..HEADER.len() - 1)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].width())
-                .chain([HEADER[i].width()])
-                .max()
-                .unwrap_or(0)
+    let column = |rows: &[Line], i: usize| {
+        rows.iter()
+            .map(|r| r.cells[i].width())
+            .chain([HEADER[i].width()])
+            .max()
+            .unwrap_or(0)
+    };
+    let revision_wanted = rows
+        .iter()
+        .map(|r| {
+            let config = r
+                .config
+                .as_ref()
+                .map_or(0, |c| CONFIG_FRAME + c.width().min(MAX_CONFIG));
+            r.cells[2].width() + config
         })
-        .sum();
-    let reason = width.saturating_sub(frame + others).max(MIN_REASON);
+        .chain([HEADER[2].width()])
+        .max()
+        .unwrap_or(0);
+    let wanted = frame
+        + [0, 1, 3].iter().map(|i| column(&rows, *i)).sum::<usize>()
+        + revision_wanted
+        + MIN_REASON;
+    if wanted > width {
+        let room = column(&rows, 0)
+            .saturating_sub(wanted - width)
+            .max(MIN_HOST_SET);
+        for row in rows.iter_mut().filter(|r| r.hosts.len() > 1) {
+            if row.cells[0].width() > room {
+                row.cells[0] = host_set_in(&row.hosts, room);
+            }
+        }
+    }
+    let fixed: usize = [0, 1, 3].iter().map(|i| column(&rows, *i)).sum();
+    let revision_room = width.saturating_sub(frame + fixed + MIN_REASON);
+    for row in &mut rows {
+        if let Some(config) = row.config.take() {
+            let room = revision_room
+                .saturating_sub(row.cells[2].width() + CONFIG_FRAME)
+                .clamp(1, MAX_CONFIG);
+            row.cells[2] = with_config(&row.cells[2], &cut(&config, room));
+        }
+    }
+    let reason = width
+        .saturating_sub(frame + fixed + column(&rows, 2))
+        .max(MIN_REASON);
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(HEADER);
     for row in &mut rows {
-        row[4] = cut(&row[4], reason);
-        table.add_row(row.iter().map(Cell::new));
+        row.cells[4] = cut(&row.cells[4], reason);
+        table.add_row(row.cells.iter().map(Cell::new));
     }
     table.to_string()
 }
@@ -304,14 +399,58 @@ pub fn revisions_line(report: &Report) -> Option<String> {
 /// A host's revision cell: where its checkout went, or for a plan, which moves nothing, where
 /// it would go.
 pub fn host_revision(report: &Report, host: &HostReport) -> String {
+    revision(host.rev_before.as_deref(), applied(report, host))
+}
+
+/// The commit a host applied (plan: would apply), which capo gives Puppet as its config
+/// version unless the repo's `environment.conf` sets its own.
+fn applied<'a>(report: &Report, host: &'a HostReport) -> Option<&'a str> {
     if report.mode == Mode::Plan {
-        revision(
-            host.rev_before.as_deref(),
-            host.target.as_deref().or(host.rev_after.as_deref()),
-        )
+        host.target.as_deref().or(host.rev_after.as_deref())
     } else {
-        revision(host.rev_before.as_deref(), host.rev_after.as_deref())
+        host.rev_after.as_deref()
     }
+}
+
+/// Puppet's config version for `host` when it says something the revision does not: when the
+/// repo's `environment.conf` sets its own `config_version` (`2024.12`, a build number). None
+/// when Puppet did not run or recorded the applied commit, in full or as a short id of at
+/// least [`MIN_SHORT_SHA`] hex digits.
+pub fn config_version<'a>(report: &Report, host: &'a HostReport) -> Option<&'a str> {
+    let config = host.puppet.as_ref()?.config_version.as_deref()?.trim();
+    if config.is_empty() {
+        return None;
+    }
+    match applied(report, host) {
+        Some(commit) if names_commit(config, commit) => None,
+        _ => Some(config),
+    }
+}
+
+/// Whether `config` is `commit`, or a short id of it.
+fn names_commit(config: &str, commit: &str) -> bool {
+    let short = config.len() >= MIN_SHORT_SHA && config.bytes().all(|b| b.is_ascii_hexdigit());
+    config.eq_ignore_ascii_case(commit)
+        || (short
+            && commit
+                .get(..config.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(config)))
+}
+
+/// A host's revision cell with its config version when that differs from the commit
+/// ([`config_version`]): `3f2a1c9 -> 77b0e41 (config 2024.12)`. Not cut: for the Markdown
+/// summary, which caps cells itself.
+pub fn host_revision_and_config(report: &Report, host: &HostReport) -> String {
+    let revision = host_revision(report, host);
+    match config_version(report, host) {
+        Some(config) => with_config(&revision, &sanitize::line(config)),
+        None => revision,
+    }
+}
+
+/// `revision (config CONFIG)`.
+fn with_config(revision: &str, config: &str) -> String {
+    format!("{revision} (config {config})")
 }
 
 /// `3f2a1c9 -> 77b0e41`, or one short id when the revision did not move.
@@ -526,6 +665,210 @@ mod tests {
         assert_eq!(
             host_set(&names, 120),
             "alpha,bravo,charlie,delta,echo,foxtrot"
+        );
+    }
+
+    /// Gives `host` a Puppet run whose config version is `config`.
+    fn set_config(host: &mut HostReport, config: &str) {
+        host.puppet = Some(capo_schema::PuppetReport {
+            exit_code: Some(2),
+            resources: None,
+            event_counts: None,
+            config_version: Some(config.into()),
+            events: vec![],
+            diffs: vec![],
+            unreadable: None,
+        });
+    }
+
+    /// The table's lines of `render`'s output.
+    fn table_lines(out: &str) -> Vec<&str> {
+        out.lines().take_while(|l| !l.is_empty()).collect()
+    }
+
+    #[test]
+    fn a_config_version_shows_only_when_it_is_not_the_applied_commit() {
+        let mut report = rollout(&[("web01", "changed", None)]);
+        let config = |report: &mut Report, v: &str| {
+            set_config(&mut report.hosts[0], v);
+            config_version(report, &report.hosts[0]).map(str::to_string)
+        };
+        assert_eq!(config(&mut report, "77b0e41bbbb"), None);
+        assert_eq!(config(&mut report, "77B0E41BBBB"), None);
+        // A short id of the commit, as `git rev-parse --short` prints it.
+        assert_eq!(config(&mut report, "77b0e41"), None);
+        assert_eq!(config(&mut report, " 77b0 "), None);
+        // Too short to be taken for a commit, or not hex.
+        assert_eq!(config(&mut report, "77b"), Some("77b".into()));
+        assert_eq!(config(&mut report, "2024.12"), Some("2024.12".into()));
+        // The commit it moved from is not the one applied.
+        assert_eq!(config(&mut report, "3f2a1c9"), Some("3f2a1c9".into()));
+        assert_eq!(
+            config(&mut report, "77b0e41bbbbcc"),
+            Some("77b0e41bbbbcc".into())
+        );
+        assert_eq!(config(&mut report, ""), None);
+        report.hosts[0].puppet = None;
+        assert_eq!(config_version(&report, &report.hosts[0]), None);
+        // A plan compares with the commit it would apply.
+        report.mode = Mode::Plan;
+        report.hosts[0].rev_after = Some("3f2a1c9aaaa".into());
+        report.hosts[0].target = Some("77b0e41bbbb".into());
+        assert_eq!(config(&mut report, "77b0e41bbbb"), None);
+        assert_eq!(
+            config(&mut report, "3f2a1c9aaaa"),
+            Some("3f2a1c9aaaa".into())
+        );
+    }
+
+    #[test]
+    fn a_differing_config_version_joins_the_revision_cell() {
+        let mut report = rollout(&[
+            ("web01", "changed", None),
+            ("web02", "changed", None),
+            ("web03", "failed", Some("exit 1")),
+        ]);
+        set_config(&mut report.hosts[0], "2024.12");
+        set_config(&mut report.hosts[1], "77b0e41");
+        set_config(&mut report.hosts[2], "2024.12");
+        assert_eq!(
+            host_revision_and_config(&report, &report.hosts[0]),
+            "3f2a1c9 -> 77b0e41 (config 2024.12)"
+        );
+        assert_eq!(
+            host_revision_and_config(&report, &report.hosts[1]),
+            "3f2a1c9 -> 77b0e41"
+        );
+        let out = render(&report, &View::default());
+        assert_eq!(
+            table_lines(&out)[3..6],
+            [
+                "│ web01 ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config 2024.12) ┆ 1.2s     ┆                │",
+                "│ web02 ┆ changed ┆ 3f2a1c9 -> 77b0e41                  ┆ 1.2s     ┆                │",
+                "│ web03 ┆ failed  ┆ 3f2a1c9 -> 77b0e41 (config 2024.12) ┆ 1.2s     ┆ puppet: exit 1 │",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_config_version_is_cut_to_the_width() {
+        let mut report = rollout(&[
+            ("web01", "changed", None),
+            ("web02", "failed", Some("exit 1 and a long story after it")),
+        ]);
+        set_config(&mut report.hosts[0], &"v".repeat(100));
+        set_config(&mut report.hosts[1], "2024.12");
+        let lines = |width| {
+            let out = render(
+                &report,
+                &View {
+                    width,
+                    ..View::default()
+                },
+            );
+            table_lines(&out)
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+        };
+        // Wide: cut to MAX_CONFIG, the reason gets the rest.
+        let wide = lines(120);
+        assert!(
+            wide[3].contains(&format!("(config {}…)", "v".repeat(MAX_CONFIG - 1))),
+            "{wide:#?}"
+        );
+        assert!(wide[4].contains("(config 2024.12)"), "{wide:#?}");
+        assert!(
+            wide[4].contains("puppet: exit 1 and a long story…"),
+            "{wide:#?}"
+        );
+        for line in &wide {
+            assert_eq!(line.width(), 120, "{line}");
+        }
+        // Narrow: the config versions give way to the reason's minimum, down to `…`.
+        let narrow = lines(80);
+        assert_eq!(
+            narrow[3..5],
+            [
+                "│ web01 ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config vvv…) ┆ 1.2s     ┆              │",
+                "│ web02 ┆ failed  ┆ 3f2a1c9 -> 77b0e41 (config 202…) ┆ 1.2s     ┆ puppet: exi… │",
+            ]
+        );
+        for line in &narrow {
+            assert_eq!(line.width(), 80, "{line}");
+        }
+        let tiny = lines(20);
+        assert!(tiny[3].contains("(config …)"), "{tiny:#?}");
+    }
+
+    #[test]
+    fn hosts_with_different_config_versions_fold_apart() {
+        let names: Vec<String> = (1..=60).map(|i| format!("web{i:03}")).collect();
+        let hosts: Vec<(&str, &str, Option<&str>)> = names
+            .iter()
+            .map(|n| (n.as_str(), "changed", None))
+            .collect();
+        let mut report = rollout(&hosts);
+        for (i, host) in report.hosts.iter_mut().enumerate() {
+            match i {
+                // The applied commit, in full and short: folds with hosts that have none.
+                0..10 => set_config(host, "77b0e41bbbb"),
+                10..20 => set_config(host, "77b0e41"),
+                30..40 => set_config(host, "2024.12"),
+                // Differs only past the cut of a narrow table.
+                40..50 => set_config(host, &format!("{}1", "x".repeat(40))),
+                50.. => set_config(host, &format!("{}2", "x".repeat(40))),
+                _ => {}
+            }
+        }
+        let out = render(&report, &View::default());
+        assert_eq!(
+            table_lines(&out)[3..7],
+            [
+                "│ web[001-030] ┆ changed ┆ 3f2a1c9 -> 77b0e41                                   ┆ max 1.2s ┆        │",
+                "│ web[031-040] ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config 2024.12)                  ┆ max 1.2s ┆        │",
+                "│ web[041-050] ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config xxxxxxxxxxxxxxxxxxxxxxx…) ┆ max 1.2s ┆        │",
+                "│ web[051-060] ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config xxxxxxxxxxxxxxxxxxxxxxx…) ┆ max 1.2s ┆        │",
+            ]
+        );
+    }
+
+    #[test]
+    fn folded_host_sets_make_room_for_config_versions() {
+        let names: Vec<String> = (1..=60).map(|i| format!("sim{i:05}")).collect();
+        let hosts: Vec<(&str, &str, Option<&str>)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| match i + 1 {
+                20 | 40 | 60 => (n.as_str(), "failed", Some("puppet apply failed (exit 6)")),
+                _ => (n.as_str(), "changed", None),
+            })
+            .collect();
+        let mut report = rollout(&hosts);
+        for host in &mut report.hosts {
+            set_config(host, "2024.12");
+        }
+        let view = |width| View {
+            width,
+            ..View::default()
+        };
+        let out = render(&report, &view(100));
+        let table = table_lines(&out);
+        assert_eq!(
+            table[3],
+            "│ sim[00001-00… (57 hosts) ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config 2024…) ┆ max 1.2s ┆              │",
+            "{out}"
+        );
+        for line in &table {
+            assert!(line.width() <= 100, "{line}");
+        }
+        // With room, the host set keeps its third of the width and the config version is whole.
+        let out = render(&report, &view(120));
+        assert!(
+            table_lines(&out)[3].starts_with(
+                "│ sim[00001-00019,00021-00039,00041-00059] ┆ changed ┆ 3f2a1c9 -> 77b0e41 (config 2024.12) ┆"
+            ),
+            "{out}"
         );
     }
 

@@ -8,29 +8,16 @@
 //! `ready` on stdout once every listener is bound. Hosts answer capo's host-side scripts with
 //! canned but realistic output (see `script.rs`), after the configured delays.
 
-mod puppet;
-mod script;
-mod server;
-mod setup;
-mod shell;
-mod sim;
-
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use russh::keys::PrivateKey;
-use russh::MethodKind;
 
-use crate::puppet::Outcome;
-use crate::server::Shared;
-use crate::setup::Error;
-use crate::sim::{Delays, Sim};
+use capo_simfleet::{Delays, Error, Options, Outcome};
 
 /// A fleet of simulated SSH hosts in one process, answering capo's scripts.
 #[derive(Debug, Parser)]
@@ -70,16 +57,21 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Outcome::Changed)]
     puppet: Outcome,
 
+    /// What Puppet records as its config version, as for a control repo whose
+    /// environment.conf sets `config_version` (default: the commit applied, as capo asks).
+    #[arg(long, value_name = "TEXT")]
+    config_version: Option<String>,
+
     /// Every Nth host fails its Puppet run instead (0: none).
     #[arg(long, default_value_t = 0)]
     fail_every: u32,
 
     /// The commit every checkout starts at (40 hex digits).
-    #[arg(long, default_value = "3f2a1c9e5d7b8a6c4f1e2d3c4b5a69788796a5b4", value_parser = parse_sha)]
+    #[arg(long, default_value = capo_simfleet::REV_BEFORE, value_parser = parse_sha)]
     rev_before: String,
 
     /// The commit the remote branch is at (40 hex digits).
-    #[arg(long, default_value = "77b0e41a0c5f3e2d1c0b9a8f7e6d5c4b3a291807", value_parser = parse_sha)]
+    #[arg(long, default_value = capo_simfleet::REV_AFTER, value_parser = parse_sha)]
     rev_after: String,
 
     /// Connections expected at once (capo's -j), for the file descriptor budget.
@@ -143,51 +135,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Error> {
-    if args.rev_before == args.rev_after {
-        return Err("--rev-before and --rev-after must differ".into());
-    }
     // Listeners, connections, and a margin for the runtime, stdio and key files.
     let need = u64::from(args.hosts) + args.connections + 64;
-    setup::raise_nofile(need)?;
-
-    let addrs = (0..args.hosts)
-        .map(|i| setup::host_addr(args.base, i))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| {
-            format!(
-                "{} hosts do not fit after {} (must be in 127.0.0.0/8, last octet 1-254)",
-                args.hosts, args.base
-            )
-        })?;
-
-    std::fs::create_dir_all(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
-    let client = setup::key(&args.dir.join("client_ed25519"), "capo-simfleet client")?;
-    let host_key = setup::key(&args.dir.join("host_ed25519"), "capo-simfleet host")?;
-    let name_width = args.hosts.to_string().len().max(5);
-    let sim = Sim::new(
-        Delays {
-            sync: args.sync_delay,
-            apply: args.apply_delay,
-            exec: args.exec_delay,
-        },
-        args.rev_before.clone(),
-        args.rev_after.clone(),
-        args.puppet,
-        args.fail_every,
-        name_width,
-    );
-    let files = setup::write_fleet(
-        &args.dir,
-        &addrs,
-        args.port,
-        &setup::public_line(&host_key)?,
-        |i| sim.name(i),
-        &setup::InventoryDefaults {
-            user: &args.user,
-            connect_timeout: &args.connect_timeout,
-            command_timeout: &args.command_timeout,
-        },
-    )?;
+    capo_simfleet::raise_nofile(need)?;
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
@@ -197,59 +147,35 @@ fn run(args: Args) -> Result<(), Error> {
     let runtime = runtime
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
-    let shared = Arc::new(Shared {
-        sim,
-        client_key: client.public_key().clone(),
-    });
-    runtime.block_on(listen(args, addrs, host_key, shared, files))
+    let options = Options {
+        delays: Delays {
+            sync: args.sync_delay,
+            apply: args.apply_delay,
+            exec: args.exec_delay,
+        },
+        puppet: args.puppet,
+        fail_every: args.fail_every,
+        rev_before: args.rev_before,
+        rev_after: args.rev_after,
+        config_version: args.config_version,
+        user: args.user,
+        connect_timeout: args.connect_timeout,
+        command_timeout: args.command_timeout,
+        ..Options::new(args.hosts, args.base, args.port, args.dir)
+    };
+    runtime.block_on(listen(options))
 }
 
-async fn listen(
-    args: Args,
-    addrs: Vec<Ipv4Addr>,
-    host_key: PrivateKey,
-    shared: Arc<Shared>,
-    files: setup::Files,
-) -> Result<(), Error> {
-    let config = Arc::new(russh::server::Config {
-        methods: (&[MethodKind::PublicKey][..]).into(),
-        // A benchmark's own key is never refused, and nothing here is worth guessing at.
-        auth_rejection_time: Duration::ZERO,
-        auth_rejection_time_initial: Some(Duration::ZERO),
-        keys: vec![host_key],
-        // capo sends keepalives; this only reaps connections a dead client left behind.
-        inactivity_timeout: Some(Duration::from_secs(3600)),
-        nodelay: true,
-        ..Default::default()
-    });
-
-    let mut listeners = Vec::with_capacity(addrs.len());
-    for addr in &addrs {
-        let at = SocketAddr::from((*addr, args.port));
-        let listener = tokio::net::TcpListener::bind(at)
-            .await
-            .map_err(|e| format!("listening on {at}: {e}"))?;
-        listeners.push(listener);
-    }
-    for (i, listener) in listeners.into_iter().enumerate() {
-        let host = u32::try_from(i + 1).map_err(|_| "too many hosts")?;
-        tokio::spawn(server::serve(
-            listener,
-            host,
-            Arc::clone(&shared),
-            Arc::clone(&config),
-        ));
-    }
-
-    let last = addrs.last().copied().unwrap_or(args.base);
+/// Starts the fleet, says `ready`, and serves until a signal ends the process.
+async fn listen(options: Options) -> Result<(), Error> {
+    let (base, port) = (options.base, options.port);
+    let fleet = capo_simfleet::start(options).await?;
+    let last = fleet.addrs.last().copied().unwrap_or(base);
     eprintln!(
-        "capo-simfleet: {} hosts on {}..{} port {}; inventory {}, known_hosts {}",
-        addrs.len(),
-        args.base,
-        last,
-        args.port,
-        files.inventory.display(),
-        files.known_hosts.display()
+        "capo-simfleet: {} hosts on {base}..{last} port {port}; inventory {}, known_hosts {}",
+        fleet.addrs.len(),
+        fleet.files.inventory.display(),
+        fleet.files.known_hosts.display()
     );
     {
         let mut out = std::io::stdout().lock();
@@ -257,15 +183,15 @@ async fn listen(
     }
 
     wait_for_signal().await?;
-    let s = &shared.sim.stats;
+    let s = fleet.stats();
     eprintln!(
-        "capo-simfleet: stopping: {} connections, {} commands, {} session errors, {} lock refusals, {} accept errors",
-        s.connections.load(Ordering::Relaxed),
-        s.execs.load(Ordering::Relaxed),
-        s.session_errors.load(Ordering::Relaxed),
-        s.locked.load(Ordering::Relaxed),
-        s.accept_errors.load(Ordering::Relaxed),
-    );
+            "capo-simfleet: stopping: {} connections, {} commands, {} session errors, {} lock refusals, {} accept errors",
+            s.connections.load(Ordering::Relaxed),
+            s.execs.load(Ordering::Relaxed),
+            s.session_errors.load(Ordering::Relaxed),
+            s.locked.load(Ordering::Relaxed),
+            s.accept_errors.load(Ordering::Relaxed),
+        );
     // Connections still open are simply dropped with the process.
     std::process::exit(0)
 }

@@ -69,8 +69,8 @@ macro_rules! fixture {
 }
 
 impl Runs {
-    /// The runs for `outcome`.
-    pub fn new(outcome: Outcome) -> Runs {
+    /// The runs for `outcome`, with `config_version` as the config version Puppet records.
+    pub fn new(outcome: Outcome, config_version: &str) -> Runs {
         let (apply, exit) = match outcome {
             Outcome::Changed => (fixture!("changed"), 2),
             Outcome::Unchanged => (fixture!("unchanged"), 0),
@@ -82,14 +82,33 @@ impl Runs {
             Outcome::Changed | Outcome::Failed => fixture!("noop_pending"),
         };
         Runs {
-            apply: run(&apply, exit),
-            noop: run(&noop, 0),
+            apply: run(&apply, exit, config_version),
+            noop: run(&noop, 0, config_version),
         }
     }
 }
 
-fn run(f: &Fixture, exit: u32) -> Run {
+/// `summary` with `config_version` as its `version.config`: the fixtures were made without
+/// capo, so they hold Puppet's default (a timestamp), where a host under capo records what
+/// `--config_version` or the repo's `environment.conf` prints.
+fn with_config_version(summary: &str, config_version: &str) -> String {
+    let quoted = format!("  config: '{}'", config_version.replace('\'', "''"));
+    summary
+        .lines()
+        .map(|l| {
+            if l.starts_with("  config: ") {
+                quoted.as_str()
+            } else {
+                l
+            }
+        })
+        .flat_map(|l| [l, "\n"])
+        .collect()
+}
+
+fn run(f: &Fixture, exit: u32, config_version: &str) -> Run {
     let (stdout, stderr) = console(f.log);
+    let summary = with_config_version(f.summary, config_version);
     // The fixtures were made with --show_diff; without it Puppet logs no diffs.
     let log_no_diff: String = f
         .log
@@ -101,8 +120,8 @@ fn run(f: &Fixture, exit: u32) -> Run {
         stdout: Bytes::from(stdout),
         stderr: Bytes::from(stderr),
         exit,
-        collected: collected(f.summary, f.report, f.log),
-        collected_no_diff: collected(f.summary, f.report, &log_no_diff),
+        collected: collected(&summary, f.report, f.log),
+        collected_no_diff: collected(&summary, f.report, &log_no_diff),
     }
 }
 
@@ -164,7 +183,7 @@ mod tests {
 
     #[test]
     fn console_output_looks_like_puppet() {
-        let runs = Runs::new(Outcome::Changed);
+        let runs = Runs::new(Outcome::Changed, "77b0e41");
         let out = String::from_utf8_lossy(&runs.apply.stdout);
         assert!(out.starts_with("Notice: Compiled catalog for vm"), "{out}");
         assert!(out.contains(
@@ -172,7 +191,7 @@ mod tests {
         ));
         assert!(runs.apply.stderr.is_empty());
         assert_eq!(runs.apply.exit, 2);
-        let failed = Runs::new(Outcome::Failed);
+        let failed = Runs::new(Outcome::Failed, "77b0e41");
         let err = String::from_utf8_lossy(&failed.apply.stderr);
         assert!(err.starts_with("Error: '/bin/false' returned 1"), "{err}");
         // The report keeps its logs; only the JSON log (the last file) loses the diff.
@@ -189,5 +208,29 @@ mod tests {
             log(&runs.apply.collected).lines().count(),
             log(&runs.apply.collected_no_diff).lines().count() + 1
         );
+    }
+
+    #[test]
+    fn the_summary_records_the_config_version_given() {
+        let summary = |runs: &Runs| {
+            let collected = String::from_utf8_lossy(&runs.noop.collected).into_owned();
+            let summary = collected
+                .split(&format!("{EOF_MARK}summary.yaml"))
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            capo_puppet::parse_summary(&summary).expect("a summary")
+        };
+        let runs = Runs::new(Outcome::Changed, "77b0e41a0c5f");
+        assert_eq!(
+            summary(&runs).config_version.as_deref(),
+            Some("77b0e41a0c5f")
+        );
+        let runs = Runs::new(Outcome::Changed, "it's 2024.12");
+        assert_eq!(
+            summary(&runs).config_version.as_deref(),
+            Some("it's 2024.12")
+        );
+        assert!(summary(&runs).resources.changed > 0 || summary(&runs).resources.out_of_sync > 0);
     }
 }

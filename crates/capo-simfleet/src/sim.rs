@@ -86,7 +86,10 @@ impl Sim {
         outcome: Outcome,
         fail_every: u32,
         name_width: usize,
+        config_version: Option<&str>,
     ) -> Sim {
+        // As on a host under capo: the commit applied, unless the repo sets its own.
+        let config = config_version.unwrap_or(&after).to_string();
         Sim {
             delays,
             before,
@@ -94,8 +97,8 @@ impl Sim {
             outcome,
             fail_every,
             name_width,
-            runs: Runs::new(outcome),
-            failing: Runs::new(Outcome::Failed),
+            runs: Runs::new(outcome, &config),
+            failing: Runs::new(Outcome::Failed, &config),
             counter: AtomicU64::new(0),
             locks: Mutex::default(),
             stats: Stats::default(),
@@ -377,7 +380,7 @@ mod tests {
             apply: Duration::from_secs(1),
             exec: Duration::ZERO,
         };
-        Sim::new(delays, BEFORE.into(), AFTER.into(), outcome, 0, 5)
+        Sim::new(delays, BEFORE.into(), AFTER.into(), outcome, 0, 5, None)
     }
 
     fn settings() -> capo_inventory::Settings {
