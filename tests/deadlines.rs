@@ -235,9 +235,10 @@ fn a_connection_that_goes_silent_mid_apply_is_lost_after_missed_keepalives() {
 fn a_later_connect_attempt_reaches_a_host_that_came_back() {
     let fleet = Fleet::up(2);
     fleet.stop("host02");
-    let inventory = run::inventory_with(&fleet, &[("connect_retries", "3")]);
+    // Up to six attempts, at about 0 s, 1 s, 3 s, 7 s, 15 s and 31 s: the first one is refused,
+    // and a restart that takes long on a loaded machine is still caught by a later one.
+    let inventory = run::inventory_with(&fleet, &[("connect_retries", "5")]);
     let (child, report) = run::spawn_rollout(&fleet, &["-i", path_arg(&inventory)]);
-    // Attempts at about 0 s, 1 s, 3 s and 7 s: the first one is refused.
     std::thread::sleep(Duration::from_millis(1500));
     fleet.start("host02");
     let (r, _) = run::wait_within(child, &report, Duration::from_secs(120));
@@ -250,10 +251,11 @@ fn a_later_connect_attempt_reaches_a_host_that_came_back() {
     );
     assert!(r.host("host02")["error"].is_null(), "{}", r.dump());
     // The report says that it took more than one attempt (the first is refused; the second
-    // comes 1-1.5 s in, about when the host is back), and that host01 took one.
+    // comes 1-1.5 s in, about when the host is back, or a later one on a loaded machine where
+    // the restart takes longer), and that host01 took one.
     let attempts = r.host("host02")["connect_attempts"].as_u64();
     assert!(
-        matches!(attempts, Some(2 | 3)),
+        matches!(attempts, Some(2..=6)),
         "host02 connect_attempts {attempts:?}\n{}",
         r.dump()
     );
