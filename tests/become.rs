@@ -427,3 +427,44 @@ fn with_nopasswd_sudo_ask_become_pass_writes_the_password_nowhere() {
     assert_eq!(r["hosts"][0]["steps"][0]["stdout_tail"], "0\n", "{r}");
     assert_nowhere(&fleet, PASSWORD, &pane, &procs, &[&report]);
 }
+
+#[test]
+fn a_step_cut_short_is_killed_on_the_host_through_sudo_too() {
+    // The step runs as root: only a kill sent through sudo as well can stop it (OpenSSH does
+    // not, and the host-side deadline is minutes away).
+    let fleet = Fleet::up_with_user(1, SPEC);
+    let inventory = as_deploy_with_sudo(&fleet);
+    let (mut cmd, report) = run::command(
+        &fleet,
+        "exec",
+        &["-i", path_arg(&inventory), "--", "sleep", "300"],
+    );
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("capo starts");
+    assert!(
+        fleet.wait_for_proc("host01", "^sleep 300", Duration::from_secs(20)),
+        "{}",
+        fleet.procs("host01")
+    );
+    assert_eq!(
+        run::on_host(&fleet, "host01", "ps -o user= -C sleep | sort -u"),
+        "root"
+    );
+    run::signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(300));
+    run::signal(&child, "INT");
+    let (r, _) = run::wait_within(child, &report, Duration::from_secs(30));
+    assert_eq!(r.code, 130, "{}", r.dump());
+    assert_eq!(r.statuses(), run::all(&["host01"], "cancelled"));
+    assert_eq!(
+        r.error("host01"),
+        (
+            "interrupted".to_string(),
+            "exec cut short: interrupted by a second SIGINT".to_string()
+        )
+    );
+    run::assert_nothing_left(&fleet, "host01");
+}

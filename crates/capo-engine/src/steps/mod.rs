@@ -31,7 +31,8 @@ pub struct Step {
     pub display: String,
     /// The script and its arguments.
     pub call: Call,
-    /// The exact command line sent over the exec channel.
+    /// The command line sent over the exec channel as the login user (with `become =
+    /// "sudo"`, the runner sends `call` through sudo instead: `remote::Remote`).
     pub script: String,
 }
 
