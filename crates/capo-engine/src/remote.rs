@@ -118,15 +118,13 @@ impl Remote {
         Ok(Command {
             exec: Some(exec),
             sudo: self.sudo.is_some(),
-            prompt: self
+            watch: self
                 .sudo
                 .as_ref()
                 .and_then(Sudo::prompt)
-                .map(|p| p.as_bytes().to_vec()),
+                .map(PromptWatch::new),
             password: self.password.clone(),
             login_user: self.login_user.clone(),
-            held: Vec::new(),
-            prompts: 0,
             output_seen: false,
             early_stderr: Vec::new(),
             failure: None,
@@ -141,12 +139,10 @@ pub(crate) struct Command {
     /// `None` once stopped here (a wrong password).
     exec: Option<Exec>,
     sudo: bool,
-    prompt: Option<Vec<u8>>,
+    /// sudo's prompt, when it may ask for the password.
+    watch: Option<PromptWatch>,
     password: Option<BecomePassword>,
     login_user: String,
-    /// Stderr held back because it may be the start of the prompt.
-    held: Vec<u8>,
-    prompts: u32,
     /// The command printed on stdout: sudo is done, and it runs.
     output_seen: bool,
     early_stderr: Vec<u8>,
@@ -165,8 +161,12 @@ impl Command {
                 self.lost = exec.missing_exit_error();
                 self.exec = None;
                 // What was held back was not the prompt after all.
-                return (!self.held.is_empty())
-                    .then(|| ExecEvent::Stderr(std::mem::take(&mut self.held).into()));
+                let held = self
+                    .watch
+                    .as_mut()
+                    .map(PromptWatch::flush)
+                    .unwrap_or_default();
+                return (!held.is_empty()).then(|| ExecEvent::Stderr(held.into()));
             };
             match event {
                 ExecEvent::Stdout(bytes) => {
@@ -178,24 +178,23 @@ impl Command {
                         let take = (EARLY_STDERR - self.early_stderr.len()).min(bytes.len());
                         self.early_stderr.extend_from_slice(&bytes[..take]);
                     }
-                    let Some(prompt) = self.prompt.clone() else {
+                    let Some(watch) = self.watch.as_mut() else {
                         return Some(ExecEvent::Stderr(bytes));
                     };
-                    let mut text = std::mem::take(&mut self.held);
-                    text.extend_from_slice(&bytes);
-                    let (shown, prompts, held) = strip_prompt(&text, &prompt);
-                    self.held = held;
-                    for _ in 0..prompts {
-                        self.prompts += 1;
-                        if self.prompts > 1 {
-                            // sudo asks again: the password was wrong. Stop here; the
-                            // channel closing ends sudo's read.
-                            self.failure = Some("sudo: incorrect password".into());
-                            self.exec = None;
-                            return None;
+                    let (shown, heard) = watch.feed(&bytes);
+                    match heard {
+                        Heard::Nothing => {}
+                        Heard::Asked => {
+                            self.answer().await;
+                            if self.failure.is_some() {
+                                self.exec = None;
+                                return None;
+                            }
                         }
-                        self.answer().await;
-                        if self.failure.is_some() {
+                        Heard::AskedAgain => {
+                            // The password was wrong. Stop here; the channel closing ends
+                            // sudo's read.
+                            self.failure = Some("sudo: incorrect password".into());
                             self.exec = None;
                             return None;
                         }
@@ -248,25 +247,68 @@ impl Command {
     }
 }
 
-/// `text` without the prompts in it, how many there were, and a tail held back because it may
-/// be the start of the next prompt.
-fn strip_prompt(text: &[u8], prompt: &[u8]) -> (Vec<u8>, u32, Vec<u8>) {
-    let mut shown = Vec::with_capacity(text.len());
-    let mut prompts = 0;
-    let mut i = 0;
-    while i < text.len() {
-        let rest = &text[i..];
-        if rest.starts_with(prompt) {
-            prompts += 1;
-            i += prompt.len();
-        } else if prompt.starts_with(rest) {
-            return (shown, prompts, rest.to_vec());
-        } else {
-            shown.push(text[i]);
-            i += 1;
+/// Watches a command's stderr for sudo's prompt, chunk by chunk, taking it out.
+#[derive(Debug)]
+struct PromptWatch {
+    prompt: Vec<u8>,
+    /// Stderr held back because it may be the start of the prompt.
+    held: Vec<u8>,
+    prompts: u32,
+}
+
+/// What a chunk of stderr said about sudo's prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// No prompt: write nothing.
+    Nothing,
+    /// sudo asked for the password, for the first time: answer it, once.
+    Asked,
+    /// sudo asked again: the password was wrong.
+    AskedAgain,
+}
+
+impl PromptWatch {
+    fn new(prompt: &str) -> PromptWatch {
+        PromptWatch {
+            prompt: prompt.as_bytes().to_vec(),
+            held: Vec::new(),
+            prompts: 0,
         }
     }
-    (shown, prompts, Vec::new())
+
+    /// Takes a chunk of stderr: what of it to show (prompts taken out, a tail that may be
+    /// the start of one held back), and whether sudo asked.
+    fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, Heard) {
+        let mut text = std::mem::take(&mut self.held);
+        text.extend_from_slice(chunk);
+        let mut shown = Vec::with_capacity(text.len());
+        let before = self.prompts;
+        let mut i = 0;
+        while i < text.len() {
+            let rest = &text[i..];
+            if rest.starts_with(&self.prompt) {
+                self.prompts += 1;
+                i += self.prompt.len();
+            } else if self.prompt.starts_with(rest) {
+                self.held = rest.to_vec();
+                break;
+            } else {
+                shown.push(text[i]);
+                i += 1;
+            }
+        }
+        let heard = match (before, self.prompts) {
+            (b, a) if a == b => Heard::Nothing,
+            (0, 1) => Heard::Asked,
+            _ => Heard::AskedAgain,
+        };
+        (shown, heard)
+    }
+
+    /// What is still held back, once stderr has ended.
+    fn flush(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
 }
 
 /// What sudo said when it ran nothing: a password it could not ask for, or its own error line.
@@ -293,23 +335,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prompts_are_taken_out_wherever_they_fall() {
-        let p = b"capo-pw:";
-        assert_eq!(strip_prompt(b"capo-pw:", p), (vec![], 1, vec![]));
+    fn the_password_is_wanted_only_when_sudo_asks_and_only_once() {
+        // NOPASSWD or cached credentials: sudo asks nothing, whatever the command prints.
+        let mut w = PromptWatch::new("capo-pw:");
+        for chunk in [
+            &b"sudo: unable to resolve host h\n"[..],
+            b"capo-",
+            b"x\n",
+            b"0\n",
+        ] {
+            assert_eq!(w.feed(chunk).1, Heard::Nothing);
+        }
+        assert_eq!(w.flush(), b"");
+        // A prompt split across chunks is one question, taken out of what is shown.
+        let mut w = PromptWatch::new("capo-pw:");
+        assert_eq!(w.feed(b"warn\ncapo-"), (b"warn\n".to_vec(), Heard::Nothing));
+        assert_eq!(w.feed(b"pw:"), (vec![], Heard::Asked));
+        assert_eq!(w.feed(b"err\n"), (b"err\n".to_vec(), Heard::Nothing));
+        // Asked again after the answer: a wrong password.
         assert_eq!(
-            strip_prompt(b"warn\ncapo-pw:err", p),
-            (b"warn\nerr".to_vec(), 1, vec![])
+            w.feed(b"Sorry, try again.\ncapo-pw:"),
+            (b"Sorry, try again.\n".to_vec(), Heard::AskedAgain)
         );
-        // A chunk that ends inside the prompt holds that part back.
-        assert_eq!(
-            strip_prompt(b"x capo-", p),
-            (b"x ".to_vec(), 0, b"capo-".to_vec())
-        );
-        assert_eq!(
-            strip_prompt(b"capo-pw:Sorry, try again.\ncapo-pw:", p),
-            (b"Sorry, try again.\n".to_vec(), 2, vec![])
-        );
-        assert_eq!(strip_prompt(b"capo-x", p), (b"capo-x".to_vec(), 0, vec![]));
+        // Two questions at once never get an answer either.
+        let mut w = PromptWatch::new("capo-pw:");
+        assert_eq!(w.feed(b"capo-pw:capo-pw:").1, Heard::AskedAgain);
+        // A tail that only looked like the start of the prompt is shown in the end.
+        let mut w = PromptWatch::new("capo-pw:");
+        assert_eq!(w.feed(b"x capo-"), (b"x ".to_vec(), Heard::Nothing));
+        assert_eq!(w.flush(), b"capo-");
     }
 
     #[test]
