@@ -190,10 +190,10 @@ fn in_terminal(fleet: &Fleet, args: &str) -> String {
 }
 
 /// Runs `capo ARGS` in a terminal, answers the sudo password prompt with `password`, and
-/// while capo runs, reads the command line of every process on this machine (the hosts' are
+/// while capo runs, reads the command line and environment of every process on this machine (the hosts' are
 /// among them: their pid namespaces are children of this one) over and over, but tmux's own
 /// (the test types the password through `tmux send-keys`). Returns the pane at the end and
-/// the command lines seen that mention capo or sudo, or `password`.
+/// the lines seen that mention capo or sudo, or `password`.
 fn run_with_password(fleet: &Fleet, args: &str, password: &str) -> (String, String) {
     let tmux = Tmux::start(&in_terminal(fleet, args));
     let prompt = "capo: sudo password (become):";
@@ -220,7 +220,8 @@ fn run_with_password(fleet: &Fleet, args: &str, password: &str) -> (String, Stri
     unreachable!()
 }
 
-/// The command line of every process on this machine but tmux's, NULs as spaces.
+/// The command line and environment of every process on this machine but tmux's, each as
+/// one line (NULs as spaces).
 fn command_lines() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -233,8 +234,15 @@ fn command_lines() -> Vec<String> {
                 .bytes()
                 .all(|b| b.is_ascii_digit())
         })
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|argv| String::from_utf8_lossy(&argv).replace('\0', " "))
+        .filter_map(|e| {
+            let argv = std::fs::read(e.path().join("cmdline")).ok()?;
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            Some(format!(
+                "{} [env: {}]",
+                String::from_utf8_lossy(&argv).replace('\0', " "),
+                String::from_utf8_lossy(&env).replace('\0', " ")
+            ))
+        })
         .filter(|line| !line.starts_with("tmux"))
         .collect()
 }
@@ -268,7 +276,7 @@ fn assert_nowhere(fleet: &Fleet, password: &str, pane: &str, procs: &str, files:
             .any(|seen| procs.contains(seen)),
         "{procs}"
     );
-    // And the password was on no command line (capo's own included).
+    // And the password was on no command line and in no environment (capo's own included).
     assert!(!procs.contains(password), "{procs}");
     assert!(!pane.contains(password), "{pane}");
     let mut checked = files_under(&fleet.dir.join(".capo/runs"));

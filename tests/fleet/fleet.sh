@@ -678,6 +678,8 @@ cmd_up() {
       [[ -n "$USER_SPEC" ]] || die "up: --sudo needs --user"
       SUDO_SECRET="${SUDO_SPEC#password:}"
       [[ -n "$SUDO_SECRET" ]] || SUDO_SECRET="${FLEET_SUDO_PASSWORD:-}"
+      # the hosts (sshd and all) inherit this environment: the password stays out of it
+      unset FLEET_SUDO_PASSWORD
       [[ -n "$SUDO_SECRET" ]] || die "up: --sudo password: wants a password (or FLEET_SUDO_PASSWORD)"
       ;;
     *) die "up: --sudo wants nopasswd or password:SECRET" ;;
