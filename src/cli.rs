@@ -153,6 +153,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub confirm: bool,
 
+    /// Ask once for the sudo password of hosts with become = "sudo" (on the terminal, without
+    /// echo) and answer sudo's prompt with it; without it, sudo runs as `sudo -n` and a host
+    /// whose sudo wants a password fails.
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
+
     /// Host order: as in the inventory, or shuffled.
     #[arg(long, value_enum, default_value_t = Order::Inventory)]
     pub order: Order,

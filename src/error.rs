@@ -25,6 +25,12 @@ pub enum Error {
     /// `--confirm` with nobody to answer: refused rather than hang.
     #[error("--confirm needs a terminal (stdin and stderr); run without --confirm in CI")]
     ConfirmWithoutTerminal,
+    /// `--ask-become-pass` with nobody to answer: refused before any host is contacted.
+    #[error("--ask-become-pass needs a terminal to ask for the sudo password on; without one, give the deploy user NOPASSWD sudo")]
+    BecomePassWithoutTerminal,
+    /// The sudo password could not be read from the terminal.
+    #[error("cannot read the sudo password: {0}")]
+    BecomePassRead(std::io::Error),
     /// `--events` names a file that cannot be created.
     #[error("cannot create event log {}: {source}", .path.display())]
     EventLog {
@@ -71,6 +77,8 @@ impl Error {
             | Error::Limit(_)
             | Error::Rerun(_)
             | Error::ConfirmWithoutTerminal
+            | Error::BecomePassWithoutTerminal
+            | Error::BecomePassRead(_)
             | Error::EventLog { .. } => exit::USAGE,
             Error::RunDir { .. }
             | Error::Runtime(_)

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod r#become;
 mod checkouts;
 mod ci_outputs;
 mod cli_inventory;

@@ -1,6 +1,7 @@
 //! The run every host-touching command shares (`rollout`, `plan`, `exec`): select the hosts,
 //! check what can be checked before touching any, run the engine, deliver the report.
 
+mod become_pass;
 mod confirm;
 mod drive;
 mod host_keys;
@@ -30,8 +31,11 @@ pub fn run(
     let hosts = crate::select::for_run(selection, &args.rerun, &args.runs_dir, args.order)?;
     confirm::require_terminal(args.confirm)?;
     host_keys::warn_unchecked(&hosts);
+    // Asked once, before anything is written or any host contacted.
+    let become_password = become_pass::ask(args.ask_become_pass)?;
     let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
-    let options = options::build(selection, args, mode, args.confirm.then_some(confirm_tx))?;
+    let mut options = options::build(selection, args, mode, args.confirm.then_some(confirm_tx))?;
+    options.become_password = become_password;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -73,7 +73,22 @@ impl Fleet {
         Fleet::up_with(n, &["--repo", repo])
     }
 
+    /// Like [`Fleet::up_with_user`], the user's sudo wanting `password` (`fleet.sh up --user
+    /// SPEC --sudo password:`, the password passed in `FLEET_SUDO_PASSWORD`, so that no command
+    /// line shows it).
+    pub fn up_with_sudo_password(n: usize, spec: &str, password: &str) -> Fleet {
+        Fleet::up_with_env(
+            n,
+            &["--user", spec, "--sudo", "password:"],
+            &[("FLEET_SUDO_PASSWORD", password)],
+        )
+    }
+
     fn up_with(n: usize, extra: &[&str]) -> Fleet {
+        Fleet::up_with_env(n, extra, &[])
+    }
+
+    fn up_with_env(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Fleet {
         assert!((1..=99).contains(&n), "Fleet::up: n must be 1..=99");
         let mut tmp = tempfile::Builder::new()
             .prefix("capo-fleet-")
@@ -90,6 +105,7 @@ impl Fleet {
             .arg("--dir")
             .arg(&dir)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("run tests/fleet/fleet.sh (is bash installed?)");

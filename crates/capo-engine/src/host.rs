@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use capo_inventory::Host;
 use capo_schema::StopReason;
-use capo_ssh::{Exec, ExecEvent, ExitStatus, Session};
+use capo_ssh::{ExecEvent, ExitStatus, Session};
 use tokio::sync::watch;
 
 use crate::capture::{write_logs, Capture, LogWrite};
@@ -18,6 +18,7 @@ use crate::event::Event;
 use crate::jobs::{self, Job};
 use crate::options::{hard_stop, EngineOptions, Stop};
 use crate::outcome::{ErrorKind, HostError, HostOutcome, HostStatus, StepName, StepRecord};
+use crate::remote::{prompt_for, Command, Remote};
 use crate::scheduler::Emitter;
 use crate::steps::{self, Marks, Step};
 
@@ -125,6 +126,9 @@ pub(super) struct HostRun {
     emit: Emitter,
     stop: watch::Receiver<Stop>,
     log_dir: PathBuf,
+    /// How every command reaches the host (as the login user, or through sudo); `Err`: it
+    /// cannot, and the host fails before it is contacted.
+    remote: Result<Remote, HostError>,
     /// What the host's report says; the runner sets status, error and duration at the end.
     pub outcome: HostOutcome,
 }
@@ -141,7 +145,13 @@ pub(super) async fn run_host(
     // Created with the first log written into it.
     let log_dir = opts.meta.run_dir.join(safe_dir_name(&host.name));
     let outcome = blank_outcome(&host, &opts.meta.run_dir);
+    let remote = Remote::new(
+        &host.settings,
+        opts.become_password.as_ref(),
+        &prompt_for(&opts.meta.run_id),
+    );
     let mut run = HostRun {
+        remote,
         host,
         opts,
         connector,
@@ -161,6 +171,9 @@ pub(super) async fn run_host(
 impl HostRun {
     /// Connects, runs `job` (under the host's lock if it takes one), and closes.
     pub(super) async fn work<J: Job>(&mut self, job: &J) -> Verdict {
+        if let Err(error) = &self.remote {
+            return (HostStatus::Failed, Some(error.clone()));
+        }
         let session = match self.connect().await {
             Ok(session) => session,
             Err(verdict) => return verdict,
@@ -196,6 +209,14 @@ impl HostRun {
         verdict
     }
 
+    /// How commands reach the host; an error verdict when they cannot (checked before
+    /// connecting, so only a bug gets here with one).
+    pub(super) fn remote(&self) -> Result<&Remote, Verdict> {
+        self.remote
+            .as_ref()
+            .map_err(|error| (HostStatus::Failed, Some(error.clone())))
+    }
+
     /// What a step that changes the checkout writes into its step lock: this run's holder
     /// line, or nothing, which means no step lock, under `lock = false`.
     pub(super) fn step_lock_holder(&self) -> &str {
@@ -228,8 +249,8 @@ impl HostRun {
     /// the sync step then says what is wrong). A lock that cannot be taken there at all (no
     /// `flock`, a git directory the user cannot write) fails the host: runs that cannot
     /// exclude each other must not go on as if they could.
-    async fn lock(&mut self, session: &Session) -> Result<Option<Exec>, Verdict> {
-        let script = steps::lock(&self.host.settings, &self.opts.holder);
+    async fn lock(&mut self, session: &Session) -> Result<Option<Command>, Verdict> {
+        let call = steps::lock_call(&self.host.settings, &self.opts.holder);
         let failed = |why: String| {
             Err((
                 HostStatus::Failed,
@@ -239,7 +260,7 @@ impl HostRun {
                 )),
             ))
         };
-        let mut exec = match session.exec(&script).await {
+        let mut exec = match self.remote()?.exec(session, &call).await {
             Ok(exec) => exec,
             Err(e) => return failed(e.to_string()),
         };
@@ -267,6 +288,10 @@ impl HostRun {
             }
         })
         .await;
+        // sudo refused (a password it wants, a wrong one): nothing ran, nothing will.
+        if let Some(error) = exec.failure() {
+            return Err((HostStatus::Failed, Some(error)));
+        }
         if waited.is_err() {
             return failed(format!(
                 "no answer within {}",
@@ -334,11 +359,13 @@ impl HostRun {
         let (emit, host) = (&self.emit, self.host.name.as_str());
 
         let end = {
+            let remote = self.remote.as_ref().map_err(Clone::clone);
             let streamed = async {
-                let mut exec = session
-                    .exec(&step.script)
+                let remote = remote.map_err(Ended::Refused)?;
+                let mut exec = remote
+                    .exec(session, &step.call)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Ended::Lost(e.to_string()))?;
                 let mut status = None;
                 while let Some(event) = exec.next().await {
                     match event {
@@ -361,18 +388,23 @@ impl HostRun {
                         ExecEvent::Exit(s) => status = Some(s),
                     }
                 }
+                if let Some(error) = exec.failure() {
+                    return Err(Ended::Refused(error));
+                }
                 match status {
                     Some(status) => Ok(status),
-                    None => Err(exec
-                        .missing_exit_error()
-                        .map(|e| e.to_string())
-                        .unwrap_or_else(|| "command ended without an exit status".into())),
+                    None => Err(Ended::Lost(
+                        exec.missing_exit_error()
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| "command ended without an exit status".into()),
+                    )),
                 }
             };
             tokio::select! {
                 r = tokio::time::timeout(timeout + steps::KILL_AFTER + CLIENT_DEADLINE_MARGIN, streamed) => match r {
                     Err(_) => StepEnd::TimedOut(timeout),
-                    Ok(Err(why)) => StepEnd::Lost(why),
+                    Ok(Err(Ended::Lost(why))) => StepEnd::Lost(why),
+                    Ok(Err(Ended::Refused(error))) => StepEnd::Refused(error),
                     Ok(Ok(ExitStatus::Code(code))) => StepEnd::Exited(i32::try_from(code).unwrap_or(i32::MAX)),
                     Ok(Ok(ExitStatus::Signal { name, .. })) => StepEnd::Signal(name),
                 },
@@ -383,8 +415,8 @@ impl HostRun {
         let mut marks = Marks::parse(&head);
         // The step may still be running on the host; end it there, where it runs.
         if matches!(end, StepEnd::TimedOut(_) | StepEnd::Cancelled(_)) {
-            if let Some(pid) = marks.pid() {
-                kill_remote(session, pid).await;
+            if let (Some(pid), Ok(remote)) = (marks.pid(), &self.remote) {
+                kill_remote(session, remote, pid).await;
             }
         }
         let (out, out_last, out_error) = out.finish();
@@ -453,9 +485,9 @@ fn output(host: &str, step: StepName, stderr: bool, bytes: &[u8]) -> Event {
 
 /// Ends a step's whole process group on the host, within a few seconds; best effort (the
 /// connection may be the thing that failed).
-async fn kill_remote(session: &Session, pid: u32) {
+async fn kill_remote(session: &Session, remote: &Remote, pid: u32) {
     let _ = tokio::time::timeout(Duration::from_secs(8), async {
-        if let Ok(mut exec) = session.exec(&steps::kill(pid)).await {
+        if let Ok(mut exec) = remote.exec(session, &steps::kill_call(pid)).await {
             while exec.next().await.is_some() {}
         }
     })
@@ -472,12 +504,22 @@ fn cancelled(what: &str, reason: StopReason) -> Verdict {
     )
 }
 
+/// Why a step's stream ended without an exit status.
+enum Ended {
+    /// The connection or channel went away.
+    Lost(String),
+    /// sudo refused to run it.
+    Refused(HostError),
+}
+
 /// How a remote step ended.
 pub(super) enum StepEnd {
     Exited(i32),
     Signal(String),
     TimedOut(Duration),
     Lost(String),
+    /// sudo refused to run it (kind `auth`): the step never ran.
+    Refused(HostError),
     Cancelled(StopReason),
 }
 
@@ -520,6 +562,7 @@ impl StepEnd {
                 ),
             ),
             StepEnd::Lost(why) => failed(ErrorKind::Connect, format!("{name}: {why}")),
+            StepEnd::Refused(error) => (HostStatus::Failed, Some(error)),
             StepEnd::Cancelled(reason) => cancelled(name, reason),
         }
     }

@@ -10,7 +10,8 @@
 //! - `connector`: the run's one way to reach hosts (shared files today; agent, bastions);
 //! - `host`: the per-host runner (connect, lock, run a step, kill, logs, outcome);
 //! - `jobs`: what runs on a connected host, a module per job (rollout, plan, exec);
-//! - [`steps`]: which host-side script each step runs, and how its failures read.
+//! - [`steps`]: which host-side script each step runs, and how its failures read;
+//! - `remote`: every command sent to a host, as the login user or through sudo.
 
 pub mod capture;
 mod connector;
@@ -19,6 +20,7 @@ mod host;
 mod jobs;
 mod options;
 pub mod outcome;
+mod remote;
 mod scheduler;
 pub mod steps;
 pub mod strategy;
@@ -33,5 +35,6 @@ pub use event::{Event, RunMeta};
 pub use host::safe_dir_name;
 pub use options::{Confirm, EngineOptions, RunMode, Stop};
 pub use outcome::{HostError, HostOutcome, Incoming, PuppetResult, StepRecord};
+pub use remote::BecomePassword;
 pub use scheduler::run;
 pub use strategy::Strategy;

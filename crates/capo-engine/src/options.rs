@@ -7,6 +7,7 @@ use capo_schema::{Mode, StopReason};
 use tokio::sync::{mpsc, watch};
 
 use crate::event::RunMeta;
+use crate::remote::BecomePassword;
 use crate::strategy::Strategy;
 
 /// What the engine does on each host.
@@ -63,6 +64,9 @@ pub struct EngineOptions {
     /// Who holds a host's lock while this run works on it, e.g. `capo run ID from HOST (pid
     /// N), started TIME`; another run that finds the lock taken reports this.
     pub holder: String,
+    /// The sudo password (`--ask-become-pass`) for hosts with `become = "sudo"`: given,
+    /// sudo may ask for it (and gets it); `None`, it runs as `sudo -n`.
+    pub become_password: Option<BecomePassword>,
 }
 
 /// What the controller wants the engine to do, sent through a `watch` channel.

@@ -105,6 +105,55 @@ pub struct Settings {
     /// What installs the modules a checkout's `Puppetfile` lists (nothing happens for a
     /// checkout without one).
     pub puppetfile: Puppetfile,
+    /// How every command capo sends runs on the host: as the login user, or through sudo
+    /// (the `become` key).
+    pub become_method: Become,
+    /// Who commands run as through sudo (`become_user`, default `root`); a plain user name.
+    pub become_user: String,
+}
+
+/// How capo's commands run on a host: the `become` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Become {
+    /// As the login user (the default; also spelt `none`).
+    #[default]
+    None,
+    /// Through `sudo -u become_user`.
+    Sudo,
+}
+
+impl Become {
+    /// The spelling used in the inventory: `none` or `sudo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Sudo => "sudo",
+        }
+    }
+}
+
+impl fmt::Display for Become {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value was not `sudo` or `none`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected one of: sudo, none")]
+pub struct ParseBecomeError;
+
+impl FromStr for Become {
+    type Err = ParseBecomeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sudo" => Ok(Self::Sudo),
+            "none" => Ok(Self::None),
+            _ => Err(ParseBecomeError),
+        }
+    }
 }
 
 /// What to do with a host key that is not already trusted.

@@ -10,11 +10,11 @@ use toml::Spanned;
 
 use crate::duration::{self, DurationError};
 use crate::error::{ErrorKind, InventoryError};
-use crate::model::{HostKeyCheck, Puppetfile, Settings};
+use crate::model::{Become, HostKeyCheck, Puppetfile, Settings};
 use crate::parse::{toml_key, type_name, Ctx};
 
 /// Every settings key, in the order error messages list them.
-pub(crate) const SETTING_KEYS: [&str; 21] = [
+pub(crate) const SETTING_KEYS: [&str; 23] = [
     "user",
     "port",
     "identity_files",
@@ -36,6 +36,8 @@ pub(crate) const SETTING_KEYS: [&str; 21] = [
     "puppet_args",
     "certname",
     "puppetfile",
+    "become",
+    "become_user",
 ];
 
 const BUILTIN_USER: &str = "root";
@@ -52,6 +54,7 @@ const BUILTIN_REMOTE: &str = "origin";
 const BUILTIN_BRANCH: &str = "main";
 const BUILTIN_ENVIRONMENT: &str = "production";
 const BUILTIN_PUPPET: &str = "puppet";
+const BUILTIN_BECOME_USER: &str = "root";
 
 const KEEPALIVE_COUNT_RANGE: RangeInclusive<u32> = 1..=100;
 const CONNECT_RETRIES_RANGE: RangeInclusive<u32> = 0..=10;
@@ -88,6 +91,8 @@ pub(crate) struct Layer {
     puppet_args: Option<Val<Vec<String>>>,
     certname: Option<Val<String>>,
     puppetfile: Option<Val<Puppetfile>>,
+    become_method: Option<Val<Become>>,
+    become_user: Option<Val<String>>,
 }
 
 impl Layer {
@@ -225,6 +230,32 @@ impl Layer {
                 self.puppet_args = at!(args);
             }
             "certname" => self.certname = at!(word(cx, "certname", value)?),
+            "become" => {
+                let s = string(cx, "become", value)?;
+                let how = s.parse().map_err(|e: crate::model::ParseBecomeError| {
+                    bad_value(cx, "become", s, value.span().start, e.to_string())
+                })?;
+                self.become_method = at!(how);
+            }
+            "become_user" => {
+                let s = string(cx, "become_user", value)?;
+                // It goes unquoted into the command line every login shell reads (sudo -u
+                // USER), so only a plain user name.
+                let plain = !s.is_empty()
+                    && !s.starts_with('-')
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+                if !plain {
+                    return Err(bad_value(
+                        cx,
+                        "become_user",
+                        s,
+                        value.span().start,
+                        "must be a user name: letters, digits, `_`, `.` and `-`, not starting with `-`".into(),
+                    ));
+                }
+                self.become_user = at!(s.to_owned());
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -303,6 +334,13 @@ impl Sources<'_> {
             puppetfile: self
                 .pick(cx, "puppetfile", |l| &l.puppetfile)?
                 .unwrap_or_default(),
+            become_method: self
+                .pick(cx, "become", |l| &l.become_method)?
+                .unwrap_or_default(),
+            become_user: or_builtin(
+                self.pick(cx, "become_user", |l| &l.become_user)?,
+                BUILTIN_BECOME_USER,
+            ),
         })
     }
 
@@ -390,6 +428,12 @@ impl Show for PathBuf {
 }
 
 impl Show for Puppetfile {
+    fn show(&self) -> String {
+        format!("\"{self}\"")
+    }
+}
+
+impl Show for Become {
     fn show(&self) -> String {
         format!("\"{self}\"")
     }

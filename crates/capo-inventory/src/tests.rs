@@ -7,7 +7,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::parse::parse;
-use crate::{ErrorKind, HostKeyCheck, Inventory, InventoryError, Puppetfile, Settings};
+use crate::{Become, ErrorKind, HostKeyCheck, Inventory, InventoryError, Puppetfile, Settings};
 
 const HOME: &str = "/home/op";
 
@@ -53,6 +53,8 @@ fn builtin() -> Settings {
         puppet_args: vec![],
         certname: None,
         puppetfile: Puppetfile::R10k,
+        become_method: Become::None,
+        become_user: "root".into(),
     }
 }
 
@@ -98,6 +100,8 @@ puppet = "/opt/puppetlabs/bin/puppet"
 puppet_args = ["--noop", "--tags", "a b", ""]
 certname = "node.example.com"
 puppetfile = "g10k"
+become = "sudo"
+become_user = "puppet-run"
 
 [hosts."web01.example.com"]
 address = "192.0.2.10"
@@ -140,8 +144,31 @@ address = "192.0.2.10"
             ],
             certname: Some("node.example.com".into()),
             puppetfile: Puppetfile::G10k,
+            become_method: Become::Sudo,
+            become_user: "puppet-run".into(),
         }
     );
+}
+
+#[test]
+fn become_is_sudo_or_none_and_become_user_a_plain_name() {
+    let inv = ok("[defaults]\nbecome = \"sudo\"\n[hosts.a]\n[hosts.b]\nbecome = \"none\"\n");
+    assert_eq!(inv.hosts[0].settings.become_method, Become::Sudo);
+    assert_eq!(inv.hosts[0].settings.become_user, "root");
+    assert_eq!(inv.hosts[1].settings.become_method, Become::None);
+    assert_eq!(
+        err("[defaults]\nbecome = \"su\"\n[hosts.a]\n"),
+        "inventory.toml:2:10: bad value \"su\" for `become`: expected one of: sudo, none"
+    );
+    for bad in ["", "-x", "a b", "r'oot", "#0"] {
+        let e = err(&format!("[defaults]\nbecome_user = {bad:?}\n[hosts.a]\n"));
+        assert!(
+            e.ends_with(
+                "must be a user name: letters, digits, `_`, `.` and `-`, not starting with `-`"
+            ),
+            "{e}"
+        );
+    }
 }
 
 #[test]
@@ -284,7 +311,7 @@ user = "z"
 fn unknown_keys_are_reported_at_the_key() {
     let all = "user, port, identity_files, known_hosts, host_key_check, connect_timeout, \
                command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, remote, branch, environment, manifest, modulepath, puppet, \
-               puppet_args, certname, puppetfile";
+               puppet_args, certname, puppetfile, become, become_user";
     assert_eq!(
         err("[groups.web]\nhosts = [\"a\"]\n\n  usr = \"x\"\n"),
         format!(

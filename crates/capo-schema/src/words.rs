@@ -164,7 +164,9 @@ words! {
         Connect = "connect",
         /// The host key is unknown, changed or revoked.
         HostKey = "host_key",
-        /// The server refused every key.
+        /// The server refused every key (unreachable), or sudo refused to run capo's commands
+        /// (`become = "sudo"`: a password it wants without `--ask-become-pass`, a wrong one,
+        /// or its own error; failed, and nothing ran).
         Auth = "auth",
         /// Bringing the checkout to the wanted revision failed.
         Sync = "sync",

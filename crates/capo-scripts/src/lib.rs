@@ -7,8 +7,8 @@
 //! on stdout (`::capo:KEY=VALUE`, see [`MARK`] and [`Marks`]).
 //!
 //! [`Call::command_line`] is the only place that turns a script and its arguments into the
-//! string sent over SSH, and so the only place that quotes for the host (and where `sudo`
-//! would go). sshd hands that string to the user's login shell (`$SHELL -c STRING`), which
+//! string sent over SSH, and so the only place that quotes for the host, and where `sudo`
+//! goes ([`Sudo`]). sshd hands that string to the user's login shell (`$SHELL -c STRING`), which
 //! may be sh, bash, dash, csh, tcsh or fish; so it is one line that starts `sh` and whose
 //! only quoted text means the same to all of them (see [`Call::command_line`]).
 
@@ -18,9 +18,11 @@ use std::time::Duration;
 
 mod marks;
 mod quote;
+mod sudo;
 
 pub use marks::{strip_marks, Marks, EOF_MARK, MARK};
 pub use quote::{join, quote};
+pub use sudo::{Sudo, SudoError};
 
 /// Exit status of `capo-lock` when another run holds the lock, or a step of an earlier run
 /// still runs (EX_TEMPFAIL).
@@ -268,8 +270,24 @@ impl Call {
     /// host, and no stdin (the lock holder lives until its stdin closes; an exec'd command
     /// may read it). `$0` is the script id, for `ps` on the host and the simulated fleet.
     pub fn command_line(&self) -> String {
+        self.command_line_as(None)
+    }
+
+    /// [`Call::command_line`], run through `sudo` when `sudo` is given:
+    ///
+    /// ```text
+    /// sudo -n -u root -- sh -c 'eval "$(printf %b "PROGRAM")"' capo-sync
+    /// sudo -S -p PROMPT -u root -- sh -c 'eval "$(printf %b "PROGRAM")"' capo-sync
+    /// ```
+    ///
+    /// The words sudo gets are checked by [`Sudo::new`] to mean the same to every login
+    /// shell, unquoted; the rest is the line as without sudo, so it survives the same shells.
+    pub fn command_line_as(&self, sudo: Option<&Sudo>) -> String {
         let program = self.program();
-        let mut line = String::with_capacity(program.len() + program.len() / 8 + 64);
+        let mut line = String::with_capacity(program.len() + program.len() / 8 + 128);
+        if let Some(sudo) = sudo {
+            line.push_str(&sudo.prefix());
+        }
         line.push_str("sh -c 'eval \"$(printf %b \"");
         for &b in program.as_bytes() {
             match b {
@@ -315,6 +333,11 @@ impl Call {
     /// Reads a [`Call::command_line`] back: which script, with which arguments and
     /// deadline. `None` for any other command line.
     pub fn parse(line: &str) -> Option<Call> {
+        // A line run through sudo ([`Call::command_line_as`]) reads back the same.
+        let line = match line.strip_prefix("sudo ") {
+            Some(rest) => rest.split_once(" -- ")?.1,
+            None => line,
+        };
         let rest = line.strip_prefix("sh -c 'eval \"$(printf %b \"")?;
         let (escaped, id) = rest.split_once("\")\"' ")?;
         let script = Script::from_id(id)?;

@@ -889,3 +889,68 @@ fn modules_are_installed_once_per_puppetfile_and_planned_in_the_copy() {
         assert!(marks.get("pkg").is_some());
     });
 }
+
+/// A stand-in for sudo in `dir`: prints the options it got (one `<WORD>` line each, up to
+/// `--`) on stderr, then runs the command after `--` as is.
+fn fake_sudo(dir: &Path) {
+    let sudo = dir.join("sudo");
+    std::fs::write(
+        &sudo,
+        "#!/bin/sh\nwhile [ \"$1\" != -- ]; do printf '<%s>' \"$1\" >&2; shift; done\nshift\necho >&2\nexec \"$@\"\n",
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sudo, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn a_sudo_line_survives_every_login_shell_and_reads_back() {
+    let Some(dir) = sh_dir("dash").or_else(|| sh_dir("bash")) else {
+        return;
+    };
+    fake_sudo(dir.path());
+    let mut args = vec!["for a; do printf '<%s>\\n' \"$a\"; done; printf '0=%s\\n' \"$0\""];
+    args.extend(HOSTILE);
+    let call = Call::plain(Script::Exec, args.clone());
+    let mut expected: String = args.iter().map(|a| format!("<{a}>\n")).collect();
+    expected.push_str("0=capo-exec\n");
+    let quiet = Sudo::new("root", None).expect("valid");
+    let asks = Sudo::new("svc.puppet-1", Some("capo-sudo-prompt-1a2b:")).expect("valid");
+    for (sudo, options) in [
+        (&quiet, "<-n><-u><root>\n"),
+        (
+            &asks,
+            "<-S><-p><capo-sudo-prompt-1a2b:><-u><svc.puppet-1>\n",
+        ),
+    ] {
+        let line = call.command_line_as(Some(sudo));
+        assert!(line.starts_with("sudo "), "{line}");
+        assert!(!line.contains('\n') && line.is_ascii(), "{line}");
+        for login in LOGIN_SHELLS {
+            if which(login).is_none() {
+                skip(login);
+                continue;
+            }
+            let out = command(login, dir.path(), &line)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                expected,
+                "login shell {login}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stderr), options, "{login}");
+            assert!(out.status.success(), "{login}");
+        }
+    }
+    for sudo in [&quiet, &asks] {
+        let step = Call::step(Script::Sync, HOSTILE, Duration::from_secs(5));
+        assert_eq!(
+            Call::parse(&step.command_line_as(Some(sudo))),
+            Some(step.clone())
+        );
+    }
+    assert_eq!(Call::parse("sudo -n -u root sh -c 'x' capo-sync"), None);
+}

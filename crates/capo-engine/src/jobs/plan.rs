@@ -44,7 +44,10 @@ impl Job for Plan<'_> {
         let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
         let exit_code = record.exit_code;
         run.finished(record).await;
-        let puppet = results(session, &marks, exit_code).await;
+        let puppet = match run.remote() {
+            Ok(remote) => results(session, remote, &marks, exit_code).await,
+            Err(_) => None,
+        };
         let out_of_sync = puppet.as_ref().is_some_and(PuppetResult::out_of_sync);
         run.outcome.puppet = puppet;
         let missing = steps::missing_puppet(&settings, &marks);

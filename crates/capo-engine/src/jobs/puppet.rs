@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use capo_ssh::{ExecEvent, Session};
 
+use crate::remote::Remote;
+
 use crate::outcome::PuppetResult;
 use crate::steps::{self, Marks};
 
@@ -18,16 +20,20 @@ const RESULTS_MAX_BYTES: usize = 64 << 20;
 /// step whatever its end, so the directory is cleaned up after failures and timeouts too.
 pub(super) async fn results(
     session: &Session,
+    remote: &Remote,
     marks: &Marks,
     exit_code: Option<i32>,
 ) -> Option<PuppetResult> {
-    let script = steps::collect(marks.get("results")?)?;
+    let call = steps::collect_call(marks.get("results")?)?;
     let mut result = PuppetResult {
         exit_code,
         ..PuppetResult::default()
     };
     let read = tokio::time::timeout(RESULTS_TIMEOUT, async {
-        let mut exec = session.exec(&script).await.map_err(|e| e.to_string())?;
+        let mut exec = remote
+            .exec(session, &call)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         while let Some(event) = exec.next().await {
             if let ExecEvent::Stdout(bytes) = event {

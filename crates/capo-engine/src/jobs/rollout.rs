@@ -84,7 +84,10 @@ impl Job for Rollout<'_> {
         );
         let exit_code = record.exit_code;
         run.finished(record).await;
-        run.outcome.puppet = results(session, &marks, exit_code).await;
+        run.outcome.puppet = match run.remote() {
+            Ok(remote) => results(session, remote, &marks, exit_code).await,
+            Err(_) => None,
+        };
         match end {
             StepEnd::Exited(code) => classify_apply(
                 code,

@@ -17,7 +17,7 @@ use capo_scripts::join;
 pub use capo_scripts::{strip_marks, Marks, LOCKED_EXIT, MARK};
 
 mod revision;
-pub use revision::{collect, plan, split_collected, sync_to_rev, Collected};
+pub use revision::{collect, collect_call, plan, split_collected, sync_to_rev, Collected};
 
 /// How long the host-side stop of a step may take (TERM, then KILL after 2 s), plus slack.
 pub const KILL_AFTER: Duration = Duration::from_secs(5);
@@ -31,7 +31,8 @@ pub struct Step {
     pub display: String,
     /// The script and its arguments.
     pub call: Call,
-    /// The exact command line sent over the exec channel.
+    /// The command line sent over the exec channel as the login user (with `become =
+    /// "sudo"`, the runner sends `call` through sudo instead: `remote::Remote`).
     pub script: String,
 }
 
@@ -49,7 +50,12 @@ impl Step {
 /// The lock holder (`capo-lock`): runs for the whole time capo works on a host and holds
 /// `capo.lock` in the checkout's git directory; see `lock.sh` for its markers.
 pub fn lock(settings: &Settings, holder: &str) -> String {
-    Call::plain(Script::Lock, [settings.repo_dir.as_str(), holder]).command_line()
+    lock_call(settings, holder).command_line()
+}
+
+/// [`lock`] as a call, for the runner to send as the host's commands go (maybe through sudo).
+pub fn lock_call(settings: &Settings, holder: &str) -> Call {
+    Call::plain(Script::Lock, [settings.repo_dir.as_str(), holder])
 }
 
 /// The sync step (`capo-sync`): `git pull --ff-only REMOTE BRANCH` in `repo_dir`, recording
@@ -288,7 +294,12 @@ pub fn exec(command: &str, deadline: Duration) -> Step {
 /// Kills a step's whole process tree (`capo-kill`): TERM, then KILL for whatever is still
 /// there after 2 s.
 pub fn kill(pid: u32) -> String {
-    Call::plain(Script::Kill, [pid.to_string()]).command_line()
+    kill_call(pid).command_line()
+}
+
+/// [`kill`] as a call, for the runner to send as the host's commands go (maybe through sudo).
+pub fn kill_call(pid: u32) -> Call {
+    Call::plain(Script::Kill, [pid.to_string()])
 }
 
 /// What the apply step said about a missing puppet executable.

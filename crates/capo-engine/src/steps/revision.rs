@@ -69,11 +69,17 @@ pub struct Collected {
 /// Prints the results directory's files and removes the directory (`capo-collect`). `dir`
 /// comes from the host; it is only used when it looks like one capo made.
 pub fn collect(dir: &str) -> Option<String> {
+    collect_call(dir).map(|call| call.command_line())
+}
+
+/// [`collect`] as a call, for the runner to send as the host's commands go (maybe through
+/// sudo).
+pub fn collect_call(dir: &str) -> Option<Call> {
     let name = dir.rsplit('/').next().unwrap_or("");
     let ours = dir.starts_with('/')
         && (name.starts_with("capo-run.") || name.starts_with("capo-plan."))
         && !dir.contains(['\n', '\0']);
-    ours.then(|| Call::plain(Script::Collect, [dir]).command_line())
+    ours.then(|| Call::plain(Script::Collect, [dir]))
 }
 
 /// Splits [`collect`]'s output back into files.

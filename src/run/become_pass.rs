@@ -1,0 +1,27 @@
+//! `--ask-become-pass`: the sudo password, asked once per run on the terminal before any host
+//! is contacted, without echo, and handed to the engine (which only ever writes it to sudo's
+//! stdin when sudo asks for it).
+
+use std::io::IsTerminal;
+
+use capo_engine::BecomePassword;
+
+use crate::error::Error;
+
+/// What the prompt says.
+const PROMPT: &str = "capo: sudo password (become): ";
+
+/// The run's sudo password when `ask` (`--ask-become-pass`), read from the terminal without
+/// echo; `None` otherwise. Without a terminal there is nobody to ask: a usage error rather
+/// than a run whose every sudo host fails.
+pub fn ask(ask: bool) -> Result<Option<BecomePassword>, Error> {
+    if !ask {
+        return Ok(None);
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Error::BecomePassWithoutTerminal);
+    }
+    // rpassword writes the prompt to the terminal and reads from it with echo off.
+    let password = rpassword::prompt_password(PROMPT).map_err(Error::BecomePassRead)?;
+    Ok(Some(BecomePassword::new(password)))
+}
