@@ -829,4 +829,4 @@ impl HostSpec {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
