@@ -254,7 +254,6 @@ write_sshd_config() {  # name port
 ListenAddress 127.0.0.1
 Port $2
 HostKey $d/ssh_host_ed25519_key
-$([[ -f "$d/ssh_host_ed25519_key-cert.pub" ]] && echo "HostCertificate $d/ssh_host_ed25519_key-cert.pub")
 AuthorizedKeysFile $DIR/keys/authorized_keys
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
@@ -273,6 +272,10 @@ X11Forwarding no
 AllowAgentForwarding no
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
+  # up --host-certs / certify: present the certificate (before any Match block)
+  if [[ -f "$d/ssh_host_ed25519_key-cert.pub" ]]; then
+    echo "HostCertificate $d/ssh_host_ed25519_key-cert.pub" >>"$d/sshd_config"
+  fi
   if [[ -f "$d/user" ]]; then
     printf 'Match User %s\n  AuthorizedKeysFile /srv/home/%s/.ssh/authorized_keys\n' \
       "$(cat "$d/user")" "$(cat "$d/user")" >>"$d/sshd_config"
