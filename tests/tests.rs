@@ -12,6 +12,7 @@ mod cli_inventory;
 mod deadlines;
 mod environments;
 mod fleet_smoke;
+mod host_keys;
 mod interrupt;
 mod locking;
 mod login_shells;

@@ -84,6 +84,13 @@ impl Fleet {
         )
     }
 
+    /// Like [`Fleet::up`], with host certificates (`fleet.sh up --host-certs`): every host
+    /// key signed by `dir/keys/host_ca`, presented by sshd, and `dir/keys/known_hosts_ca`
+    /// trusting that CA alone.
+    pub fn up_with_host_certs(n: usize) -> Fleet {
+        Fleet::up_with(n, &["--host-certs"])
+    }
+
     fn up_with(n: usize, extra: &[&str]) -> Fleet {
         Fleet::up_with_env(n, extra, &[])
     }
@@ -198,6 +205,15 @@ impl Fleet {
     pub fn rekey(&self, name: &str) {
         self.host(name);
         self.fleet(&["rekey", name]);
+    }
+
+    /// Sign the host's key again with the fleet's host CA (`fleet.sh certify HOST ARGS...`,
+    /// e.g. `["--principals", "a,b"]` or `["--validity", "-2d:-1d"]`) and restart it.
+    pub fn certify(&self, name: &str, args: &[&str]) {
+        self.host(name);
+        let mut all = vec!["certify", name];
+        all.extend_from_slice(args);
+        self.fleet(&all);
     }
 
     /// SIGSTOP the host's listening sshd: TCP connects still succeed (the kernel fills the

@@ -13,7 +13,7 @@ use russh::keys::PrivateKey;
 use tokio::sync::OnceCell;
 
 use crate::error::SkipReason;
-use crate::known_hosts::KnownHosts;
+use crate::known_hosts::{KnownHosts, Recorder};
 
 type Cell<T> = Arc<OnceCell<T>>;
 
@@ -29,6 +29,9 @@ pub(crate) type LoadedKnownHosts = Result<Arc<KnownHosts>, String>;
 pub struct FileCache {
     identities: Mutex<HashMap<PathBuf, Cell<LoadedKey>>>,
     known_hosts: Mutex<HashMap<PathBuf, Cell<LoadedKnownHosts>>>,
+    /// accept-new's writer of each known_hosts file: one per file, so that the run's
+    /// appends to it are serialized and each reads only what was added since the last.
+    recorders: Mutex<HashMap<PathBuf, Arc<Recorder>>>,
 }
 
 impl fmt::Debug for FileCache {
@@ -52,6 +55,13 @@ impl FileCache {
         Fut: std::future::Future<Output = LoadedKey>,
     {
         cell(&self.identities, path).get_or_init(load).await.clone()
+    }
+
+    pub(crate) fn recorder(&self, path: &Path) -> Arc<Recorder> {
+        let mut map = self.recorders.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(path.to_path_buf())
+            .or_insert_with(|| Arc::new(Recorder::new(path)))
+            .clone()
     }
 
     pub(crate) async fn known_hosts<F, Fut>(&self, path: &Path, load: F) -> LoadedKnownHosts

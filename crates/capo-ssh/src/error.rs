@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use capo_inventory::duration::format as format_duration;
 
+use crate::known_hosts::CertProblem;
+
 /// Coarse classification of an [`SshError`], for retry and reporting decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -185,11 +187,16 @@ pub enum SshError {
         /// 1-based line number.
         line: usize,
     },
-    /// The server presented a host certificate, which capo does not verify.
-    #[error("host {host} presented a host certificate; only plain host keys are supported")]
+    /// The server presented a host certificate that known_hosts does not vouch for (and
+    /// no plain line lists its key).
+    #[error("{}", fmt_cert(.host, .known_hosts, .problem))]
     HostCertificate {
         /// `host` or `[host]:port`.
         host: String,
+        /// The known_hosts file consulted.
+        known_hosts: PathBuf,
+        /// What is wrong with it (boxed: it is large and rare).
+        problem: Box<CertProblem>,
     },
     /// known_hosts exists but could not be read.
     #[error("cannot read known_hosts {}: {detail}", .path.display())]
@@ -301,6 +308,17 @@ fn fmt_reason(reason: &Option<String>) -> String {
     }
 }
 
+fn fmt_cert(host: &str, known_hosts: &std::path::Path, problem: &CertProblem) -> String {
+    let mut msg = format!("host certificate for {host} refused: {problem}");
+    if let CertProblem::UnknownCa { .. } = problem {
+        msg.push_str(&format!(
+            "; no @cert-authority line for {host} in {} lists it",
+            known_hosts.display()
+        ));
+    }
+    msg
+}
+
 fn fmt_expected(expected: &[(String, PathBuf, usize)]) -> String {
     expected
         .iter()
@@ -399,6 +417,32 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "host key for h (ssh-ed25519 SHA256:xxx) is marked @revoked in /kh:7"
+        );
+
+        let e = SshError::HostCertificate {
+            host: "[127.0.0.1]:2222".into(),
+            known_hosts: "/kh".into(),
+            problem: Box::new(CertProblem::UnknownCa {
+                ca: crate::known_hosts::KeyDesc {
+                    key_type: "ssh-ed25519".into(),
+                    fingerprint: "SHA256:ca".into(),
+                },
+            }),
+        };
+        assert_eq!(
+            e.to_string(),
+            "host certificate for [127.0.0.1]:2222 refused: signed by an unknown CA \
+             (ssh-ed25519 SHA256:ca); no @cert-authority line for [127.0.0.1]:2222 in /kh lists it"
+        );
+        assert_eq!(e.kind(), ErrorKind::HostKey);
+        let e = SshError::HostCertificate {
+            host: "h".into(),
+            known_hosts: "/kh".into(),
+            problem: Box::new(CertProblem::NoPrincipals),
+        };
+        assert_eq!(
+            e.to_string(),
+            "host certificate for h refused: it lists no principals"
         );
 
         let e = SshError::AuthRefused {

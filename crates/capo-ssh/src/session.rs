@@ -16,7 +16,7 @@ use crate::cache::FileCache;
 use crate::error::{IdentityAttempt, Phase, SshError};
 use crate::exec::Exec;
 use crate::identity;
-use crate::known_hosts::{self, HostKeyStatus, KnownHosts};
+use crate::known_hosts::{self, HostKeyStatus, KnownHosts, RecordError, Recorder};
 
 /// What to do with the server's host key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +236,11 @@ async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session
     let (shared, alive) = Shared::new();
     let shared = Arc::new(shared);
     let config = Arc::new(russh_config(cfg, &known));
+    // One recorder per file and run: appends from every connection are serialized there.
+    let recorder = (cfg.host_key_policy == HostKeyPolicy::AcceptNew).then(|| match &cfg.cache {
+        Some(cache) => cache.recorder(&cfg.known_hosts),
+        None => Arc::new(Recorder::new(&cfg.known_hosts)),
+    });
     let handler = ClientHandler {
         _alive: alive,
         host: cfg.host.clone(),
@@ -243,6 +248,7 @@ async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session
         policy: cfg.host_key_policy,
         known_hosts_path: cfg.known_hosts.clone(),
         known,
+        recorder,
         shared: Arc::clone(&shared),
     };
     let mut handle = match client::connect_stream(config, stream, handler).await {
@@ -362,6 +368,14 @@ fn russh_config(cfg: &ConnectConfig, known: &KnownHosts) -> client::Config {
         .cloned()
         .collect();
     key_algs.extend(defaults.key.iter().filter(|a| !is_known(a)).cloned());
+    // Ask for a host certificate only where an @cert-authority line could vouch for it, as
+    // OpenSSH does; a server without one still answers with its plain key. Certificate
+    // types go first in the offer, in the order of the plain ones.
+    let cert_algs: Vec<_> = if known.has_cert_authority(&cfg.host, cfg.port) {
+        key_algs.clone()
+    } else {
+        Vec::new()
+    };
 
     let keepalive = (!cfg.keepalive_interval.is_zero()).then_some(cfg.keepalive_interval);
     // Backstop for what keepalives cannot see: russh's writer blocks without
@@ -384,6 +398,7 @@ fn russh_config(cfg: &ConnectConfig, known: &KnownHosts) -> client::Config {
         preferred: Preferred {
             kex: Cow::Owned(kex),
             key: Cow::Owned(key_algs),
+            host_key_certificates: Cow::Owned(cert_algs),
             ..defaults
         },
         ..Default::default()
@@ -507,6 +522,8 @@ struct ClientHandler {
     policy: HostKeyPolicy,
     known: Arc<KnownHosts>,
     known_hosts_path: PathBuf,
+    /// Where accept-new records new keys; `None` under other policies.
+    recorder: Option<Arc<Recorder>>,
     shared: Arc<Shared>,
 }
 
@@ -530,17 +547,33 @@ impl ClientHandler {
                 fingerprint,
                 expected,
             }),
-            HostKeyStatus::Unknown => match self.policy {
-                HostKeyPolicy::AcceptNew => {
-                    known_hosts::append(&self.known_hosts_path, &self.host, self.port, key)
-                        .await
-                        .map_err(|e| SshError::KnownHostsWrite {
+            HostKeyStatus::Unknown => match (&self.recorder, self.policy) {
+                (Some(recorder), HostKeyPolicy::AcceptNew) => {
+                    // The file is read again under its lock: another connection or
+                    // process may have recorded this host since the run started.
+                    match recorder.record(&self.host, self.port, key).await {
+                        Ok(_) => Ok(()),
+                        Err(RecordError::Revoked { line }) => Err(SshError::HostKeyRevoked {
+                            host,
+                            key_type,
+                            fingerprint,
+                            known_hosts: self.known_hosts_path.clone(),
+                            line,
+                        }),
+                        Err(RecordError::Changed { expected }) => Err(SshError::HostKeyChanged {
+                            host,
+                            key_type,
+                            fingerprint,
+                            expected,
+                        }),
+                        Err(RecordError::Io(e)) => Err(SshError::KnownHostsWrite {
                             host,
                             path: self.known_hosts_path.clone(),
                             detail: e.to_string(),
-                        })
+                        }),
+                    }
                 }
-                HostKeyPolicy::Strict | HostKeyPolicy::Off => Err(SshError::HostKeyUnknown {
+                _ => Err(SshError::HostKeyUnknown {
                     host,
                     known_hosts: self.known_hosts_path.clone(),
                     key_type,
@@ -549,6 +582,39 @@ impl ClientHandler {
             },
         }
     }
+}
+
+/// A host certificate is good if an @cert-authority line vouches for it. If not, its key
+/// is still good when a plain line lists it (OpenSSH falls back the same way), unless it or
+/// its CA is revoked. A refused certificate is never recorded, not even by accept-new: a
+/// host whose CA is trusted and whose certificate is wrong is a problem to look at, not a
+/// new host.
+fn verify_certificate(
+    known: &KnownHosts,
+    host: &str,
+    port: u16,
+    known_hosts_path: &std::path::Path,
+    cert: &russh::keys::Certificate,
+) -> Result<(), SshError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let problem = match known.check_certificate(host, port, cert, now) {
+        Ok(_) => return Ok(()),
+        Err(p) => p,
+    };
+    if !problem.is_revocation() {
+        let key = PublicKey::new(cert.public_key().clone(), "");
+        if let HostKeyStatus::Match { .. } = known.check(host, port, &key) {
+            return Ok(());
+        }
+    }
+    Err(SshError::HostCertificate {
+        host: known_hosts::lookup_name(host, port),
+        known_hosts: known_hosts_path.to_path_buf(),
+        problem: Box::new(problem),
+    })
 }
 
 impl client::Handler for ClientHandler {
@@ -561,16 +627,28 @@ impl client::Handler for ClientHandler {
         if self.policy == HostKeyPolicy::Off {
             return Ok(true);
         }
-        let key = match server_public_key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key,
-            PublicKeyOrCertificate::Certificate(_) => {
-                self.shared.set_host_key_error(SshError::HostCertificate {
-                    host: known_hosts::lookup_name(&self.host, self.port),
-                });
-                return Ok(false);
+        let verdict = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.verify(key).await,
+            PublicKeyOrCertificate::Certificate(cert) => {
+                // The CA signature check is CPU work (tens of microseconds optimized, tens
+                // of milliseconds in a debug build): off the runtime's threads.
+                let known = Arc::clone(&self.known);
+                let (host, port) = (self.host.clone(), self.port);
+                let path = self.known_hosts_path.clone();
+                let cert = cert.clone();
+                tokio::task::spawn_blocking(move || {
+                    verify_certificate(&known, &host, port, &path, &cert)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(SshError::Protocol {
+                        phase: Phase::KeyExchange,
+                        detail: format!("host certificate check failed: {e}"),
+                    })
+                })
             }
         };
-        match self.verify(key).await {
+        match verdict {
             Ok(()) => Ok(true),
             Err(e) => {
                 self.shared.set_host_key_error(e);
@@ -631,6 +709,40 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_certificate_falls_back_to_a_plain_line_unless_revoked() {
+        use crate::known_hosts::tests::{CA, CERT_GOOD, HOST};
+        use crate::known_hosts::CertProblem;
+        let cert = match russh::keys::Certificate::from_openssh(CERT_GOOD) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let kh = std::path::Path::new("/kh");
+        // The vector is valid in 2030 only: refused today, by its window.
+        let ca_only = KnownHosts::parse(&format!("@cert-authority * {CA}\n"), kh);
+        match verify_certificate(&ca_only, "127.0.0.1", 2222, kh, &cert) {
+            Err(SshError::HostCertificate { problem, .. }) => {
+                assert!(
+                    matches!(*problem, CertProblem::NotYetValid { .. }),
+                    "{problem:?}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Its key listed plainly: accepted, as OpenSSH falls back to the plain key.
+        let plain = format!("@cert-authority * {CA}\n[127.0.0.1]:2222 {HOST}\n");
+        let both = KnownHosts::parse(&plain, kh);
+        assert!(verify_certificate(&both, "127.0.0.1", 2222, kh, &cert).is_ok());
+        // ... but never with its CA revoked.
+        let revoked = KnownHosts::parse(&format!("{plain}@revoked * {CA}\n"), kh);
+        match verify_certificate(&revoked, "127.0.0.1", 2222, kh, &cert) {
+            Err(SshError::HostCertificate { problem, .. }) => {
+                assert!(matches!(*problem, CertProblem::CaRevoked { line: 3, .. }))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn config_defaults() {
         let cfg = ConnectConfig::new("web1", 22, "root");
         assert_eq!(cfg.keepalive_interval, Duration::from_secs(15));
@@ -664,6 +776,25 @@ mod tests {
         assert_eq!(
             c.preferred.key.first(),
             Some(&russh::keys::Algorithm::Ed25519)
+        );
+
+        assert!(
+            c.preferred.host_key_certificates.is_empty(),
+            "no CA, no cert"
+        );
+        let ca = "@cert-authority web* ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAFhXbfrH/uz3RRB54tqZYfhzs7uKemo5Kw3/hxupAZu\n";
+        let known = KnownHosts::parse(ca, std::path::Path::new("/kh"));
+        let c = russh_config(&cfg, &known);
+        assert_eq!(
+            c.preferred.host_key_certificates.first(),
+            Some(&russh::keys::Algorithm::Ed25519)
+        );
+        assert_eq!(c.preferred.host_key_certificates, c.preferred.key);
+        cfg.host = "db1".into();
+        let c = russh_config(&cfg, &known);
+        assert!(
+            c.preferred.host_key_certificates.is_empty(),
+            "CA for web* only"
         );
 
         cfg.keepalive_interval = Duration::ZERO;
