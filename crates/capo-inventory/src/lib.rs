@@ -43,8 +43,8 @@ mod tests;
 pub use duration::DurationError;
 pub use error::{ErrorKind, InventoryError};
 pub use model::{
-    Group, Host, HostKeyCheck, Inventory, ParseHostKeyCheckError, ParsePuppetfileError, Puppetfile,
-    Settings,
+    Group, Host, HostKeyCheck, IdentityAgent, Inventory, ParseHostKeyCheckError,
+    ParsePuppetfileError, Puppetfile, Settings,
 };
 pub use range::RangeError;
 pub use select::SelectError;
