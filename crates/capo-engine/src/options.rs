@@ -63,6 +63,10 @@ pub struct EngineOptions {
     /// Who holds a host's lock while this run works on it, e.g. `capo run ID from HOST (pid
     /// N), started TIME`; another run that finds the lock taken reports this.
     pub holder: String,
+    /// What the run's SSH connections share: key and known_hosts files read once, the keys
+    /// the caller unlocked with a passphrase before the run ([`capo_ssh::FileCache::unlock`]),
+    /// the agents. `Default::default()` for a fresh one.
+    pub ssh: std::sync::Arc<capo_ssh::FileCache>,
 }
 
 /// What the controller wants the engine to do, sent through a `watch` channel.

@@ -92,6 +92,7 @@ impl SimFleet {
             concurrency,
             tail_bytes: DEFAULT_TAIL_BYTES,
             holder: "capo run test".into(),
+            ssh: Default::default(),
         }
     }
 }
