@@ -25,6 +25,12 @@ pub enum Error {
     /// `--confirm` with nobody to answer: refused rather than hang.
     #[error("--confirm needs a terminal (stdin and stderr); run without --confirm in CI")]
     ConfirmWithoutTerminal,
+    /// Ctrl-C at a passphrase prompt: nothing was contacted.
+    #[error("interrupted at the passphrase prompt; no host was contacted")]
+    PassphraseInterrupted,
+    /// The terminal could not be read for a passphrase.
+    #[error("cannot read a passphrase from the terminal: {0}")]
+    PassphraseRead(std::io::Error),
     /// `--events` names a file that cannot be created.
     #[error("cannot create event log {}: {source}", .path.display())]
     EventLog {
@@ -72,7 +78,9 @@ impl Error {
             | Error::Rerun(_)
             | Error::ConfirmWithoutTerminal
             | Error::EventLog { .. } => exit::USAGE,
+            Error::PassphraseInterrupted => exit::INTERRUPTED,
             Error::RunDir { .. }
+            | Error::PassphraseRead(_)
             | Error::Runtime(_)
             | Error::NoReport
             | Error::EncodeHosts(_)

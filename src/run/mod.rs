@@ -6,6 +6,7 @@ mod drive;
 mod host_keys;
 mod options;
 mod outputs;
+mod passphrases;
 mod signals;
 
 use std::io::IsTerminal;
@@ -31,11 +32,13 @@ pub fn run(
     confirm::require_terminal(args.confirm)?;
     host_keys::warn_unchecked(&hosts);
     let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
-    let options = options::build(selection, args, mode, args.confirm.then_some(confirm_tx))?;
+    let mut options = options::build(selection, args, mode, args.confirm.then_some(confirm_tx))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
+    // Before the live display starts and before any host is contacted.
+    options.ssh = passphrases::unlock(&hosts, &runtime)?;
     let event_log = args
         .events
         .as_deref()

@@ -41,6 +41,7 @@ pub fn build(
         concurrency,
         tail_bytes: DEFAULT_TAIL_BYTES,
         holder,
+        ssh: Default::default(),
     })
 }
 
