@@ -22,3 +22,4 @@ mod revisions;
 mod rollout;
 mod security;
 mod sim_table;
+mod ssh_auth;
