@@ -312,7 +312,9 @@ fn pty_run(fleet: &Fleet) -> PtyRun {
     // `exec` so that the pid is capo's own.
     let command = format!(
         "cd {dir} && env -u SSH_AUTH_SOCK sh -c 'echo $$ > {pid}; exec \"$0\" \"$@\"' {bin} exec -i {inv} \
-         --report {report} --events {events} -- sleep 1; echo CAPO-EXIT=$?; sleep 60",
+         --report {report} --events {events} -- sleep 1; echo CAPO-EXIT=$?; \
+         echo STTY=$(stty -a | tr ' ;' '\\n\\n' | grep -x -e '-*echo' -e '-*isig' -e '-*icanon' | tr '\\n' ' '); \
+         sleep 60",
         dir = sh_quote(path_arg(&fleet.dir)),
         pid = sh_quote(path_arg(&pid_file)),
         bin = sh_quote(env!("CARGO_BIN_EXE_capo")),
@@ -506,4 +508,30 @@ fn encrypted_key_three_wrong_passphrases() {
             )
         );
     }
+}
+
+/// Ctrl-C at the prompt: capo exits 130 at once, says nothing was contacted, contacts no
+/// host, and leaves the terminal as it found it (echo, signals and line editing on).
+#[test]
+fn ctrl_c_at_the_passphrase_prompt() {
+    let fleet = Fleet::up(3);
+    let before: Vec<usize> = NAMES.iter().map(|n| fleet.sshd_connections(n)).collect();
+    let r = pty_run(&fleet);
+    let prompt = r.prompt();
+    r.tmux
+        .wait_for("prompt", Duration::from_secs(30), |p| p.contains(&prompt));
+    r.tmux.send_key("C-c");
+    let pane = r
+        .tmux
+        .wait_for("stty", Duration::from_secs(30), |p| p.contains("STTY="));
+    assert!(pane.contains("CAPO-EXIT=130\n"), "{pane}");
+    assert!(
+        pane.contains("capo: interrupted at the passphrase prompt; no host was contacted\n"),
+        "{pane}"
+    );
+    // (tmux drops the trailing space)
+    assert!(pane.contains("STTY=isig icanon echo\n"), "{pane}");
+    assert!(!r.report.exists(), "a report was written");
+    let after: Vec<usize> = NAMES.iter().map(|n| fleet.sshd_connections(n)).collect();
+    assert_eq!(before, after, "a host was contacted");
 }
