@@ -4,11 +4,13 @@
 # harness uses (unshare/nsenter from util-linux, ss from iproute2, ps from procps), GNU time
 # (/usr/bin/time) for the memory measurements in tests, shellcheck for the host-side scripts,
 # the login shells those scripts are tested under (tcsh, which also provides csh; fish), and
-# the Puppetfile module installers capo drives (r10k, g10k).
+# the Puppetfile module installers capo drives (r10k, g10k), tmux (a real terminal for
+# the tests of --confirm and of passphrase prompts; ssh-agent and ssh-add come with
+# openssh-client).
 set -euo pipefail
 
 need=()
-for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps time shellcheck tcsh fish r10k g10k; do
+for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps time shellcheck tcsh fish r10k g10k tmux; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
