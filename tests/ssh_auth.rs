@@ -535,3 +535,80 @@ fn ctrl_c_at_the_passphrase_prompt() {
     let after: Vec<usize> = NAMES.iter().map(|n| fleet.sshd_connections(n)).collect();
     assert_eq!(before, after, "a host was contacted");
 }
+
+/// Hundreds of hosts authenticating through one agent at once (a simulated fleet served by
+/// this test process, no root needed): every signature request is answered, none is lost
+/// to the agent socket's listen backlog, and every host logs in.
+#[test]
+fn agent_signs_for_hundreds_of_concurrent_hosts() {
+    use std::net::{Ipv4Addr, TcpListener};
+
+    const HOSTS: u32 = 300;
+    let base = Ipv4Addr::new(127, 44, 0, 1);
+    let port = TcpListener::bind((base, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fleet_dir = dir.path().join("fleet");
+    let fleet = runtime
+        .block_on(capo_simfleet::start(capo_simfleet::Options::new(
+            HOSTS,
+            base,
+            port,
+            fleet_dir.clone(),
+        )))
+        .expect("the simulated fleet starts");
+    let agent = Agent::start(&dir.path().join("agent.sock"), &[]);
+    agent.add(&[path_arg(&fleet_dir.join("client_ed25519"))]);
+    let text = std::fs::read_to_string(&fleet.files.inventory).expect("inventory");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("identity_files ="))
+        .expect("identity_files line")
+        .to_string();
+    // beside the original: its relative paths (known_hosts) stay right
+    let inventory = fleet_dir.join("agent-only.toml");
+    std::fs::write(
+        &inventory,
+        text.replace(&line, "identity_files = [\"missing\"]"),
+    )
+    .expect("write inventory");
+    let report = dir.path().join("report.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_capo"))
+        .args(["exec", "-q", "-j", "300", "-i", path_arg(&inventory)])
+        .arg("--runs-dir")
+        .arg(dir.path().join("runs"))
+        .arg("--report")
+        .arg(&report)
+        .args(["--", "true"])
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .env_remove("CAPO_INVENTORY")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("capo runs");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    let errors: Vec<String> = report["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter(|h| !h["error"].is_null())
+        .take(3)
+        .map(|h| h["error"].to_string())
+        .collect();
+    assert_eq!(
+        report["summary"]["ok"], HOSTS,
+        "{}: {errors:?}",
+        report["summary"]
+    );
+    assert_eq!(out.status.code(), Some(0));
+    drop(fleet);
+}
