@@ -6,7 +6,8 @@
 # the login shells those scripts are tested under (tcsh, which also provides csh; fish), and
 # the Puppetfile module installers capo drives (r10k, g10k), sudo (the fleet's deploy users
 # and capo's `become = "sudo"`) with openssl (the fleet hashes their passwords), and tmux (tests
-# that need a real terminal).
+# that need a real terminal: --confirm, passphrase and sudo prompts; ssh-agent and ssh-add
+# come with openssh-client).
 set -euo pipefail
 
 need=()

@@ -31,6 +31,12 @@ pub enum Error {
     /// The sudo password could not be read from the terminal.
     #[error("cannot read the sudo password: {0}")]
     BecomePassRead(std::io::Error),
+    /// Ctrl-C at a passphrase prompt: nothing was contacted.
+    #[error("interrupted at the passphrase prompt; no host was contacted")]
+    PassphraseInterrupted,
+    /// The terminal could not be read for a passphrase.
+    #[error("cannot read a passphrase from the terminal: {0}")]
+    PassphraseRead(std::io::Error),
     /// `--events` names a file that cannot be created.
     #[error("cannot create event log {}: {source}", .path.display())]
     EventLog {
@@ -80,7 +86,9 @@ impl Error {
             | Error::BecomePassWithoutTerminal
             | Error::BecomePassRead(_)
             | Error::EventLog { .. } => exit::USAGE,
+            Error::PassphraseInterrupted => exit::INTERRUPTED,
             Error::RunDir { .. }
+            | Error::PassphraseRead(_)
             | Error::Runtime(_)
             | Error::NoReport
             | Error::EncodeHosts(_)

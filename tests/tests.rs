@@ -24,3 +24,4 @@ mod revisions;
 mod rollout;
 mod security;
 mod sim_table;
+mod ssh_auth;

@@ -7,6 +7,7 @@ mod drive;
 mod host_keys;
 mod options;
 mod outputs;
+mod passphrases;
 mod signals;
 
 use std::io::IsTerminal;
@@ -40,6 +41,8 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
+    // Before the live display starts and before any host is contacted.
+    options.ssh = passphrases::unlock(&hosts, &runtime)?;
     let event_log = args
         .events
         .as_deref()

@@ -42,6 +42,7 @@ pub fn build(
         tail_bytes: DEFAULT_TAIL_BYTES,
         holder,
         become_password: None,
+        ssh: Default::default(),
     })
 }
 

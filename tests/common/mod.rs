@@ -7,6 +7,7 @@
 //! Set `CAPO_FLEET_KEEP=1` to keep a fleet's directory after the test (its hosts are
 //! still stopped); the path is printed on drop.
 
+pub mod agent;
 pub mod run;
 pub mod tmux;
 
@@ -377,12 +378,15 @@ impl Fleet {
         cmd
     }
 
-    /// `capo` binary with cwd = fleet dir, `CAPO_INVENTORY` = the fleet inventory, `NO_COLOR=1`.
+    /// `capo` binary with cwd = fleet dir, `CAPO_INVENTORY` = the fleet inventory, `NO_COLOR=1`,
+    /// and no `SSH_AUTH_SOCK` (an agent of whoever runs the tests would add its keys to every
+    /// authentication; the agent tests set their own).
     pub fn capo(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_capo"));
         cmd.current_dir(&self.dir)
             .env("CAPO_INVENTORY", &self.inventory)
             .env("NO_COLOR", "1")
+            .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null());
         cmd
     }

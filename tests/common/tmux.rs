@@ -79,6 +79,16 @@ impl Tmux {
         assert!(status.success());
     }
 
+    /// Sends one key by its tmux name, e.g. `C-c`.
+    pub fn send_key(&self, key: &str) {
+        let status = self
+            .cmd()
+            .args(["send-keys", "-t", &self.session, key])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
     /// Polls the pane until `pred` holds; panics with the pane after `limit`.
     pub fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + limit;

@@ -65,6 +65,8 @@ usage: fleet.sh COMMAND [ARGS] [--dir DIR]        (DIR defaults to ./.fleet)
   thaw HOST                  SIGCONT every sshd process of HOST (undoes freeze)
   procs HOST                 ps -eo pid,pgid,stat,args as seen inside HOST's pid namespace
   status                     show hosts, ports, pids, state
+  agent                      start an ssh-agent on DIR/agent.sock holding the fleet's client
+                             key (pid in DIR/agent.pid; down kills it); prints the socket path
   commit PATH CONTENT MSG    write CONTENT to PATH in DIR/work, commit, push; prints the sha
                              (also: commit [--dir DIR] -- PATH CONTENT MSG)
 EOF
@@ -817,9 +819,24 @@ cmd_up() {
   echo "$DIR/inventory.toml"
 }
 
+cmd_agent() {
+  need_fleet
+  local sock="$DIR/agent.sock"
+  [[ ! -f "$DIR/agent.pid" ]] || kill "$(cat "$DIR/agent.pid")" 2>/dev/null || true
+  rm -f "$sock"
+  ssh-agent -a "$sock" -s >"$DIR/agent.out" || die "ssh-agent did not start"
+  sed -n 's/^SSH_AGENT_PID=\([0-9]*\);.*/\1/p' "$DIR/agent.out" >"$DIR/agent.pid"
+  SSH_AUTH_SOCK="$sock" ssh-add -q "$DIR/keys/client_ed25519" </dev/null || die "ssh-add failed"
+  echo "$sock"
+}
+
 cmd_down() {
   need_root
   local name
+  if [[ -f "$DIR/agent.pid" ]]; then
+    kill "$(cat "$DIR/agent.pid")" 2>/dev/null || true
+    rm -f "$DIR/agent.pid" "$DIR/agent.sock"
+  fi
   if [[ -d "$DIR/hosts" ]]; then
     for name in $(all_hosts); do kill_host "$name"; done
   fi
@@ -1049,6 +1066,7 @@ main() {
     procs) cmd_procs ;;
     status) cmd_status ;;
     commit) cmd_commit ;;
+    agent) cmd_agent ;;
     help) usage ;;
     *) usage >&2; die "unknown command '$sub'" ;;
   esac

@@ -2,9 +2,12 @@
 //! turns a host's settings into an SSH session, retrying what is worth another try.
 //!
 //! It is one object rather than a function per host because what connections share belongs
-//! to the run: today the key and known_hosts files read once for all hosts; later an agent
-//! client and bastion sessions, which must not be set up again for each host.
+//! to the run: the key and known_hosts files read once for all hosts, the keys unlocked with
+//! a passphrase before the run, and the ssh-agent (its identities listed once, a small pool
+//! of agent connections for every host's signatures); later bastion sessions, which must
+//! not be set up again for each host.
 
+use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +21,12 @@ use crate::outcome::{ErrorKind, HostError};
 
 /// What every connection of a run shares; build one per run and hand each host's task a
 /// reference.
-#[derive(Default)]
 pub(super) struct Connector {
-    /// Key and known_hosts files, read once for all hosts of the run.
+    /// Key and known_hosts files, read once for all hosts of the run, keys unlocked before
+    /// it, and agents.
     files: Arc<FileCache>,
+    /// `SSH_AUTH_SOCK` as the run started, for hosts whose `identity_agent` is the default.
+    agent_env: Option<OsString>,
 }
 
 /// A session, and how many attempts it took.
@@ -49,9 +54,12 @@ pub(super) enum Refused {
 }
 
 impl Connector {
-    /// A connector for one run.
-    pub fn new() -> Connector {
-        Connector::default()
+    /// A connector for one run, sharing `files` (see [`crate::EngineOptions::ssh`]).
+    pub fn new(files: Arc<FileCache>) -> Connector {
+        Connector {
+            files,
+            agent_env: std::env::var_os("SSH_AUTH_SOCK"),
+        }
     }
 
     /// Connects to `host`, retrying a failure to reach it up to its `connect_retries` times
@@ -62,7 +70,7 @@ impl Connector {
         host: &Host,
         stop: &mut watch::Receiver<Stop>,
     ) -> Result<Connected, NotConnected> {
-        let mut cfg = connect_config(host);
+        let mut cfg = connect_config(host, self.agent_env.as_deref());
         cfg.cache = Some(self.files.clone());
         let retries = host.settings.connect_retries;
         let mut attempts = 0;
@@ -95,11 +103,14 @@ impl Connector {
     }
 }
 
-/// The SSH settings for a host.
-pub fn connect_config(host: &Host) -> ConnectConfig {
+/// The SSH settings for a host. `agent_env` is `SSH_AUTH_SOCK`, read once per run by the
+/// caller: the agent of hosts that do not name one.
+pub fn connect_config(host: &Host, agent_env: Option<&std::ffi::OsStr>) -> ConnectConfig {
     let s = &host.settings;
     let mut cfg = ConnectConfig::new(host.address.clone(), s.port, s.user.clone());
     cfg.identity_files = s.identity_files.clone();
+    cfg.identity_agent = s.identity_agent.socket(agent_env);
+    cfg.identities_only = s.identities_only;
     cfg.known_hosts = s.known_hosts.clone();
     cfg.host_key_policy = match s.host_key_check {
         HostKeyCheck::Strict => HostKeyPolicy::Strict,

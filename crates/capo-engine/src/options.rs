@@ -67,6 +67,10 @@ pub struct EngineOptions {
     /// The sudo password (`--ask-become-pass`) for hosts with `become = "sudo"`: given,
     /// sudo may ask for it (and gets it); `None`, it runs as `sudo -n`.
     pub become_password: Option<BecomePassword>,
+    /// What the run's SSH connections share: key and known_hosts files read once, the keys
+    /// the caller unlocked with a passphrase before the run ([`capo_ssh::FileCache::unlock`]),
+    /// the agents. `Default::default()` for a fresh one.
+    pub ssh: std::sync::Arc<capo_ssh::FileCache>,
 }
 
 /// What the controller wants the engine to do, sent through a `watch` channel.

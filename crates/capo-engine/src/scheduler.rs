@@ -46,7 +46,7 @@ pub async fn run(
     let allowed = opts.strategy.max_failures.map(|b| b.allowed(total));
     let mut dispatch = Dispatch {
         opts: opts.clone(),
-        connector: Arc::new(Connector::new()),
+        connector: Arc::new(Connector::new(opts.ssh.clone())),
         emit: emit.clone(),
         stop,
         stop_open: true,
@@ -96,7 +96,8 @@ pub async fn run(
 /// The state of a run between and within batches.
 struct Dispatch {
     opts: Arc<EngineOptions>,
-    /// What every host's connection shares (files read once, later agent and bastions).
+    /// What every host's connection shares (files read once, unlocked keys, the agent; later
+    /// bastions).
     connector: Arc<Connector>,
     emit: Emitter,
     stop: watch::Receiver<Stop>,

@@ -56,6 +56,11 @@ pub struct Settings {
     pub port: u16,
     /// Private keys to try, in order; already resolved to local paths.
     pub identity_files: Vec<PathBuf>,
+    /// Which ssh-agent to ask for identities, tried before `identity_files`.
+    pub identity_agent: IdentityAgent,
+    /// Offer only identities whose public key matches an `identity_files` entry, agent
+    /// identities included (OpenSSH's `IdentitiesOnly`).
+    pub identities_only: bool,
     /// The `known_hosts` file used to check host keys; a local path.
     pub known_hosts: PathBuf,
     /// How to treat unknown or changed host keys.
@@ -152,6 +157,29 @@ impl FromStr for Become {
             "sudo" => Ok(Self::Sudo),
             "none" => Ok(Self::None),
             _ => Err(ParseBecomeError),
+        }
+    }
+}
+
+/// Where a host's ssh-agent is (`identity_agent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityAgent {
+    /// The socket `SSH_AUTH_SOCK` names when capo runs, if it is set (the default).
+    Env,
+    /// No agent (`identity_agent = "none"`).
+    None,
+    /// This socket; a local path.
+    Path(PathBuf),
+}
+
+impl IdentityAgent {
+    /// The socket to use: `sock_env` is the value of `SSH_AUTH_SOCK`, read once by the
+    /// caller. An empty variable means no agent, as for OpenSSH.
+    pub fn socket(&self, sock_env: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+        match self {
+            IdentityAgent::Env => sock_env.filter(|s| !s.is_empty()).map(PathBuf::from),
+            IdentityAgent::None => None,
+            IdentityAgent::Path(p) => Some(p.clone()),
         }
     }
 }

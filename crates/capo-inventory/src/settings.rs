@@ -10,14 +10,16 @@ use toml::Spanned;
 
 use crate::duration::{self, DurationError};
 use crate::error::{ErrorKind, InventoryError};
-use crate::model::{Become, HostKeyCheck, Puppetfile, Settings};
+use crate::model::{Become, HostKeyCheck, IdentityAgent, Puppetfile, Settings};
 use crate::parse::{toml_key, type_name, Ctx};
 
 /// Every settings key, in the order error messages list them.
-pub(crate) const SETTING_KEYS: [&str; 23] = [
+pub(crate) const SETTING_KEYS: [&str; 25] = [
     "user",
     "port",
     "identity_files",
+    "identity_agent",
+    "identities_only",
     "known_hosts",
     "host_key_check",
     "connect_timeout",
@@ -73,6 +75,8 @@ pub(crate) struct Layer {
     user: Option<Val<String>>,
     port: Option<Val<u16>>,
     identity_files: Option<Val<Vec<PathBuf>>>,
+    identity_agent: Option<Val<IdentityAgent>>,
+    identities_only: Option<Val<bool>>,
     known_hosts: Option<Val<PathBuf>>,
     host_key_check: Option<Val<HostKeyCheck>>,
     connect_timeout: Option<Val<Duration>>,
@@ -125,6 +129,17 @@ impl Layer {
                     .collect::<Result<_, _>>()?;
                 self.identity_files = at!(paths);
             }
+            "identity_agent" => {
+                let s = string(cx, "identity_agent", value)?;
+                // "none" as in OpenSSH's IdentityAgent; anything else is the socket's path.
+                let agent = if s == "none" {
+                    IdentityAgent::None
+                } else {
+                    IdentityAgent::Path(local_path(cx, "identity_agent", s, value.span().start)?)
+                };
+                self.identity_agent = at!(agent);
+            }
+            "identities_only" => self.identities_only = at!(boolean(cx, "identities_only", value)?),
             "known_hosts" => {
                 let s = string(cx, "known_hosts", value)?;
                 self.known_hosts = at!(local_path(cx, "known_hosts", s, value.span().start)?);
@@ -294,6 +309,12 @@ impl Sources<'_> {
             user: or_builtin(self.pick(cx, "user", |l| &l.user)?, BUILTIN_USER),
             port: self.pick(cx, "port", |l| &l.port)?.unwrap_or(BUILTIN_PORT),
             identity_files,
+            identity_agent: self
+                .pick(cx, "identity_agent", |l| &l.identity_agent)?
+                .unwrap_or(IdentityAgent::Env),
+            identities_only: self
+                .pick(cx, "identities_only", |l| &l.identities_only)?
+                .unwrap_or(false),
             known_hosts,
             host_key_check: self
                 .pick(cx, "host_key_check", |l| &l.host_key_check)?
@@ -436,6 +457,16 @@ impl Show for Puppetfile {
 impl Show for Become {
     fn show(&self) -> String {
         format!("\"{self}\"")
+    }
+}
+
+impl Show for IdentityAgent {
+    fn show(&self) -> String {
+        match self {
+            IdentityAgent::Env => "SSH_AUTH_SOCK".to_string(),
+            IdentityAgent::None => "\"none\"".to_string(),
+            IdentityAgent::Path(p) => p.show(),
+        }
     }
 }
 

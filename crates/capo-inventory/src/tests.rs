@@ -7,7 +7,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::parse::parse;
-use crate::{Become, ErrorKind, HostKeyCheck, Inventory, InventoryError, Puppetfile, Settings};
+use crate::{
+    Become, ErrorKind, HostKeyCheck, IdentityAgent, Inventory, InventoryError, Puppetfile, Settings,
+};
 
 const HOME: &str = "/home/op";
 
@@ -35,6 +37,8 @@ fn builtin() -> Settings {
             PathBuf::from("/home/op/.ssh/id_ecdsa"),
             PathBuf::from("/home/op/.ssh/id_rsa"),
         ],
+        identity_agent: IdentityAgent::Env,
+        identities_only: false,
         known_hosts: PathBuf::from("/home/op/.ssh/known_hosts"),
         host_key_check: HostKeyCheck::Strict,
         connect_timeout: Duration::from_secs(10),
@@ -121,6 +125,8 @@ address = "192.0.2.10"
                 PathBuf::from("/abs/b"),
                 PathBuf::from("/home/op/c"),
             ],
+            identity_agent: IdentityAgent::Env,
+            identities_only: false,
             known_hosts: PathBuf::from("/etc/capo/known"),
             host_key_check: HostKeyCheck::AcceptNew,
             connect_timeout: Duration::from_millis(1500),
@@ -309,7 +315,8 @@ user = "z"
 
 #[test]
 fn unknown_keys_are_reported_at_the_key() {
-    let all = "user, port, identity_files, known_hosts, host_key_check, connect_timeout, \
+    let all = "user, port, identity_files, identity_agent, identities_only, known_hosts, \
+               host_key_check, connect_timeout, \
                command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, remote, branch, environment, manifest, modulepath, puppet, \
                puppet_args, certname, puppetfile, become, become_user";
     assert_eq!(
@@ -717,6 +724,58 @@ fn string_value_checks() {
     assert_eq!(
         err("[defaults]\nuser = \"\"\n"),
         "inventory.toml:2:8: bad value \"\" for `user`: must not be empty"
+    );
+}
+
+#[test]
+fn identity_agent_and_identities_only() {
+    let text = r#"
+[defaults]
+identities_only = true
+[groups.g]
+hosts = ["b", "c"]
+identity_agent = "~/agent.sock"
+[hosts.a]
+[hosts.b]
+identity_agent = "none"
+identities_only = false
+[hosts.c]
+"#;
+    let inv = parse_at(text, "/etc/capo/inventory.toml").unwrap_or_else(|e| panic!("{e}"));
+    let agents: Vec<_> = inv
+        .hosts
+        .iter()
+        .map(|h| {
+            (
+                h.name.as_str(),
+                h.settings.identity_agent.clone(),
+                h.settings.identities_only,
+            )
+        })
+        .collect();
+    assert_eq!(
+        agents,
+        [
+            ("b", IdentityAgent::None, false),
+            ("c", IdentityAgent::Path("/home/op/agent.sock".into()), true),
+            ("a", IdentityAgent::Env, true),
+        ]
+    );
+    let env = std::ffi::OsStr::new("/run/agent");
+    assert_eq!(
+        IdentityAgent::Env.socket(Some(env)),
+        Some("/run/agent".into())
+    );
+    assert_eq!(IdentityAgent::Env.socket(Some("".as_ref())), None);
+    assert_eq!(IdentityAgent::Env.socket(None), None);
+    assert_eq!(IdentityAgent::None.socket(Some(env)), None);
+    assert_eq!(
+        err("[defaults]\nidentities_only = \"yes\"\n"),
+        "inventory.toml:2:19: `identities_only` must be true or false, found string"
+    );
+    assert_eq!(
+        err("[defaults]\nidentity_agent = \"\"\n"),
+        "inventory.toml:2:18: bad value \"\" for `identity_agent`: must not be empty"
     );
 }
 

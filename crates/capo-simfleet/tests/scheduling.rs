@@ -93,6 +93,7 @@ impl SimFleet {
             tail_bytes: DEFAULT_TAIL_BYTES,
             holder: "capo run test".into(),
             become_password: None,
+            ssh: Default::default(),
         }
     }
 }

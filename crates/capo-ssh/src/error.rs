@@ -49,8 +49,16 @@ impl fmt::Display for Phase {
 pub enum SkipReason {
     /// The file does not exist.
     Missing,
-    /// The key is protected by a passphrase.
+    /// The key is protected by a passphrase and none was given: there was no terminal to
+    /// ask on (load the key into ssh-agent instead).
     Encrypted,
+    /// Every passphrase tried for it was wrong.
+    WrongPassphrase {
+        /// How many were tried.
+        tries: u32,
+    },
+    /// An empty passphrase was given at the prompt: the key is skipped.
+    NoPassphrase,
     /// The file exists but cannot be read.
     Unreadable(String),
     /// The file is not a private key russh understands.
@@ -67,7 +75,18 @@ impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SkipReason::Missing => f.write_str("missing"),
-            SkipReason::Encrypted => f.write_str("encrypted: passphrases are not supported yet"),
+            SkipReason::Encrypted => {
+                f.write_str("encrypted, and there is no terminal to ask for its passphrase")
+            }
+            SkipReason::WrongPassphrase { tries } => write!(
+                f,
+                "encrypted, and the passphrase was wrong {}",
+                match tries {
+                    1 => "once".to_string(),
+                    n => format!("{n} times"),
+                }
+            ),
+            SkipReason::NoPassphrase => f.write_str("encrypted, and no passphrase was given"),
             SkipReason::Unreadable(e) => write!(f, "unreadable: {e}"),
             SkipReason::Invalid(e) => write!(f, "invalid: {e}"),
             // OpenSSH's wording, so people recognise it (and know `chmod 600`).
@@ -87,6 +106,57 @@ pub struct IdentityAttempt {
     pub path: PathBuf,
     /// `None` if the key was offered to (and refused by) the server.
     pub skipped: Option<SkipReason>,
+}
+
+/// What became of the ssh-agent's identities in an authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentAttempt {
+    /// The agent's socket.
+    pub socket: PathBuf,
+    /// What happened.
+    pub outcome: AgentOutcome,
+}
+
+/// See [`AgentAttempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentOutcome {
+    /// The agent could not be asked for its identities (not running, socket missing, ...);
+    /// it was passed over, as OpenSSH does.
+    Unavailable(String),
+    /// Its identities (those `identities_only` let through) were offered: `keys` in all,
+    /// `not_signed` of them accepted by the server but not signed by the agent (e.g. a
+    /// confirm key denied).
+    Offered {
+        /// Identities offered.
+        keys: usize,
+        /// Of those, how many the agent refused to sign with.
+        not_signed: usize,
+    },
+}
+
+impl fmt::Display for AgentAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let socket = self.socket.display();
+        match &self.outcome {
+            AgentOutcome::Unavailable(e) => write!(f, "agent {socket} (unavailable: {e})"),
+            AgentOutcome::Offered { keys: 0, .. } => write!(f, "agent {socket} (no keys to offer)"),
+            AgentOutcome::Offered { keys, not_signed } => {
+                write!(f, "agent {socket} ({keys} key{}", plural(*keys))?;
+                if *not_signed > 0 {
+                    write!(f, ", {not_signed} it refused to sign with")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// Everything that can go wrong talking to a host.
@@ -219,18 +289,49 @@ pub enum SshError {
     },
 
     /// Every usable key was refused.
-    #[error("authentication refused for user {user} (tried: {})", fmt_identities(.tried))]
+    #[error("authentication refused for user {user} (tried: {})", fmt_identities(.agent, .tried))]
     AuthRefused {
         /// Remote user.
         user: String,
+        /// The agent's identities, when an agent is configured.
+        agent: Option<AgentAttempt>,
         /// Each configured identity file and what became of it.
         tried: Vec<IdentityAttempt>,
     },
-    /// No identity file could be loaded, so nothing was offered.
-    #[error("no usable identity file (tried: {})", fmt_identities(.tried))]
+    /// No identity file could be loaded and the agent had none to offer, so nothing was
+    /// offered.
+    #[error("no usable identity file (tried: {})", fmt_identities(.agent, .tried))]
     NoIdentity {
+        /// The agent, when one is configured.
+        agent: Option<AgentAttempt>,
         /// Each configured identity file and why it was skipped.
         tried: Vec<IdentityAttempt>,
+    },
+    /// Nothing could be offered but this encrypted key file, and there was no terminal to
+    /// ask for its passphrase.
+    #[error(
+        "key file {} is encrypted and there is no terminal to ask for its passphrase: load it into ssh-agent (ssh-add {})",
+        .path.display(), .path.display()
+    )]
+    EncryptedKey {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The server hung up while identities were being offered: sshd does so after
+    /// `MaxAuthTries` refused ones ("Too many authentication failures").
+    #[error(
+        "connection closed by remote during authentication after {refused} refused identit{}{}{}",
+        if *.refused == 1 { "y" } else { "ies" },
+        fmt_reason(.reason),
+        if *.agent_keys { "; the agent offers keys first: set identities_only = true to offer only identity_files' keys" } else { "" }
+    )]
+    AuthClosed {
+        /// Identities the server refused before it hung up.
+        refused: usize,
+        /// What the server said, if anything.
+        reason: Option<String>,
+        /// Whether agent keys were offered without `identities_only`: the likely cause.
+        agent_keys: bool,
     },
 
     /// The server would not open a session channel.
@@ -283,7 +384,9 @@ impl SshError {
             | HostCertificate { .. }
             | KnownHostsRead { .. }
             | KnownHostsWrite { .. } => ErrorKind::HostKey,
-            AuthRefused { .. } | NoIdentity { .. } => ErrorKind::Auth,
+            AuthRefused { .. } | NoIdentity { .. } | EncryptedKey { .. } | AuthClosed { .. } => {
+                ErrorKind::Auth
+            }
             ChannelOpen { .. }
             | ExecRefused
             | ChannelTimeout { .. }
@@ -327,21 +430,22 @@ fn fmt_expected(expected: &[(String, PathBuf, usize)]) -> String {
         .join(", ")
 }
 
-fn fmt_identities(tried: &[IdentityAttempt]) -> String {
-    if tried.is_empty() {
+fn fmt_identities(agent: &Option<AgentAttempt>, tried: &[IdentityAttempt]) -> String {
+    let files = tried.iter().map(|a| {
+        let path = a.path.display();
+        match &a.skipped {
+            None => format!("{path}"),
+            Some(reason @ SkipReason::Encrypted) => {
+                format!("{path} ({reason}: load it into ssh-agent (ssh-add {path}))")
+            }
+            Some(reason) => format!("{path} ({reason})"),
+        }
+    });
+    let all: Vec<String> = agent.iter().map(|a| a.to_string()).chain(files).collect();
+    if all.is_empty() {
         return "no identity files configured".to_string();
     }
-    tried
-        .iter()
-        .map(|a| {
-            let path = a.path.display();
-            match &a.skipped {
-                None => format!("{path}"),
-                Some(reason) => format!("{path} ({reason})"),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    all.join(", ")
 }
 
 #[cfg(test)]
@@ -447,6 +551,7 @@ mod tests {
 
         let e = SshError::AuthRefused {
             user: "root".into(),
+            agent: None,
             tried: vec![
                 IdentityAttempt {
                     path: "/k/id_ed25519".into(),
@@ -465,6 +570,7 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Auth);
 
         let e = SshError::NoIdentity {
+            agent: None,
             tried: vec![
                 IdentityAttempt {
                     path: "a".into(),
@@ -478,10 +584,12 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "no usable identity file (tried: a (missing), b (encrypted: passphrases are not supported yet))"
+            "no usable identity file (tried: a (missing), b (encrypted, and there is no terminal \
+             to ask for its passphrase: load it into ssh-agent (ssh-add b)))"
         );
 
         let e = SshError::NoIdentity {
+            agent: None,
             tried: vec![
                 IdentityAttempt {
                     path: "/k/id_ed25519".into(),
@@ -508,6 +616,75 @@ mod tests {
             SkipReason::TooOpen { mode: 0o4 }.to_string(),
             "permissions 0004 are too open: private key files must not be accessible by others"
         );
+
+        let e = SshError::EncryptedKey {
+            path: "/k/id_ed25519".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "key file /k/id_ed25519 is encrypted and there is no terminal to ask for its \
+             passphrase: load it into ssh-agent (ssh-add /k/id_ed25519)"
+        );
+        assert_eq!(e.kind(), ErrorKind::Auth);
+
+        let agent = |outcome| {
+            Some(AgentAttempt {
+                socket: "/run/agent".into(),
+                outcome,
+            })
+        };
+        let e = SshError::AuthRefused {
+            user: "root".into(),
+            agent: agent(AgentOutcome::Offered {
+                keys: 2,
+                not_signed: 1,
+            }),
+            tried: vec![IdentityAttempt {
+                path: "/k/a".into(),
+                skipped: Some(SkipReason::WrongPassphrase { tries: 3 }),
+            }],
+        };
+        assert_eq!(
+            e.to_string(),
+            "authentication refused for user root (tried: agent /run/agent (2 keys, 1 it \
+             refused to sign with), /k/a (encrypted, and the passphrase was wrong 3 times))"
+        );
+        let e = SshError::NoIdentity {
+            agent: agent(AgentOutcome::Unavailable("Connection refused".into())),
+            tried: vec![IdentityAttempt {
+                path: "/k/a".into(),
+                skipped: Some(SkipReason::NoPassphrase),
+            }],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no usable identity file (tried: agent /run/agent (unavailable: Connection refused), \
+             /k/a (encrypted, and no passphrase was given))"
+        );
+        let e = SshError::NoIdentity {
+            agent: agent(AgentOutcome::Offered {
+                keys: 0,
+                not_signed: 0,
+            }),
+            tried: vec![],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no usable identity file (tried: agent /run/agent (no keys to offer))"
+        );
+
+        let e = SshError::AuthClosed {
+            refused: 6,
+            reason: Some("server disconnected: Too many authentication failures".into()),
+            agent_keys: true,
+        };
+        assert_eq!(
+            e.to_string(),
+            "connection closed by remote during authentication after 6 refused identities \
+             (server disconnected: Too many authentication failures); the agent offers keys \
+             first: set identities_only = true to offer only identity_files' keys"
+        );
+        assert_eq!(e.kind(), ErrorKind::Auth);
 
         let e = SshError::ConnectionLost {
             reason: Some("keepalive timeout".into()),

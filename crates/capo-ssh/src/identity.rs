@@ -4,15 +4,57 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use russh::keys::PrivateKey;
+use russh::keys::{PrivateKey, PublicKey};
 
 use crate::cache::{FileCache, LoadedKey};
 use crate::error::SkipReason;
 
+/// An identity file as read from disk.
+pub(crate) struct KeyFile {
+    /// The public half when it can be known without a passphrase: from the key file itself
+    /// (an OpenSSH key file keeps it in the clear, encrypted or not), else from the `.pub`
+    /// file next to it. Used to match agent identities (`identities_only`) and to not ask
+    /// for a passphrase the agent makes unnecessary.
+    pub public: Option<PublicKey>,
+    /// The usable key, or why it is skipped.
+    pub key: Result<Arc<PrivateKey>, SkipReason>,
+    /// An encrypted key file's text, kept to decrypt it once a passphrase is given (it is
+    /// the encrypted form: nothing secret without the passphrase).
+    encrypted: Option<String>,
+}
+
+impl std::fmt::Debug for KeyFile {
+    // Private keys have no business in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("skipped", &self.key.as_ref().err())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyFile {
+    /// Whether `public` is this file's key.
+    pub(crate) fn matches(&self, public: &PublicKey) -> bool {
+        self.public
+            .as_ref()
+            .is_some_and(|p| p.key_data() == public.key_data())
+    }
+
+    /// Decrypts an encrypted key file with `passphrase`. `None` when the passphrase is
+    /// wrong (or the file was not an encrypted key to begin with).
+    pub(crate) fn decrypt(&self, passphrase: &str) -> Option<PrivateKey> {
+        let text = self.encrypted.as_deref()?;
+        russh::keys::decode_secret_key(text, Some(passphrase)).ok()
+    }
+}
+
 /// An identity file after loading: either a usable key or why it is skipped.
 pub(crate) struct Loaded {
     pub path: PathBuf,
-    pub key: LoadedKey,
+    pub file: LoadedKey,
+    /// The key to use: the file's, or the one decrypted with the passphrase given for it
+    /// this run.
+    pub key: Result<Arc<PrivateKey>, SkipReason>,
 }
 
 /// Loads every file in order. Never fails: problems become [`SkipReason`]s
@@ -20,20 +62,65 @@ pub(crate) struct Loaded {
 pub(crate) async fn load_all(paths: &[PathBuf], cache: Option<&FileCache>) -> Vec<Loaded> {
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
-        let load = || async { load_one(path).await.map(Arc::new) };
-        let key = match cache {
-            Some(cache) => cache.identity(path, load).await,
-            None => load().await,
+        let file = load(path, cache).await;
+        let key = match (&file.key, cache) {
+            (Err(SkipReason::Encrypted), Some(cache)) => {
+                cache.unlocked(path).unwrap_or(Err(SkipReason::Encrypted))
+            }
+            (k, _) => k.clone(),
         };
         out.push(Loaded {
             path: path.clone(),
+            file,
             key,
         });
     }
     out
 }
 
-async fn load_one(path: &Path) -> Result<PrivateKey, SkipReason> {
+/// One identity file, through the cache when there is one.
+pub(crate) async fn load(path: &Path, cache: Option<&FileCache>) -> LoadedKey {
+    let load = || async { Arc::new(load_one(path).await) };
+    match cache {
+        Some(cache) => cache.identity(path, load).await,
+        None => load().await,
+    }
+}
+
+async fn load_one(path: &Path) -> KeyFile {
+    let (key, public, encrypted) = match load_private(path).await {
+        Ok(Decoded::Plain(key)) => {
+            let public = key.public_key().clone();
+            (Ok(Arc::new(*key)), Some(public), None)
+        }
+        Ok(Decoded::Encrypted { public, text }) => (Err(SkipReason::Encrypted), public, Some(text)),
+        Err(reason) => (Err(reason), None, None),
+    };
+    let public = match public {
+        Some(p) => Some(p),
+        None => read_public(path).await,
+    };
+    KeyFile {
+        public,
+        key,
+        encrypted,
+    }
+}
+
+/// The `.pub` file next to `path`, if there is a readable one.
+async fn read_public(path: &Path) -> Option<PublicKey> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".pub");
+    // A public key is one short line; a FIFO or a huge file named *.pub is not one.
+    let meta = tokio::fs::metadata(&name).await.ok()?;
+    if !meta.is_file() || meta.len() > 64 * 1024 {
+        return None;
+    }
+    let text = tokio::fs::read_to_string(&name).await.ok()?;
+    PublicKey::from_openssh(text.trim()).ok()
+}
+
+async fn load_private(path: &Path) -> Result<Decoded, SkipReason> {
     // stat before open: opening a FIFO (or a device) named as an identity
     // would block, and a key that is too open is skipped without being read.
     let meta = match tokio::fs::metadata(path).await {
@@ -107,7 +194,16 @@ fn check_mode(_meta: &std::fs::Metadata) -> Result<(), SkipReason> {
     Ok(())
 }
 
-fn decode(bytes: &[u8]) -> Result<PrivateKey, SkipReason> {
+/// A key file's contents, decoded as far as they can be without a passphrase.
+enum Decoded {
+    Plain(Box<PrivateKey>),
+    Encrypted {
+        public: Option<PublicKey>,
+        text: String,
+    },
+}
+
+fn decode(bytes: &[u8]) -> Result<Decoded, SkipReason> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Err(SkipReason::Invalid("not a text key file".into()));
     };
@@ -115,10 +211,20 @@ fn decode(bytes: &[u8]) -> Result<PrivateKey, SkipReason> {
     // generic decode errors when no passphrase is given.
     let encrypted_pem =
         text.contains("BEGIN ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED");
+    let encrypted = || {
+        // An OpenSSH key file keeps its public half unencrypted; legacy PEM does not.
+        let public = russh::keys::ssh_key::PrivateKey::from_openssh(text)
+            .ok()
+            .map(|k| k.public_key().clone());
+        Ok(Decoded::Encrypted {
+            public,
+            text: text.to_string(),
+        })
+    };
     match russh::keys::decode_secret_key(text, None) {
-        Ok(key) => Ok(key),
-        Err(russh::keys::Error::KeyIsEncrypted) => Err(SkipReason::Encrypted),
-        Err(_) if encrypted_pem => Err(SkipReason::Encrypted),
+        Ok(key) => Ok(Decoded::Plain(Box::new(key))),
+        Err(russh::keys::Error::KeyIsEncrypted) => encrypted(),
+        Err(_) if encrypted_pem => encrypted(),
         // The decoder's own messages can quote bytes of the file; say only
         // what kind of problem it is so no key material reaches a log.
         Err(russh::keys::Error::UnsupportedKeyType { .. }) => {
@@ -203,6 +309,7 @@ mod tests {
         let key = &paths[0].0;
         let mut cfg = crate::ConnectConfig::new("127.0.0.1", 9, "root");
         cfg.identity_files = vec![key.clone()];
+        cfg.identity_agent = None;
         let err = match crate::connect(&cfg).await {
             Ok(_) => panic!("connected with a 0644 key"),
             Err(e) => e,
@@ -223,6 +330,86 @@ mod tests {
         for line in pem.lines().filter(|l| !l.starts_with("-----")) {
             assert!(!msg.contains(line) && !debug.contains(line));
         }
+    }
+
+    #[tokio::test]
+    async fn public_halves_and_passphrases() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let enc = dir.path().join("enc");
+        let gone = dir.path().join("gone");
+        write_key_file(&enc, &ed25519_pem(Some("secret")), 0o600).await;
+        let public = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+            &[7u8; 32],
+        ))
+        .public_key()
+        .clone();
+        // A missing private key still has the public half of its `.pub` (as OpenSSH).
+        let line = match public.to_openssh() {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        write_key_file(
+            &dir.path().join("gone.pub"),
+            &format!("{line} op@host\n"),
+            0o644,
+        )
+        .await;
+
+        let cache = FileCache::default();
+        let mut cfg = crate::ConnectConfig::new("127.0.0.1", 9, "root");
+        cfg.identity_agent = None;
+        cfg.identity_files = vec![gone.clone(), enc.clone()];
+        let loaded = load_all(&cfg.identity_files, Some(&cache)).await;
+        assert_eq!(loaded[0].key.as_ref().err(), Some(&SkipReason::Missing));
+        assert!(loaded[0].file.matches(&public));
+        // the OpenSSH file's own public half, readable without the passphrase
+        assert_eq!(loaded[1].key.as_ref().err(), Some(&SkipReason::Encrypted));
+        assert!(loaded[1].file.matches(&public));
+
+        assert_eq!(cache.locked_keys([&cfg]).await, vec![enc.clone()]);
+        assert!(!cache.unlock(&enc, "wrong"));
+        assert!(!cache.unlock(&gone, "secret"), "not an encrypted key");
+        assert!(cache.unlock(&enc, "secret"));
+        assert!(cache.locked_keys([&cfg]).await.is_empty());
+        let loaded = load_all(&cfg.identity_files, Some(&cache)).await;
+        match &loaded[1].key {
+            Ok(k) => assert_eq!(k.public_key().key_data(), public.key_data()),
+            Err(e) => panic!("not unlocked: {e}"),
+        }
+
+        // Nothing else to offer and no terminal: the one-line message naming ssh-add.
+        cfg.identity_files = vec![enc.clone()];
+        let err = match crate::connect(&cfg).await {
+            Ok(_) => panic!("connected with an encrypted key"),
+            Err(e) => e,
+        };
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "key file {0} is encrypted and there is no terminal to ask for its passphrase: \
+                 load it into ssh-agent (ssh-add {0})",
+                enc.display()
+            )
+        );
+        // Given up on: the reason shows.
+        let cache = FileCache::default();
+        assert_eq!(cache.locked_keys([&cfg]).await, vec![enc.clone()]);
+        cache.give_up(&enc, crate::GiveUp::WrongPassphrase { tries: 3 });
+        cfg.cache = Some(std::sync::Arc::new(cache));
+        let err = match crate::connect(&cfg).await {
+            Ok(_) => panic!("connected with an encrypted key"),
+            Err(e) => e,
+        };
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "no usable identity file (tried: {} (encrypted, and the passphrase was wrong 3 times))",
+                enc.display()
+            )
+        );
     }
 
     async fn write_key_file(path: &Path, text: &str, mode: u32) {

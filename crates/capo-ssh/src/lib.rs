@@ -1,4 +1,5 @@
-//! SSH transport for capo: connect to a host with public-key auth and
+//! SSH transport for capo: connect to a host with public-key auth (ssh-agent identities
+//! first, then key files, as OpenSSH) and
 //! OpenSSH-compatible host key checking, then run commands and stream their
 //! output. Built on russh; no OpenSSH client processes are involved.
 //!
@@ -21,6 +22,7 @@
 )]
 #![warn(missing_docs)]
 
+mod agent;
 mod cache;
 mod error;
 mod exec;
@@ -29,7 +31,9 @@ pub mod known_hosts;
 mod session;
 
 pub use bytes::Bytes;
-pub use cache::FileCache;
-pub use error::{ErrorKind, IdentityAttempt, Phase, SkipReason, SshError};
+pub use cache::{FileCache, GiveUp};
+pub use error::{
+    AgentAttempt, AgentOutcome, ErrorKind, IdentityAttempt, Phase, SkipReason, SshError,
+};
 pub use exec::{Exec, ExecEvent, ExitStatus};
 pub use session::{connect, ConnectConfig, HostKeyPolicy, Session};

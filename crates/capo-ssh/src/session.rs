@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, AuthResult, DisconnectReason, Handle};
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::agent::AgentIdentity;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{Disconnect, Preferred};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::agent::{self, Agent};
 use crate::cache::FileCache;
-use crate::error::{IdentityAttempt, Phase, SshError};
+use crate::error::{AgentAttempt, AgentOutcome, IdentityAttempt, Phase, SkipReason, SshError};
 use crate::exec::Exec;
 use crate::identity;
 use crate::known_hosts::{self, HostKeyStatus, KnownHosts, RecordError, Recorder};
@@ -39,10 +41,17 @@ pub struct ConnectConfig {
     pub port: u16,
     /// Remote user.
     pub user: String,
-    /// Private keys, tried in order. Files that are missing, unusable or
-    /// accessible by group or others (as OpenSSH, see [`crate::SkipReason`])
-    /// are skipped.
+    /// Private keys, tried in order after the agent's identities. Files that are missing,
+    /// unusable or accessible by group or others (as OpenSSH, see [`crate::SkipReason`])
+    /// are skipped, and so is a file whose key the agent already offered (unless the agent
+    /// refused to sign with it).
     pub identity_files: Vec<PathBuf>,
+    /// The ssh-agent socket whose identities are offered first; None for no agent. An
+    /// agent that cannot be reached is passed over.
+    pub identity_agent: Option<PathBuf>,
+    /// Offer only agent identities whose public key is one of `identity_files`' (OpenSSH's
+    /// `IdentitiesOnly`).
+    pub identities_only: bool,
     /// known_hosts file to check (and, with [`HostKeyPolicy::AcceptNew`], append to).
     pub known_hosts: PathBuf,
     /// Host key policy.
@@ -63,8 +72,8 @@ pub struct ConnectConfig {
 }
 
 impl ConnectConfig {
-    /// Defaults: `~/.ssh/id_ed25519`, `~/.ssh/id_ecdsa`, `~/.ssh/id_rsa`,
-    /// `~/.ssh/known_hosts`, strict host key checking, 10 s connect timeout,
+    /// Defaults: the agent `SSH_AUTH_SOCK` names, `~/.ssh/id_ed25519`, `~/.ssh/id_ecdsa`,
+    /// `~/.ssh/id_rsa`, `~/.ssh/known_hosts`, strict host key checking, 10 s connect timeout,
     /// keepalive every 15 s, dead after 3 unanswered. `~` is `$HOME`; without
     /// it the paths are relative to the working directory.
     pub fn new(host: impl Into<String>, port: u16, user: impl Into<String>) -> Self {
@@ -80,6 +89,10 @@ impl ConnectConfig {
                 .iter()
                 .map(|f| ssh_dir.join(f))
                 .collect(),
+            identity_agent: std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            identities_only: false,
             known_hosts: ssh_dir.join("known_hosts"),
             host_key_policy: HostKeyPolicy::Strict,
             connect_timeout: Duration::from_secs(10),
@@ -188,27 +201,7 @@ pub async fn connect(cfg: &ConnectConfig) -> Result<Session, SshError> {
 
 async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session, SshError> {
     // Local checks first: no point dialling a host we could not log in to.
-    let identities = identity::load_all(&cfg.identity_files, cfg.cache.as_deref()).await;
-    let mut tried: Vec<IdentityAttempt> = Vec::with_capacity(identities.len());
-    let mut keys = Vec::new();
-    for id in identities {
-        match id.key {
-            Ok(k) => {
-                tried.push(IdentityAttempt {
-                    path: id.path,
-                    skipped: None,
-                });
-                keys.push(k);
-            }
-            Err(reason) => tried.push(IdentityAttempt {
-                path: id.path,
-                skipped: Some(reason),
-            }),
-        }
-    }
-    if keys.is_empty() {
-        return Err(SshError::NoIdentity { tried });
-    }
+    let mut identities = Identities::gather(cfg).await?;
 
     let known = match cfg.host_key_policy {
         HostKeyPolicy::Off => Arc::new(KnownHosts::default()),
@@ -261,44 +254,284 @@ async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session
     };
 
     *phase = Phase::Authenticating;
-    let mut rsa_hash: Option<Option<HashAlg>> = None;
-    for key in keys {
-        let hash = if key.algorithm().is_rsa() {
-            match rsa_hash {
-                Some(h) => h,
-                None => {
-                    let h = handle
-                        .best_supported_rsa_hash()
-                        .await
-                        .map_err(|e| handshake_error(e, *phase))?
-                        .flatten();
-                    rsa_hash = Some(h);
-                    h
-                }
-            }
-        } else {
-            None
-        };
-        let key = PrivateKeyWithHashAlg::new(key, hash);
-        match handle.authenticate_publickey(cfg.user.clone(), key).await {
-            Ok(AuthResult::Success) => {
-                return Ok(Session {
-                    handle,
-                    shared,
-                    op_timeout: cfg.connect_timeout,
-                    target: format!("{}@{}", cfg.user, cfg.display_host()),
-                })
-            }
-            Ok(AuthResult::Failure { .. }) => {}
-            Err(e) => return Err(handshake_error(e, *phase)),
-        }
+    let mut auth = Auth {
+        handle: &mut handle,
+        user: &cfg.user,
+        shared: &shared,
+        rsa_hash: None,
+        refused: 0,
+    };
+    if identities.authenticate(&mut auth).await? {
+        return Ok(Session {
+            handle,
+            shared,
+            op_timeout: cfg.connect_timeout,
+            target: format!("{}@{}", cfg.user, cfg.display_host()),
+        });
     }
     // Be polite so the server logs a clean disconnect rather than a reset.
     let _ = handle.disconnect(Disconnect::ByApplication, "", "en").await;
     Err(SshError::AuthRefused {
         user: cfg.user.clone(),
-        tried,
+        agent: identities.agent_attempt(),
+        tried: identities.tried(),
     })
+}
+
+/// What one connection offers the server, in OpenSSH's order: the agent's identities
+/// (with `identities_only`, only those matching an identity file), then the identity
+/// files the agent did not already offer.
+struct Identities {
+    agent: Option<AgentIds>,
+    files: Vec<FileId>,
+    identities_only: bool,
+}
+
+/// The agent and the identities of it to offer.
+struct AgentIds {
+    agent: Arc<Agent>,
+    /// Its identities, or why it could not be asked.
+    ids: Result<Vec<AgentIdentity>, String>,
+    /// How many the agent refused to sign with.
+    not_signed: usize,
+}
+
+/// One identity file.
+struct FileId {
+    path: PathBuf,
+    public: Option<PublicKey>,
+    key: Result<Arc<PrivateKey>, SkipReason>,
+}
+
+/// An authentication under way: the handle and what the attempts so far have learnt.
+struct Auth<'a> {
+    handle: &'a mut Handle<ClientHandler>,
+    user: &'a str,
+    shared: &'a Shared,
+    /// The RSA signature hash the server takes, once asked.
+    rsa_hash: Option<Option<HashAlg>>,
+    /// Identities the server refused.
+    refused: usize,
+}
+
+impl Auth<'_> {
+    async fn rsa_hash(&mut self, public: &PublicKey) -> Result<Option<HashAlg>, SshError> {
+        if !public.algorithm().is_rsa() {
+            return Ok(None);
+        }
+        if let Some(h) = self.rsa_hash {
+            return Ok(h);
+        }
+        let h = self
+            .handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(|e| handshake_error(e, Phase::Authenticating))?
+            .flatten();
+        self.rsa_hash = Some(h);
+        Ok(h)
+    }
+
+    /// After a refusal: did the server hang up (sshd does after `MaxAuthTries`)? russh
+    /// reports a connection gone mid-authentication as a failure with no methods left.
+    fn closed(&self, failure: &AuthResult) -> bool {
+        let no_methods = matches!(
+            failure,
+            AuthResult::Failure { remaining_methods, .. } if remaining_methods.is_empty()
+        );
+        no_methods || self.handle.is_closed()
+    }
+
+    fn closed_error(&self, agent_keys: bool) -> SshError {
+        if self.refused == 0 {
+            return SshError::Closed {
+                phase: Phase::Authenticating,
+            };
+        }
+        SshError::AuthClosed {
+            refused: self.refused,
+            reason: self.shared.disconnect_reason(),
+            agent_keys,
+        }
+    }
+}
+
+impl Identities {
+    /// Reads the identity files and asks the agent for its identities (both once per run
+    /// with a cache); fails when there is nothing to offer.
+    async fn gather(cfg: &ConnectConfig) -> Result<Identities, SshError> {
+        let cache = cfg.cache.as_deref();
+        let files: Vec<FileId> = identity::load_all(&cfg.identity_files, cache)
+            .await
+            .into_iter()
+            .map(|l| FileId {
+                public: l.file.public.clone(),
+                path: l.path,
+                key: l.key,
+            })
+            .collect();
+        let agent = match &cfg.identity_agent {
+            None => None,
+            Some(socket) => {
+                let agent = match cache {
+                    Some(c) => c.agent(socket),
+                    None => Arc::new(Agent::new(socket)),
+                };
+                let ids = agent.identities(cfg.connect_timeout).await.map(|ids| {
+                    ids.iter()
+                        .filter(|id| {
+                            !cfg.identities_only || {
+                                let public = agent::public_key(id);
+                                files.iter().any(|f| same_key(f.public.as_ref(), &public))
+                            }
+                        })
+                        .cloned()
+                        .collect()
+                });
+                Some(AgentIds {
+                    agent,
+                    ids,
+                    not_signed: 0,
+                })
+            }
+        };
+        let identities = Identities {
+            agent,
+            files,
+            identities_only: cfg.identities_only,
+        };
+        let agent_has_keys = identities
+            .agent
+            .as_ref()
+            .is_some_and(|a| a.ids.as_ref().is_ok_and(|ids| !ids.is_empty()));
+        if !agent_has_keys && identities.files.iter().all(|f| f.key.is_err()) {
+            let encrypted = identities
+                .files
+                .iter()
+                .find(|f| f.key.as_ref().err() == Some(&SkipReason::Encrypted));
+            if let Some(f) = encrypted {
+                return Err(SshError::EncryptedKey {
+                    path: f.path.clone(),
+                });
+            }
+            return Err(SshError::NoIdentity {
+                agent: identities.agent_attempt(),
+                tried: identities.tried(),
+            });
+        }
+        Ok(identities)
+    }
+
+    /// Offers every identity in turn. `Ok(true)` once one is accepted, `Ok(false)` when
+    /// all were refused.
+    async fn authenticate(&mut self, auth: &mut Auth<'_>) -> Result<bool, SshError> {
+        // Keys the server already refused through the agent: their files are not offered
+        // again. A key the agent would not sign with is, from its file.
+        let mut offered: Vec<PublicKey> = Vec::new();
+        let agent_keys = !self.identities_only;
+        if let Some(agent) = &mut self.agent {
+            let ids = agent.ids.as_ref().map(Vec::as_slice).unwrap_or_default();
+            for id in ids {
+                let public = agent::public_key(id);
+                let hash = auth.rsa_hash(&public).await?;
+                let mut signer = agent::Signer(&agent.agent);
+                let user = auth.user.to_string();
+                let res = match id {
+                    AgentIdentity::PublicKey { key, .. } => {
+                        auth.handle
+                            .authenticate_publickey_with(user, key.clone(), hash, &mut signer)
+                            .await
+                    }
+                    AgentIdentity::Certificate { certificate, .. } => {
+                        auth.handle
+                            .authenticate_certificate_with(
+                                user,
+                                certificate.clone(),
+                                hash,
+                                &mut signer,
+                            )
+                            .await
+                    }
+                };
+                match res {
+                    Ok(AuthResult::Success) => return Ok(true),
+                    Ok(failure) => {
+                        if auth.closed(&failure) {
+                            return Err(auth.closed_error(agent_keys));
+                        }
+                        auth.refused += 1;
+                        offered.push(public);
+                    }
+                    // The agent would not sign (a confirm key denied, a key gone from it):
+                    // russh has abandoned the attempt and the next identity may go on.
+                    Err(russh::AgentAuthError::Key(_)) => {
+                        agent.not_signed += 1;
+                        if auth.handle.is_closed() {
+                            return Err(auth.closed_error(agent_keys));
+                        }
+                    }
+                    Err(russh::AgentAuthError::Send(_)) => {
+                        return Err(auth.closed_error(agent_keys));
+                    }
+                }
+            }
+        }
+        let agent_offered = auth.refused > 0;
+        for file in &self.files {
+            let Ok(key) = &file.key else { continue };
+            if offered.iter().any(|p| same_key(Some(key.public_key()), p)) {
+                continue;
+            }
+            let hash = auth.rsa_hash(key.public_key()).await?;
+            let key = PrivateKeyWithHashAlg::new(Arc::clone(key), hash);
+            match auth
+                .handle
+                .authenticate_publickey(auth.user.to_string(), key)
+                .await
+            {
+                Ok(AuthResult::Success) => return Ok(true),
+                Ok(failure) => {
+                    if auth.closed(&failure) {
+                        return Err(auth.closed_error(agent_offered && agent_keys));
+                    }
+                    auth.refused += 1;
+                }
+                Err(russh::Error::SendError) => {
+                    return Err(auth.closed_error(agent_offered && agent_keys))
+                }
+                Err(e) => return Err(handshake_error(e, Phase::Authenticating)),
+            }
+        }
+        Ok(false)
+    }
+
+    fn agent_attempt(&self) -> Option<AgentAttempt> {
+        self.agent.as_ref().map(|a| AgentAttempt {
+            socket: a.agent.socket().to_path_buf(),
+            outcome: match &a.ids {
+                Ok(ids) => AgentOutcome::Offered {
+                    keys: ids.len(),
+                    not_signed: a.not_signed,
+                },
+                Err(e) => AgentOutcome::Unavailable(e.clone()),
+            },
+        })
+    }
+
+    fn tried(&self) -> Vec<IdentityAttempt> {
+        self.files
+            .iter()
+            .map(|f| IdentityAttempt {
+                path: f.path.clone(),
+                skipped: f.key.as_ref().err().cloned(),
+            })
+            .collect()
+    }
+}
+
+/// Whether `a` is the key `b` (comments aside).
+fn same_key(a: Option<&PublicKey>, b: &PublicKey) -> bool {
+    a.is_some_and(|a| a.key_data() == b.key_data())
 }
 
 /// Resolves and connects to each address in turn, like OpenSSH.
