@@ -28,6 +28,9 @@ pub enum Error {
     /// `--ask-become-pass` with nobody to answer: refused before any host is contacted.
     #[error("--ask-become-pass needs a terminal to ask for the sudo password on; without one, give the deploy user NOPASSWD sudo")]
     BecomePassWithoutTerminal,
+    /// Ctrl-C at the sudo password prompt: nothing was contacted.
+    #[error("interrupted at the sudo password prompt; no host was contacted")]
+    BecomePassInterrupted,
     /// The sudo password could not be read from the terminal.
     #[error("cannot read the sudo password: {0}")]
     BecomePassRead(std::io::Error),
@@ -86,7 +89,7 @@ impl Error {
             | Error::BecomePassWithoutTerminal
             | Error::BecomePassRead(_)
             | Error::EventLog { .. } => exit::USAGE,
-            Error::PassphraseInterrupted => exit::INTERRUPTED,
+            Error::PassphraseInterrupted | Error::BecomePassInterrupted => exit::INTERRUPTED,
             Error::RunDir { .. }
             | Error::PassphraseRead(_)
             | Error::Runtime(_)

@@ -479,3 +479,41 @@ fn a_step_cut_short_is_killed_on_the_host_through_sudo_too() {
     );
     run::assert_nothing_left(&fleet, "host01");
 }
+
+/// Ctrl-C at the sudo password prompt ends capo cleanly: exit 130, the terminal's echo and
+/// signals back as they were, no host contacted, no report.
+#[test]
+fn ctrl_c_at_the_sudo_password_prompt_contacts_nobody_and_restores_the_terminal() {
+    let fleet = Fleet::up_with_sudo_password(1, SPEC, PASSWORD);
+    let inventory = as_deploy_with_sudo(&fleet);
+    let report = fleet.dir.join("interrupted.json");
+    let before = fleet.sshd_connections("host01");
+    let command = format!(
+        "cd {dir} && {bin} rollout -K -i {inv} --report {report}; echo CAPO-EXIT=$?; \
+         echo STTY=$(stty -a | tr ' ;' '\\n\\n' | grep -x -e '-*echo' -e '-*isig' -e '-*icanon' | tr '\\n' ' '); \
+         sleep 60",
+        dir = sh_quote(path_arg(&fleet.dir)),
+        bin = sh_quote(env!("CARGO_BIN_EXE_capo")),
+        inv = sh_quote(path_arg(&inventory)),
+        report = sh_quote(path_arg(&report)),
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("password prompt", Duration::from_secs(30), |p| {
+        p.contains("capo: sudo password (become):")
+    });
+    tmux.send_key("C-c");
+    let pane = tmux.wait_for("stty", Duration::from_secs(30), |p| p.contains("STTY="));
+    assert!(pane.contains("CAPO-EXIT=130\n"), "{pane}");
+    assert!(
+        pane.contains("capo: interrupted at the sudo password prompt; no host was contacted\n"),
+        "{pane}"
+    );
+    // (tmux drops the trailing space)
+    assert!(pane.contains("STTY=isig icanon echo\n"), "{pane}");
+    assert!(!report.exists(), "a report was written");
+    assert_eq!(
+        fleet.sshd_connections("host01"),
+        before,
+        "a host was contacted"
+    );
+}

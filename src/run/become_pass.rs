@@ -1,6 +1,7 @@
 //! `--ask-become-pass`: the sudo password, asked once per run on the terminal before any host
 //! is contacted, without echo, and handed to the engine (which only ever writes it to sudo's
-//! stdin when sudo asks for it).
+//! stdin when sudo asks for it). Read as key passphrases are ([`super::prompt`]): Ctrl-C at
+//! the prompt ends the command cleanly with the terminal restored.
 
 use std::io::IsTerminal;
 
@@ -21,7 +22,11 @@ pub fn ask(ask: bool) -> Result<Option<BecomePassword>, Error> {
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         return Err(Error::BecomePassWithoutTerminal);
     }
-    // rpassword writes the prompt to the terminal and reads from it with echo off.
-    let password = rpassword::prompt_password(PROMPT).map_err(Error::BecomePassRead)?;
-    Ok(Some(BecomePassword::new(password)))
+    match super::prompt::read_hidden(PROMPT).map_err(Error::BecomePassRead)? {
+        // Moved out, not copied: no copy of it is left behind that nobody zeroes.
+        super::prompt::Answer::Text(mut password) => {
+            Ok(Some(BecomePassword::new(std::mem::take(&mut *password))))
+        }
+        super::prompt::Answer::Interrupted => Err(Error::BecomePassInterrupted),
+    }
 }

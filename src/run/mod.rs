@@ -8,6 +8,7 @@ mod host_keys;
 mod options;
 mod outputs;
 mod passphrases;
+mod prompt;
 mod signals;
 
 use std::io::IsTerminal;
