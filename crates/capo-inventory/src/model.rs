@@ -1,9 +1,7 @@
 //! The inventory as the rest of capo sees it: hosts with fully resolved
 //! settings, in rollout order.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{ErrorKind, InventoryError};
@@ -117,47 +115,14 @@ pub struct Settings {
     pub become_user: String,
 }
 
-/// How capo's commands run on a host: the `become` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Become {
-    /// As the login user (the default; also spelt `none`).
-    #[default]
-    None,
-    /// Through `sudo -u become_user`.
-    Sudo,
-}
-
-impl Become {
-    /// The spelling used in the inventory: `none` or `sudo`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Sudo => "sudo",
-        }
-    }
-}
-
-impl fmt::Display for Become {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The value was not `sudo` or `none`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expected one of: sudo, none")]
-pub struct ParseBecomeError;
-
-impl FromStr for Become {
-    type Err = ParseBecomeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "sudo" => Ok(Self::Sudo),
-            "none" => Ok(Self::None),
-            _ => Err(ParseBecomeError),
-        }
+crate::choice! {
+    /// How capo's commands run on a host: the `become` setting.
+    pub enum Become / ParseBecomeError {
+        /// Through `sudo -u become_user`.
+        Sudo = "sudo",
+        /// As the login user (the default).
+        #[default]
+        None = "none",
     }
 }
 
@@ -184,99 +149,30 @@ impl IdentityAgent {
     }
 }
 
-/// What to do with a host key that is not already trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HostKeyCheck {
-    /// Refuse unknown and changed keys (the default).
-    Strict,
-    /// Trust and record unknown keys; refuse changed ones.
-    AcceptNew,
-    /// Accept any key. Only for throwaway test machines.
-    Off,
-}
-
-impl HostKeyCheck {
-    /// The spelling used in the inventory: `strict`, `accept-new` or `off`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Strict => "strict",
-            Self::AcceptNew => "accept-new",
-            Self::Off => "off",
-        }
+crate::choice! {
+    /// What to do with a host key that is not already trusted: the `host_key_check` setting.
+    pub enum HostKeyCheck / ParseHostKeyCheckError {
+        /// Refuse unknown and changed keys (the default).
+        #[default]
+        Strict = "strict",
+        /// Trust and record unknown keys; refuse changed ones.
+        AcceptNew = "accept-new",
+        /// Accept any key. Only for throwaway test machines.
+        Off = "off",
     }
 }
 
-impl fmt::Display for HostKeyCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The value was not `strict`, `accept-new` or `off`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expected one of: strict, accept-new, off")]
-pub struct ParseHostKeyCheckError;
-
-impl FromStr for HostKeyCheck {
-    type Err = ParseHostKeyCheckError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "strict" => Ok(Self::Strict),
-            "accept-new" => Ok(Self::AcceptNew),
-            "off" => Ok(Self::Off),
-            _ => Err(ParseHostKeyCheckError),
-        }
-    }
-}
-
-/// What installs the modules of a checkout's `Puppetfile`: the `puppetfile` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Puppetfile {
-    /// `r10k puppetfile install` (the default).
-    #[default]
-    R10k,
-    /// `g10k -puppetfile`.
-    G10k,
-    /// Leave the Puppetfile alone: the modules are put there some other way.
-    Ignore,
-}
-
-impl Puppetfile {
-    /// The spelling used in the inventory (and passed to the host scripts): `r10k`, `g10k`
-    /// or `ignore`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::R10k => "r10k",
-            Self::G10k => "g10k",
-            Self::Ignore => "ignore",
-        }
-    }
-}
-
-impl fmt::Display for Puppetfile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The value was not `r10k`, `g10k` or `ignore`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expected one of: r10k, g10k, ignore")]
-pub struct ParsePuppetfileError;
-
-impl FromStr for Puppetfile {
-    type Err = ParsePuppetfileError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "r10k" => Ok(Self::R10k),
-            "g10k" => Ok(Self::G10k),
-            "ignore" => Ok(Self::Ignore),
-            _ => Err(ParsePuppetfileError),
-        }
+crate::choice! {
+    /// What installs the modules of a checkout's `Puppetfile`: the `puppetfile` setting (its
+    /// spelling is also what the host scripts are given).
+    pub enum Puppetfile / ParsePuppetfileError {
+        /// `r10k puppetfile install` (the default).
+        #[default]
+        R10k = "r10k",
+        /// `g10k -puppetfile`.
+        G10k = "g10k",
+        /// Leave the Puppetfile alone: the modules are put there some other way.
+        Ignore = "ignore",
     }
 }
 
