@@ -2,78 +2,22 @@
 //! fleet that this test process serves itself (capo-simfleet's library, on 127.43.x.y), the
 //! table laid out for `COLUMNS=100` as when stdout is not a terminal.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::process::Output;
 
-use capo_simfleet::{Fleet, Options};
+use crate::common::sim::SimFleet;
 
 /// The width every table here is laid out for.
 const COLUMNS: usize = 100;
 
-/// Each fleet gets its own /24 in 127.0.0.0/8, clear of the real fleets (127.0.0.1) and of
-/// capo-simfleet's own tests (127.42.x.y), so tests can run in parallel.
-static NEXT_NET: AtomicU8 = AtomicU8::new(0);
-
-/// A simulated fleet, served by its own runtime for as long as this lives.
-struct SimFleet {
-    fleet: Fleet,
-    dir: tempfile::TempDir,
-    // Dropped last: its worker threads serve the hosts.
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl SimFleet {
-    /// `hosts` hosts whose Puppet runs change something, every `fail_every`-th failing, and
-    /// record `config_version` (None: the commit applied, as capo asks).
-    fn start(hosts: u32, fail_every: u32, config_version: Option<&str>) -> SimFleet {
-        let base = Ipv4Addr::new(127, 43, NEXT_NET.fetch_add(1, Ordering::Relaxed), 1);
-        // Any port free on the first address serves: the fleet binds it on every address.
-        let port = TcpListener::bind((base, 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let options = Options {
-            fail_every,
-            config_version: config_version.map(str::to_string),
-            ..Options::new(hosts, base, port, dir.path().join("fleet"))
-        };
-        let fleet = runtime
-            .block_on(capo_simfleet::start(options))
-            .expect("the simulated fleet starts");
-        SimFleet {
-            fleet,
-            dir,
-            _runtime: runtime,
-        }
-    }
-
-    /// `capo ARGS` against the fleet, with `COLUMNS` set and the runs kept in the test's
-    /// directory.
-    fn capo(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_capo"))
-            .args(args)
-            .arg("-i")
-            .arg(&self.fleet.files.inventory)
-            .arg("--runs-dir")
-            .arg(self.dir.path().join("runs"))
-            .env("COLUMNS", COLUMNS.to_string())
-            .env("NO_COLOR", "1")
-            .env_remove("CAPO_INVENTORY")
-            // Under GitHub Actions capo would append its summary to the job's.
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("capo runs")
-    }
+/// `capo ARGS -i INVENTORY` against `sim`, with `COLUMNS` set.
+fn capo(sim: &SimFleet, args: &[&str]) -> Output {
+    sim.capo(args)
+        .arg("-i")
+        .arg(sim.inventory())
+        .env("COLUMNS", COLUMNS.to_string())
+        .output()
+        .expect("capo runs")
 }
 
 /// The table's body rows (between the header and the bottom border), each as its cells.
@@ -122,10 +66,10 @@ fn dump(out: &Output) -> String {
 
 #[test]
 fn a_large_rollout_folds_its_table_and_keeps_failures_on_their_own_rows() {
-    let sim = SimFleet::start(60, 20, None);
+    let sim = SimFleet::start(60, |o| o.fail_every = 20);
     let failed = ["sim00020", "sim00040", "sim00060"];
 
-    let out = sim.capo(&["rollout"]);
+    let out = capo(&sim, &["rollout"]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let all = dump(&out);
     assert_eq!(out.status.code(), Some(1), "failed hosts: exit 1\n{all}");
@@ -155,7 +99,7 @@ fn a_large_rollout_folds_its_table_and_keeps_failures_on_their_own_rows() {
 
     // --table full: one row per host, in inventory order. The fleet is stateless, so the
     // second rollout ends the same way.
-    let out = sim.capo(&["rollout", "--table", "full"]);
+    let out = capo(&sim, &["rollout", "--table", "full"]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let all = dump(&out);
     let table = rows(&stdout);
@@ -171,18 +115,21 @@ fn a_large_rollout_folds_its_table_and_keeps_failures_on_their_own_rows() {
         assert_eq!(row[1], status, "{all}");
     }
     assert_fits(&stdout, &all);
-    assert!(Path::new(&sim.dir.path().join("runs")).is_dir());
+    assert!(Path::new(&sim.dir().join("runs")).is_dir());
 }
 
 #[test]
 fn a_config_version_of_the_repos_own_shows_beside_the_revision() {
-    let sim = SimFleet::start(2, 0, Some("2024.12"));
-    let summary = sim.dir.path().join("summary.md");
-    let out = sim.capo(&[
-        "rollout",
-        "--summary-md",
-        summary.to_str().expect("a UTF-8 temporary path"),
-    ]);
+    let sim = SimFleet::start(2, |o| o.config_version = Some("2024.12".into()));
+    let summary = sim.dir().join("summary.md");
+    let out = capo(
+        &sim,
+        &[
+            "rollout",
+            "--summary-md",
+            summary.to_str().expect("a UTF-8 temporary path"),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let all = dump(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");

@@ -541,32 +541,13 @@ fn ctrl_c_at_the_passphrase_prompt() {
 /// to the agent socket's listen backlog, and every host logs in.
 #[test]
 fn agent_signs_for_hundreds_of_concurrent_hosts() {
-    use std::net::{Ipv4Addr, TcpListener};
-
     const HOSTS: u32 = 300;
-    let base = Ipv4Addr::new(127, 44, 0, 1);
-    let port = TcpListener::bind((base, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let fleet_dir = dir.path().join("fleet");
-    let fleet = runtime
-        .block_on(capo_simfleet::start(capo_simfleet::Options::new(
-            HOSTS,
-            base,
-            port,
-            fleet_dir.clone(),
-        )))
-        .expect("the simulated fleet starts");
-    let agent = Agent::start(&dir.path().join("agent.sock"), &[]);
+    let sim = crate::common::sim::SimFleet::start(HOSTS, |_| {});
+    let dir = sim.dir();
+    let fleet_dir = sim.fleet_dir();
+    let agent = Agent::start(&dir.join("agent.sock"), &[]);
     agent.add(&[path_arg(&fleet_dir.join("client_ed25519"))]);
-    let text = std::fs::read_to_string(&fleet.files.inventory).expect("inventory");
+    let text = std::fs::read_to_string(sim.inventory()).expect("inventory");
     let line = text
         .lines()
         .find(|l| l.starts_with("identity_files ="))
@@ -579,19 +560,13 @@ fn agent_signs_for_hundreds_of_concurrent_hosts() {
         text.replace(&line, "identity_files = [\"missing\"]"),
     )
     .expect("write inventory");
-    let report = dir.path().join("report.json");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_capo"))
-        .args(["exec", "-q", "-j", "300", "-i", path_arg(&inventory)])
-        .arg("--runs-dir")
-        .arg(dir.path().join("runs"))
+    let report = dir.join("report.json");
+    let out = sim
+        .capo(&["exec", "-q", "-j", "300", "-i", path_arg(&inventory)])
         .arg("--report")
         .arg(&report)
         .args(["--", "true"])
         .env("SSH_AUTH_SOCK", &agent.sock)
-        .env_remove("CAPO_INVENTORY")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::null())
         .output()
         .expect("capo runs");
     let report: serde_json::Value =
@@ -610,5 +585,4 @@ fn agent_signs_for_hundreds_of_concurrent_hosts() {
         report["summary"]
     );
     assert_eq!(out.status.code(), Some(0));
-    drop(fleet);
 }

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod run;
+pub mod sim;
 pub mod tmux;
 
 use std::path::{Path, PathBuf};
