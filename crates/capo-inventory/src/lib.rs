@@ -36,6 +36,7 @@ mod parse;
 pub mod range;
 mod select;
 mod settings;
+mod ssh_config;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -48,3 +49,4 @@ pub use model::{
 };
 pub use range::RangeError;
 pub use select::SelectError;
+pub use ssh_config::SshConfigError;
