@@ -290,6 +290,26 @@ impl SshConfigFile {
             keepalive_interval: p.server_alive_interval.filter(|d| !d.is_zero()),
             ..SshValues::default()
         };
+        // The same rules as the inventory's `address` and `user`: these reach logs, reports
+        // and known_hosts lookups.
+        if let Some(h) = &v.host_name {
+            if crate::settings::check_word(h).is_err() {
+                return Err(bad(
+                    "HostName",
+                    h,
+                    "must be non-empty, not start with `-` and have no control characters",
+                ));
+            }
+        }
+        if let Some(u) = &v.user {
+            if u.is_empty() || u.chars().any(char::is_control) {
+                return Err(bad(
+                    "User",
+                    u,
+                    "must be non-empty and have no control characters",
+                ));
+            }
+        }
         if let Some(s) = unsupported("identitiesonly") {
             v.identities_only = Some(match s.to_ascii_lowercase().as_str() {
                 "yes" | "true" => true,
@@ -945,6 +965,26 @@ Host web1
         let file =
             super::SshConfigFile::load(&path, Some(home.path())).unwrap_or_else(|e| panic!("{e}"));
         assert!(file.matcher.is_none());
+    }
+
+    #[test]
+    fn values_the_parser_or_capo_rejects() {
+        let home = Home::new();
+        let config = home.write(".ssh/config", "Host a\n  Port twenty\n");
+        assert_eq!(
+            home.err("[hosts.a]\n"),
+            format!(
+                "{}: cannot parse ssh_config {}: expected port number",
+                home.path().join("inventory.toml").display(),
+                config.display()
+            )
+        );
+        home.write(".ssh/config", "Host a\n  HostName -oProxyCommand=x\n");
+        let e = home.err("[hosts.a]\n");
+        assert!(
+            e.ends_with("bad value \"-oProxyCommand=x\" for `HostName` (host \"a\"): must be non-empty, not start with `-` and have no control characters"),
+            "{e}"
+        );
     }
 
     /// Prints what reading a config costs: `cargo test --release -p capo-inventory
