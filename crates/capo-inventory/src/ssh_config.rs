@@ -157,13 +157,12 @@ impl Matcher {
         let mut wild = Vec::new();
         for (i, host) in config.get_hosts().iter().enumerate() {
             for c in &host.pattern {
-                if c.pattern.contains(['*', '?']) {
-                    wild.push((i, c.negated, WildMatch::new(&c.pattern)));
+                // OpenSSH matches host names ignoring case; the name asked is lowercased.
+                let pattern = c.pattern.to_ascii_lowercase();
+                if pattern.contains(['*', '?']) {
+                    wild.push((i, c.negated, WildMatch::new(&pattern)));
                 } else {
-                    exact
-                        .entry(c.pattern.clone())
-                        .or_default()
-                        .push((i, c.negated));
+                    exact.entry(pattern).or_default().push((i, c.negated));
                 }
             }
         }
@@ -210,7 +209,25 @@ impl SshConfigFile {
     pub(crate) fn load(path: &Path, home: Option<&Path>) -> Result<Self, SshConfigError> {
         let mut refusals = Vec::new();
         let mut scoped_include = false;
-        scan(path, home, &[], 0, &mut refusals, &mut scoped_include)?;
+        let mut capitals = None;
+        scan(
+            path,
+            home,
+            &[],
+            0,
+            &mut refusals,
+            &mut scoped_include,
+            &mut capitals,
+        )?;
+        if let (true, Some((file, line))) = (scoped_include, capitals) {
+            // ssh2-config's own query, needed then, matches case-sensitively.
+            refusals.push(Refusal {
+                file,
+                line,
+                scope: Vec::new(),
+                what: "a `Host` pattern with capital letters, in a config with an `Include` inside a `Host` block (capo then cannot match it ignoring case as OpenSSH does)".into(),
+            });
+        }
         let file = fs::File::open(path).map_err(|source| SshConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -243,6 +260,9 @@ impl SshConfigFile {
     /// The settings for the host `ssh NAME` would connect to, or the first line that
     /// applies to it and that capo cannot reproduce.
     pub(crate) fn query(&self, name: &str) -> Result<SshValues, SshConfigError> {
+        // ssh lowercases the name it is given before matching `Host` patterns (ignoring
+        // their case too) and expanding `%h`.
+        let name = &name.to_ascii_lowercase();
         if let Some(r) = self
             .refusals
             .iter()
@@ -479,6 +499,7 @@ fn scan(
     depth: usize,
     out: &mut Vec<Refusal>,
     scoped_include: &mut bool,
+    capitals: &mut Option<(PathBuf, usize)>,
 ) -> Result<(), SshConfigError> {
     let text = fs::read_to_string(path).map_err(|source| SshConfigError::Read {
         path: path.to_path_buf(),
@@ -508,6 +529,14 @@ fn scan(
         };
         match key.as_str() {
             "host" => {
+                if capitals.is_none()
+                    && args
+                        .iter()
+                        .any(|a| a.chars().any(|c| c.is_ascii_uppercase()))
+                {
+                    *capitals = Some((path.to_path_buf(), line_no));
+                }
+                let args: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
                 block = Block {
                     clauses: Some(
                         args.iter()
@@ -546,7 +575,15 @@ fn scan(
                 *scoped_include |= !inner.is_empty();
                 for arg in &args {
                     for file in include_files(arg, home) {
-                        scan(&file, home, &inner, depth + 1, out, scoped_include)?;
+                        scan(
+                            &file,
+                            home,
+                            &inner,
+                            depth + 1,
+                            out,
+                            scoped_include,
+                            capitals,
+                        )?;
                     }
                 }
             }
@@ -965,6 +1002,33 @@ Host web1
         let file =
             super::SshConfigFile::load(&path, Some(home.path())).unwrap_or_else(|e| panic!("{e}"));
         assert!(file.matcher.is_none());
+    }
+
+    #[test]
+    fn host_names_match_ignoring_case_as_in_openssh() {
+        let home = Home::new();
+        home.write(
+            ".ssh/config",
+            "Host WEB1\n  Port 2201\n  HostName %h.Example\n",
+        );
+        let inv = home.ok("[hosts.web1]\n[hosts.Web1x]\n");
+        assert_eq!(inv.hosts[0].settings.port, 2201);
+        assert_eq!(inv.hosts[0].address, "web1.Example");
+        assert_eq!(inv.hosts[1].settings.port, 22);
+        // With an Include inside a Host block capo cannot match capitals that way: refused.
+        let config = home.write(
+            ".ssh/config",
+            "Host WEB1\n  Port 2201\nHost db*\n  Include inc\n",
+        );
+        home.write(".ssh/inc", "Port 5\n");
+        let e = home.err("[hosts.web1]\n");
+        assert!(
+            e.contains(&format!(
+                "{}:1: a `Host` pattern with capital letters",
+                config.display()
+            )),
+            "{e}"
+        );
     }
 
     #[test]
