@@ -25,3 +25,4 @@ mod rollout;
 mod security;
 mod sim_table;
 mod ssh_auth;
+mod ssh_config;

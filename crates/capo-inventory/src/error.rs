@@ -183,6 +183,10 @@ pub enum ErrorKind {
     /// The whole inventory expands to more than this many host names.
     #[error("the inventory expands to more than {0} host names")]
     TooManyHosts(usize),
+    /// The `ssh_config` file cannot be read, or says something capo cannot apply as
+    /// OpenSSH would.
+    #[error("{0}")]
+    SshConfig(crate::ssh_config::SshConfigError),
     /// The inventory defines no hosts.
     #[error("no hosts defined; list some in a group's `hosts` or add a [hosts.NAME] table")]
     NoHosts,

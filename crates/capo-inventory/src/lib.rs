@@ -37,6 +37,7 @@ mod parse;
 pub mod range;
 mod select;
 mod settings;
+mod ssh_config;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -49,3 +50,4 @@ pub use model::{
 };
 pub use range::RangeError;
 pub use select::SelectError;
+pub use ssh_config::SshConfigError;

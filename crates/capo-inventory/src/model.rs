@@ -34,11 +34,15 @@ pub struct Group {
 pub struct Host {
     /// The host's inventory name.
     pub name: String,
-    /// Where to connect: `address` from its `[hosts.NAME]` table, else the
-    /// name itself.
+    /// Where to connect: `address` from its `[hosts.NAME]` table, else `ssh_config`'s
+    /// `HostName` for the name, else the name itself.
     pub address: String,
     /// The groups it belongs to, in file order.
     pub groups: Vec<String>,
+    /// The `ProxyJump` hops `ssh_config` gives this host, each `[user@]host[:port]`, in
+    /// order (`Some(vec![])` for `ProxyJump none`); `None` when it gives none. Kept apart
+    /// from the inventory's own settings until capo connects through bastions.
+    pub ssh_config_jump: Option<Vec<String>>,
     /// Its settings after applying host > group > defaults > built-in
     /// precedence.
     pub settings: Settings,

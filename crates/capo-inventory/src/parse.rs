@@ -14,6 +14,7 @@ use crate::error::{line_column, ErrorKind, InventoryError};
 use crate::model::{Group, Host, Inventory};
 use crate::range;
 use crate::settings::{self, check_word, wrong_type, Layer, Sources, SETTING_KEYS};
+use crate::ssh_config::{SshConfigFile, SshValues};
 
 /// The most host names a whole inventory may expand to (before duplicates
 /// are dropped), so that a file of many large ranges cannot exhaust memory.
@@ -82,13 +83,18 @@ pub(crate) fn parse(
     let mut defaults = Layer::default();
     let mut groups = Vec::new();
     let mut hosts = Vec::new();
+    let mut ssh_config = SshConfigChoice::Default;
     for (key, value) in by_position(doc.get_ref()) {
         match key.get_ref().as_ref() {
             "defaults" => {
                 let table = table(&cx, "`defaults`".into(), "a table", value)?;
                 for (key, value) in by_position(table) {
-                    if !defaults.set(&cx, key, value)? {
-                        return Err(unknown_key(&cx, key, "[defaults]", &SETTING_KEYS));
+                    if key.get_ref().as_ref() == "ssh_config" {
+                        ssh_config = ssh_config_choice(&cx, value)?;
+                    } else if !defaults.set(&cx, key, value)? {
+                        let mut expected = SETTING_KEYS.to_vec();
+                        expected.push("ssh_config");
+                        return Err(unknown_key(&cx, key, "[defaults]", &expected));
                     }
                 }
             }
@@ -97,7 +103,71 @@ pub(crate) fn parse(
             _ => return Err(unknown_key(&cx, key, "the top-level table", &TOP_KEYS)),
         }
     }
-    build(&cx, path, &defaults, &groups, &hosts)
+    let ssh_config = load_ssh_config(&cx, ssh_config)?;
+    build(&cx, path, &defaults, &groups, &hosts, ssh_config.as_ref())
+}
+
+/// The `ssh_config` key of `[defaults]`.
+enum SshConfigChoice {
+    /// Not set: `~/.ssh/config` if it exists.
+    Default,
+    /// `false`.
+    Off,
+    /// A path, with the offset of its value for errors.
+    Path(std::path::PathBuf, usize),
+}
+
+fn ssh_config_choice(
+    cx: &Ctx<'_>,
+    value: &Spanned<DeValue<'_>>,
+) -> Result<SshConfigChoice, InventoryError> {
+    match value.get_ref() {
+        DeValue::Boolean(false) => Ok(SshConfigChoice::Off),
+        DeValue::Boolean(true) => Ok(SshConfigChoice::Default),
+        DeValue::String(s) => Ok(SshConfigChoice::Path(
+            settings::local_path(cx, "ssh_config", s, value.span().start)?,
+            value.span().start,
+        )),
+        _ => Err(wrong_type(
+            cx,
+            "`ssh_config`".into(),
+            "a path or false",
+            value,
+        )),
+    }
+}
+
+/// Reads the `ssh_config` file once for the whole inventory. Returns it with the offset of
+/// the inventory value that named it, if one did.
+fn load_ssh_config(
+    cx: &Ctx<'_>,
+    choice: SshConfigChoice,
+) -> Result<Option<(SshConfigFile, Option<usize>)>, InventoryError> {
+    let (path, offset) = match choice {
+        SshConfigChoice::Off => return Ok(None),
+        SshConfigChoice::Path(path, offset) => (path, Some(offset)),
+        SshConfigChoice::Default => match cx.home {
+            // A missing default file is the common case, not an error: as for ssh.
+            Some(home) if home.join(".ssh/config").is_file() => (home.join(".ssh/config"), None),
+            _ => return Ok(None),
+        },
+    };
+    match SshConfigFile::load(&path, cx.home) {
+        Ok(file) => Ok(Some((file, offset))),
+        Err(e) => Err(ssh_config_error(cx, offset, e)),
+    }
+}
+
+pub(crate) fn ssh_config_error(
+    cx: &Ctx<'_>,
+    offset: Option<usize>,
+    e: crate::ssh_config::SshConfigError,
+) -> InventoryError {
+    let kind = ErrorKind::SshConfig(e);
+    match offset {
+        Some(offset) => cx.error(offset, kind),
+        None => cx.error_here(kind),
+    }
 }
 
 fn parse_groups(
@@ -256,6 +326,7 @@ fn build(
     defaults: &Layer,
     groups: &[RawGroup],
     raw_hosts: &[RawHost],
+    ssh_config: Option<&(SshConfigFile, Option<usize>)>,
 ) -> Result<Inventory, InventoryError> {
     // Every appearance of a host name with its byte offset; a stable sort
     // keeps a range's names in expansion order at their shared offset.
@@ -313,12 +384,21 @@ fn build(
                 .collect(),
             defaults,
         };
-        let settings = sources.resolve(cx)?;
+        // Asked by the inventory name, as `ssh NAME` would be.
+        let ssh = match ssh_config {
+            Some((file, offset)) => file
+                .query(name)
+                .map_err(|e| ssh_config_error(cx, *offset, e))?,
+            None => SshValues::default(),
+        };
+        let settings = sources.resolve(cx, &ssh)?;
         hosts.push(Host {
             name: (*name).to_owned(),
             address: table
                 .and_then(|t| t.address.clone())
+                .or_else(|| ssh.host_name.clone())
                 .unwrap_or_else(|| (*name).to_owned()),
+            ssh_config_jump: ssh.jump.clone(),
             groups: memberships[h]
                 .iter()
                 .map(|&g| groups[g].name.clone())
@@ -364,6 +444,9 @@ fn unknown_key(
     let hint = match name {
         "address" if table.starts_with("[groups.") || table == "[defaults]" => {
             Some("; `address` can only be set in a [hosts.NAME] table")
+        }
+        "ssh_config" if table != "[defaults]" => {
+            Some("; `ssh_config` can only be set in [defaults]: it is read once for all hosts")
         }
         "hosts" if table.starts_with("[hosts.") || table == "[defaults]" => {
             Some("; hosts are listed in a [groups.NAME] table's `hosts`")

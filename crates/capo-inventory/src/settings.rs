@@ -12,6 +12,7 @@ use crate::duration::{self, DurationError};
 use crate::error::{ErrorKind, InventoryError};
 use crate::model::{Become, HostKeyCheck, IdentityAgent, Puppetfile, Settings};
 use crate::parse::{toml_key, type_name, Ctx};
+use crate::ssh_config::SshValues;
 
 /// Every settings key, in the order error messages list them.
 pub(crate) const SETTING_KEYS: [&str; 25] = [
@@ -290,43 +291,66 @@ pub(crate) struct Sources<'a> {
 }
 
 impl Sources<'_> {
-    /// Merges the layers into final settings, falling back to the built-in
-    /// defaults.
-    pub(crate) fn resolve(&self, cx: &Ctx<'_>) -> Result<Settings, InventoryError> {
+    /// Merges the layers into final settings. A key the inventory sets anywhere wins;
+    /// where it sets none, `ssh`'s value (from `ssh_config`) is used, then the built-in
+    /// default.
+    pub(crate) fn resolve(
+        &self,
+        cx: &Ctx<'_>,
+        ssh: &SshValues,
+    ) -> Result<Settings, InventoryError> {
         let or_builtin = |v: Option<String>, builtin: &str| v.unwrap_or_else(|| builtin.to_owned());
-        let identity_files = match self.pick(cx, "identity_files", |l| &l.identity_files)? {
+        let identity_files = match self
+            .pick(cx, "identity_files", |l| &l.identity_files)?
+            .or_else(|| ssh.identity_files.clone())
+        {
             Some(paths) => paths,
             None => BUILTIN_IDENTITY_FILES
                 .iter()
                 .map(|p| builtin_home(cx, "identity_files").map(|home| home.join(p)))
                 .collect::<Result<_, _>>()?,
         };
-        let known_hosts = match self.pick(cx, "known_hosts", |l| &l.known_hosts)? {
+        let known_hosts = match self
+            .pick(cx, "known_hosts", |l| &l.known_hosts)?
+            .or_else(|| ssh.known_hosts.clone())
+        {
             Some(path) => path,
             None => builtin_home(cx, "known_hosts")?.join(BUILTIN_KNOWN_HOSTS),
         };
         Ok(Settings {
-            user: or_builtin(self.pick(cx, "user", |l| &l.user)?, BUILTIN_USER),
-            port: self.pick(cx, "port", |l| &l.port)?.unwrap_or(BUILTIN_PORT),
+            user: or_builtin(
+                self.pick(cx, "user", |l| &l.user)?
+                    .or_else(|| ssh.user.clone()),
+                BUILTIN_USER,
+            ),
+            port: self
+                .pick(cx, "port", |l| &l.port)?
+                .or(ssh.port)
+                .unwrap_or(BUILTIN_PORT),
             identity_files,
             identity_agent: self
                 .pick(cx, "identity_agent", |l| &l.identity_agent)?
+                .or_else(|| ssh.identity_agent.clone())
                 .unwrap_or(IdentityAgent::Env),
             identities_only: self
                 .pick(cx, "identities_only", |l| &l.identities_only)?
+                .or(ssh.identities_only)
                 .unwrap_or(false),
             known_hosts,
             host_key_check: self
                 .pick(cx, "host_key_check", |l| &l.host_key_check)?
+                .or(ssh.host_key_check)
                 .unwrap_or(HostKeyCheck::Strict),
             connect_timeout: self
                 .pick(cx, "connect_timeout", |l| &l.connect_timeout)?
+                .or(ssh.connect_timeout)
                 .unwrap_or(BUILTIN_CONNECT_TIMEOUT),
             command_timeout: self
                 .pick(cx, "command_timeout", |l| &l.command_timeout)?
                 .unwrap_or(BUILTIN_COMMAND_TIMEOUT),
             keepalive_interval: self
                 .pick(cx, "keepalive_interval", |l| &l.keepalive_interval)?
+                .or(ssh.keepalive_interval)
                 .unwrap_or(BUILTIN_KEEPALIVE_INTERVAL),
             keepalive_count: self
                 .pick(cx, "keepalive_count", |l| &l.keepalive_count)?
@@ -699,7 +723,7 @@ fn timeout(
 /// Resolves a local path: `~` and `~/...` against `$HOME`, relative paths
 /// against the inventory file's directory, so that the same inventory works
 /// whatever directory capo is run from.
-fn local_path(
+pub(crate) fn local_path(
     cx: &Ctx<'_>,
     key: &'static str,
     s: &str,

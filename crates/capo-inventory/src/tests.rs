@@ -327,7 +327,9 @@ fn unknown_keys_are_reported_at_the_key() {
     );
     assert_eq!(
         err("[defaults]\nuser = \"a\"\nprot = 22\n"),
-        format!("inventory.toml:3:1: unknown key `prot` in [defaults]; expected one of: {all}")
+        format!(
+            "inventory.toml:3:1: unknown key `prot` in [defaults]; expected one of: {all}, ssh_config"
+        )
     );
     assert_eq!(
         err("[hosts.\"a.example.com\"]\nadress = \"x\"\n"),
@@ -990,7 +992,7 @@ fn example_inventory_parses_and_documents_the_builtins() {
     // Every settings key appears in the example, documented.
     for key in crate::settings::SETTING_KEYS
         .iter()
-        .chain(&["address", "hosts"])
+        .chain(&["address", "hosts", "ssh_config"])
     {
         assert!(
             text.lines().any(|l| l
