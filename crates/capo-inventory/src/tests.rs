@@ -191,10 +191,7 @@ jump = "none"
         ]
     );
     assert!(jump("c").is_empty());
-    let shown: Vec<String> = jump("b")
-        .iter()
-        .map(|j| j.to_string())
-        .collect();
+    let shown: Vec<String> = jump("b").iter().map(|j| j.to_string()).collect();
     assert_eq!(shown, ["a@outer:2200", "[2001:db8::1]:22", "u@x@inner"]);
 }
 

@@ -32,4 +32,4 @@ pub use bytes::Bytes;
 pub use cache::FileCache;
 pub use error::{ErrorKind, IdentityAttempt, Phase, SkipReason, SshError};
 pub use exec::{Exec, ExecEvent, ExitStatus};
-pub use session::{connect, ConnectConfig, HostKeyPolicy, Session};
+pub use session::{connect, connect_via, ConnectConfig, HostKeyPolicy, Session};
