@@ -13,6 +13,7 @@ mod deadlines;
 mod environments;
 mod fleet_smoke;
 mod interrupt;
+mod jump;
 mod locking;
 mod login_shells;
 mod operator;

@@ -280,7 +280,7 @@ UsePAM no
 StrictModes no
 UseDNS no
 MaxStartups 1000:30:2000
-MaxSessions 100
+MaxSessions $([[ "$1" == bastion ]] && echo 10 || echo 100)
 PidFile none
 LogLevel VERBOSE
 PrintMotd no
@@ -289,7 +289,8 @@ X11Forwarding no
 AllowAgentForwarding no
 Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
-  # the bastion forwards to the hosts (ProxyJump's direct-tcpip channels)
+  # the bastion forwards to the hosts (ProxyJump's direct-tcpip channels). It keeps OpenSSH's
+  # default MaxSessions (10, above): that limits session channels, not direct-tcpip ones.
   if [[ "$1" == bastion ]]; then echo "AllowTcpForwarding yes" >>"$d/sshd_config"; fi
   if [[ -f "$d/user" ]]; then
     printf 'Match User %s\n  AuthorizedKeysFile /srv/home/%s/.ssh/authorized_keys\n' \

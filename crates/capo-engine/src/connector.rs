@@ -216,8 +216,9 @@ impl Connector {
 
     /// The session of the last hop of `hops`, opening it (and the hops before it) on first
     /// use. Tasks asking at the same time share one attempt: the first opens, the others
-    /// wait for it and take its outcome. A session that has died is opened again by the next
-    /// task that needs it.
+    /// wait for it and take its outcome. A session that has died, or could not be opened for
+    /// a reason worth another try, is opened again by the next task that needs it; a refusal
+    /// is remembered for the run.
     fn jump<'a>(
         &'a self,
         host: &'a Host,
@@ -258,8 +259,10 @@ impl Connector {
                     return Ok(Arc::clone(session));
                 }
             }
-            if slot.attempts.load(Ordering::Acquire) != seen {
-                if let Some(failure) = &state.failure {
+            if let Some(failure) = &state.failure {
+                // Shared with whoever waited for it; and a refusal (host key, auth,
+                // forwarding) is final for the run: asking again would only be refused again.
+                if !failure.retryable || slot.attempts.load(Ordering::Acquire) != seen {
                     return Err(failure.clone());
                 }
             }

@@ -481,6 +481,15 @@ fn describe_disconnect(e: &russh::Error) -> String {
             "nothing received from the server for too long".to_string()
         }
         russh::Error::Disconnect | russh::Error::HUP => "connection closed by remote".to_string(),
+        // russh says "early eof" for a peer that vanished without a word (killed host).
+        russh::Error::IO(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            "connection closed by remote".to_string()
+        }
         other => other.to_string(),
     }
 }
