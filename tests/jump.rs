@@ -362,3 +362,30 @@ fn a_target_down_behind_a_live_bastion_is_that_targets_connect_failure() {
         )
     );
 }
+
+#[test]
+fn a_chain_of_two_hops_goes_through_each_in_turn() {
+    // The bastion twice: the second hop is reached through the first (the bastion forwards to
+    // its own address), so its sshd sees two logins, the second one from itself.
+    let fleet = Fleet::up_with_bastion(2);
+    let (addr, port) = fleet.bastion();
+    let hop = format!("\"{addr}:{port}\"");
+    let inventory = run::inventory_with(&fleet, &[("jump", &format!("[{hop}, {hop}]"))]);
+    let logins = bastion_logins(&fleet);
+    let r = capo_with(&fleet, "exec", &inventory, &["--", "hostname"]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    assert_eq!(
+        r.statuses(),
+        run::all(&["host01", "host02"], "ok"),
+        "{}",
+        r.dump()
+    );
+    assert_eq!(wait_for_log(&fleet, bastion_logins, logins + 2), logins + 2);
+    let from_itself = format!("Accepted publickey for root from {addr} ");
+    assert_eq!(
+        fleet.bastion_log().matches(&from_itself).count(),
+        2,
+        "fleet.sh's own check and the second hop:\n{}",
+        fleet.bastion_log()
+    );
+}

@@ -380,6 +380,35 @@ fn jitter(host: &str, attempt: u32) -> Duration {
 mod tests {
     use super::*;
 
+    fn host_with_jump(jump: &str) -> Host {
+        let text = format!(
+            "[defaults]\nuser = \"deploy\"\nport = 2200\nidentity_files = [\"/k\"]\n\
+             known_hosts = \"/kh\"\njump = {jump}\n[hosts.web1]\n"
+        );
+        let inv = capo_inventory::Inventory::parse(&text, std::path::Path::new("/inv.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        inv.hosts[0].clone()
+    }
+
+    #[test]
+    fn a_hop_takes_the_targets_user_port_22_and_the_targets_settings() {
+        let host = host_with_jump(r#"["bastion", "ops@[2001:db8::1]:2222"]"#);
+        let target = connect_config(&host);
+        let first = hop_config(&host, &target, &host.settings.jump[0]);
+        assert_eq!(
+            (first.user.as_str(), first.host.as_str(), first.port),
+            ("deploy", "bastion", 22)
+        );
+        let second = hop_config(&host, &target, &host.settings.jump[1]);
+        assert_eq!(
+            (second.user.as_str(), second.host.as_str(), second.port),
+            ("ops", "2001:db8::1", 2222)
+        );
+        assert_eq!(second.identity_files, [std::path::PathBuf::from("/k")]);
+        assert_eq!(second.known_hosts, std::path::PathBuf::from("/kh"));
+        assert_eq!(second.connect_timeout, target.connect_timeout);
+    }
+
     #[test]
     fn backoff_doubles_and_is_capped() {
         let secs: Vec<u64> = (1..=6).map(|a| backoff(a).as_secs()).collect();
