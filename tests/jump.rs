@@ -389,3 +389,86 @@ fn a_chain_of_two_hops_goes_through_each_in_turn() {
         fleet.bastion_log()
     );
 }
+
+/// Restarts the bastion with `from` replaced by `to` in its sshd_config.
+fn reconfigure_bastion(fleet: &Fleet, from: &str, to: &str) {
+    let path = fleet.bastion_dir().join("sshd_config");
+    let text = std::fs::read_to_string(&path).expect("bastion sshd_config");
+    assert!(text.contains(from), "{from:?} not in:\n{text}");
+    fleet.fleet(&["stop", "bastion"]);
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write sshd_config");
+    fleet.fleet(&["start", "bastion"]);
+}
+
+#[test]
+fn a_bastion_that_refuses_our_key_makes_its_targets_unreachable_once() {
+    let fleet = Fleet::up_with_bastion(2);
+    let keys = fleet.dir.join("keys/authorized_keys");
+    reconfigure_bastion(
+        &fleet,
+        &format!("AuthorizedKeysFile {}", keys.display()),
+        "AuthorizedKeysFile /dev/null",
+    );
+    let connections = bastion_connections(&fleet);
+    let r = run::capo(&fleet, "exec", &["--", "true"]);
+    assert_eq!(r.code, 1, "{}", r.dump());
+    for name in ["host01", "host02"] {
+        assert_eq!(r.host(name)["status"], "unreachable", "{}", r.dump());
+        assert_eq!(
+            r.error(name),
+            (
+                "jump".to_string(),
+                format!(
+                    "jump host {}: authentication refused for user root (tried: {})",
+                    bastion_name(&fleet),
+                    fleet.client_key().display()
+                )
+            )
+        );
+        assert_eq!(r.host(name)["connect_attempts"], 1);
+    }
+    // Refused once for the run, not once per host.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        bastion_connections(&fleet),
+        connections + 1,
+        "{}",
+        fleet.bastion_log()
+    );
+}
+
+#[test]
+fn a_bastion_that_does_not_forward_makes_its_targets_unreachable_with_kind_jump() {
+    let fleet = Fleet::up_with_bastion(2);
+    reconfigure_bastion(&fleet, "AllowTcpForwarding yes", "AllowTcpForwarding no");
+    let before: Vec<usize> = fleet
+        .hosts
+        .iter()
+        .map(|h| fleet.sshd_connections(&h.name))
+        .collect();
+    let r = run::capo(&fleet, "exec", &["--", "true"]);
+    assert_eq!(r.code, 1, "{}", r.dump());
+    for h in &fleet.hosts {
+        assert_eq!(r.host(&h.name)["status"], "unreachable", "{}", r.dump());
+        assert_eq!(
+            r.error(&h.name),
+            (
+                "jump".to_string(),
+                format!(
+                    "jump host {} cannot reach [127.0.0.1]:{}: forwarding refused (AllowTcpForwarding?)",
+                    bastion_name(&fleet),
+                    h.port
+                )
+            )
+        );
+        // Not retried: the bastion would refuse again.
+        assert_eq!(r.host(&h.name)["connect_attempts"], 1);
+    }
+    // Nothing reached the targets (their logs hold only fleet.sh's own check).
+    let after: Vec<usize> = fleet
+        .hosts
+        .iter()
+        .map(|h| fleet.sshd_connections(&h.name))
+        .collect();
+    assert_eq!(after, before);
+}
