@@ -14,6 +14,7 @@ mod environments;
 mod fleet_smoke;
 mod host_keys;
 mod interrupt;
+mod jump;
 mod locking;
 mod login_shells;
 mod operator;

@@ -93,6 +93,34 @@ impl Fleet {
         Fleet::up_with(n, &["--host-certs"])
     }
 
+    /// Like [`Fleet::up`], the hosts in a network namespace of their own that only the fleet's
+    /// bastion reaches (`fleet.sh up --bastion`); the inventory goes through it (`jump`).
+    pub fn up_with_bastion(n: usize) -> Fleet {
+        Fleet::up_with(n, &["--bastion"])
+    }
+
+    /// `dir/hosts/bastion` (`up --bastion`).
+    pub fn bastion_dir(&self) -> PathBuf {
+        self.dir.join("hosts/bastion")
+    }
+
+    /// The bastion's address and port (`up --bastion`): its end of the veth pair.
+    pub fn bastion(&self) -> (String, u16) {
+        let read = |f: &str| {
+            std::fs::read_to_string(self.bastion_dir().join(f))
+                .unwrap_or_else(|e| panic!("read bastion {f}: {e}"))
+                .trim()
+                .to_string()
+        };
+        let port = read("port").parse().expect("bastion port");
+        (read("addr"), port)
+    }
+
+    /// The bastion's sshd log (`up --bastion`).
+    pub fn bastion_log(&self) -> String {
+        std::fs::read_to_string(self.bastion_dir().join("sshd.log")).unwrap_or_default()
+    }
+
     fn up_with(n: usize, extra: &[&str]) -> Fleet {
         Fleet::up_with_env(n, extra, &[])
     }
@@ -416,6 +444,12 @@ impl Drop for Fleet {
                 let tail = &lines[lines.len().saturating_sub(8)..];
                 eprintln!("-- {} (port {}):\n{}", h.name, h.port, tail.join("\n"));
             }
+            if self.bastion_dir().exists() {
+                let log = self.bastion_log();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(8)..];
+                eprintln!("-- bastion:\n{}", tail.join("\n"));
+            }
         }
         // A test that failed while a host was frozen must not leave stopped processes
         // behind: thaw first (down kills stopped processes too, but this keeps that true
@@ -426,7 +460,16 @@ impl Drop for Fleet {
                 eprintln!("{}", describe(&format!("fleet.sh thaw {}", h.name), &out));
             }
         }
-        let out = Self::run_sh(&self.dir, &["down"]);
+        // A fleet with a network namespace of its own (`up --bastion`) takes it down too,
+        // unless the fleet is kept: the namespace outlives its directory otherwise.
+        let purge =
+            self.dir.join("netns").exists() && std::env::var_os("CAPO_FLEET_KEEP").is_none();
+        let args: &[&str] = if purge {
+            &["down", "--purge"]
+        } else {
+            &["down"]
+        };
+        let out = Self::run_sh(&self.dir, args);
         if !out.status.success() {
             eprintln!("{}", describe("fleet.sh down", &out));
         }

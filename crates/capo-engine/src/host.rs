@@ -403,6 +403,7 @@ impl HostRun {
             tokio::select! {
                 r = tokio::time::timeout(timeout + steps::KILL_AFTER + CLIENT_DEADLINE_MARGIN, streamed) => match r {
                     Err(_) => StepEnd::TimedOut(timeout),
+                    Ok(Err(Ended::Lost(why))) if session.jump_lost() => StepEnd::JumpLost(why),
                     Ok(Err(Ended::Lost(why))) => StepEnd::Lost(why),
                     Ok(Err(Ended::Refused(error))) => StepEnd::Refused(error),
                     Ok(Ok(ExitStatus::Code(code))) => StepEnd::Exited(i32::try_from(code).unwrap_or(i32::MAX)),
@@ -518,6 +519,8 @@ pub(super) enum StepEnd {
     Signal(String),
     TimedOut(Duration),
     Lost(String),
+    /// The connection went away because the jump host's did (kind `jump`).
+    JumpLost(String),
     /// sudo refused to run it (kind `auth`): the step never ran.
     Refused(HostError),
     Cancelled(StopReason),
@@ -562,6 +565,7 @@ impl StepEnd {
                 ),
             ),
             StepEnd::Lost(why) => failed(ErrorKind::Connect, format!("{name}: {why}")),
+            StepEnd::JumpLost(why) => failed(ErrorKind::Jump, format!("{name}: {why}")),
             StepEnd::Refused(error) => (HostStatus::Failed, Some(error)),
             StepEnd::Cancelled(reason) => cancelled(name, reason),
         }

@@ -84,6 +84,8 @@ pub async fn run(
                 .get_or_insert(HaltReason::CanaryFailed { hosts: failed });
         }
     }
+    // Every host is done with its jump hosts: say goodbye to them properly.
+    dispatch.connector.close().await;
 
     emit.send(Event::RunFinished {
         finished_at: Utc::now(),

@@ -45,8 +45,8 @@ mod tests;
 pub use duration::DurationError;
 pub use error::{ErrorKind, InventoryError};
 pub use model::{
-    Become, Group, Host, HostKeyCheck, IdentityAgent, Inventory, ParseBecomeError,
-    ParseHostKeyCheckError, ParsePuppetfileError, Puppetfile, Settings,
+    Become, Group, Host, HostKeyCheck, IdentityAgent, Inventory, JumpHost, ParseBecomeError,
+    ParseHostKeyCheckError, ParseJumpHostError, ParsePuppetfileError, Puppetfile, Settings,
 };
 pub use range::RangeError;
 pub use select::SelectError;

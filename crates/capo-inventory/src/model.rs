@@ -1,7 +1,9 @@
 //! The inventory as the rest of capo sees it: hosts with fully resolved
 //! settings, in rollout order.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{ErrorKind, InventoryError};
@@ -39,10 +41,6 @@ pub struct Host {
     pub address: String,
     /// The groups it belongs to, in file order.
     pub groups: Vec<String>,
-    /// The `ProxyJump` hops `ssh_config` gives this host, each `[user@]host[:port]`, in
-    /// order (`Some(vec![])` for `ProxyJump none`); `None` when it gives none. Kept apart
-    /// from the inventory's own settings until capo connects through bastions.
-    pub ssh_config_jump: Option<Vec<String>>,
     /// Its settings after applying host > group > defaults > built-in
     /// precedence.
     pub settings: Settings,
@@ -117,6 +115,111 @@ pub struct Settings {
     pub become_method: Become,
     /// Who commands run as through sudo (`become_user`, default `root`); a plain user name.
     pub become_user: String,
+    /// The jump hosts (bastions) to go through, first hop first (`jump`); empty: connect
+    /// directly.
+    pub jump: Vec<JumpHost>,
+}
+
+/// One hop of a `jump` chain: `[user@]host[:port]`, as OpenSSH's `ProxyJump` writes it.
+///
+/// User and port stay `None` when not written, so that whoever connects can fill them
+/// (capo uses the target's `user` and port 22; an ssh_config reader may take them from the
+/// jump host's own `Host` block first).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JumpHost {
+    /// The user to log in to the jump host as, if written.
+    pub user: Option<String>,
+    /// The jump host's name or address (an IPv6 address without its brackets).
+    pub host: String,
+    /// Its SSH port, if written.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for JumpHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        match (self.port, self.host.contains(':')) {
+            (Some(port), true) => write!(f, "[{}]:{port}", self.host),
+            (Some(port), false) => write!(f, "{}:{port}", self.host),
+            (None, _) => f.write_str(&self.host),
+        }
+    }
+}
+
+/// Why a `jump` entry is not `[user@]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseJumpHostError {
+    /// Nothing where the host name goes.
+    #[error("the host name is missing (write [user@]host[:port])")]
+    NoHost,
+    /// `@` with nothing before it.
+    #[error("the user before `@` is empty")]
+    EmptyUser,
+    /// Whitespace, control characters, or a leading `-` (which ssh tools read as an option).
+    #[error("must not contain whitespace or control characters, nor start with `-`")]
+    BadChars,
+    /// The port is not a number from 1 to 65535.
+    #[error("the port must be a number from 1 to 65535")]
+    BadPort,
+    /// An unbracketed address with several colons.
+    #[error("write an IPv6 address in brackets: [ADDRESS]:PORT")]
+    Ipv6NeedsBrackets,
+}
+
+impl FromStr for JumpHost {
+    type Err = ParseJumpHostError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.starts_with('-') || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ParseJumpHostError::BadChars);
+        }
+        // As OpenSSH: the last `@` ends the user (user names may contain `@`).
+        let (user, rest) = match s.rsplit_once('@') {
+            Some(("", _)) => return Err(ParseJumpHostError::EmptyUser),
+            Some((user, rest)) => (Some(user.to_owned()), rest),
+            None => (None, s),
+        };
+        let port = |p: &str| -> Result<u16, ParseJumpHostError> {
+            match p.parse::<u16>() {
+                Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+                _ => Err(ParseJumpHostError::BadPort),
+            }
+        };
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (addr, after) = inner
+                .split_once(']')
+                .ok_or(ParseJumpHostError::Ipv6NeedsBrackets)?;
+            match after {
+                "" => (addr, None),
+                _ => match after.strip_prefix(':') {
+                    Some(p) => (addr, Some(port(p)?)),
+                    None => return Err(ParseJumpHostError::BadPort),
+                },
+            }
+        } else {
+            match rest.matches(':').count() {
+                0 => (rest, None),
+                1 => {
+                    let (h, p) = rest.split_once(':').unwrap_or((rest, ""));
+                    (h, Some(port(p)?))
+                }
+                _ => return Err(ParseJumpHostError::Ipv6NeedsBrackets),
+            }
+        };
+        if host.is_empty() {
+            return Err(ParseJumpHostError::NoHost);
+        }
+        if host.starts_with('-') {
+            return Err(ParseJumpHostError::BadChars);
+        }
+        Ok(JumpHost {
+            user,
+            host: host.to_owned(),
+            port,
+        })
+    }
 }
 
 crate::choice! {

@@ -398,7 +398,6 @@ fn build(
                 .and_then(|t| t.address.clone())
                 .or_else(|| ssh.host_name.clone())
                 .unwrap_or_else(|| (*name).to_owned()),
-            ssh_config_jump: ssh.jump.clone(),
             groups: memberships[h]
                 .iter()
                 .map(|&g| groups[g].name.clone())

@@ -10,12 +10,12 @@ use toml::Spanned;
 
 use crate::duration::{self, DurationError};
 use crate::error::{ErrorKind, InventoryError};
-use crate::model::{Become, HostKeyCheck, IdentityAgent, Puppetfile, Settings};
+use crate::model::{Become, HostKeyCheck, IdentityAgent, JumpHost, Puppetfile, Settings};
 use crate::parse::{toml_key, type_name, Ctx};
 use crate::ssh_config::SshValues;
 
 /// Every settings key, in the order error messages list them.
-pub(crate) const SETTING_KEYS: [&str; 25] = [
+pub(crate) const SETTING_KEYS: [&str; 26] = [
     "user",
     "port",
     "identity_files",
@@ -41,6 +41,7 @@ pub(crate) const SETTING_KEYS: [&str; 25] = [
     "puppetfile",
     "become",
     "become_user",
+    "jump",
 ];
 
 const BUILTIN_USER: &str = "root";
@@ -98,6 +99,7 @@ pub(crate) struct Layer {
     puppetfile: Option<Val<Puppetfile>>,
     become_method: Option<Val<Become>>,
     become_user: Option<Val<String>>,
+    jump: Option<Val<Vec<JumpHost>>>,
 }
 
 impl Layer {
@@ -272,6 +274,7 @@ impl Layer {
                 }
                 self.become_user = at!(s.to_owned());
             }
+            "jump" => self.jump = at!(jump(cx, value)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -386,6 +389,10 @@ impl Sources<'_> {
                 self.pick(cx, "become_user", |l| &l.become_user)?,
                 BUILTIN_BECOME_USER,
             ),
+            jump: self
+                .pick(cx, "jump", |l| &l.jump)?
+                .or_else(|| ssh.jump.clone())
+                .unwrap_or_default(),
         })
     }
 
@@ -491,6 +498,12 @@ impl Show for IdentityAgent {
             IdentityAgent::None => "\"none\"".to_string(),
             IdentityAgent::Path(p) => p.show(),
         }
+    }
+}
+
+impl Show for JumpHost {
+    fn show(&self) -> String {
+        format!("\"{self}\"")
     }
 }
 
@@ -638,6 +651,53 @@ fn boolean(cx: &Ctx<'_>, key: &str, value: &Spanned<DeValue<'_>>) -> Result<bool
         DeValue::Boolean(b) => Ok(*b),
         _ => Err(wrong_type(cx, format!("`{key}`"), "true or false", value)),
     }
+}
+
+/// `jump`: one `[user@]host[:port]`, a list of them (first hop first), or `"none"` (connect
+/// directly, e.g. for a host under defaults that set a jump host).
+fn jump(cx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<Vec<JumpHost>, InventoryError> {
+    let entries = match value.get_ref() {
+        DeValue::String(s) if s.as_ref() == "none" => return Ok(Vec::new()),
+        DeValue::String(s) => vec![(s.as_ref(), value.span().start)],
+        DeValue::Array(_) => {
+            let entries = string_array(cx, "jump", value)?;
+            if entries.is_empty() {
+                return Err(bad_value(
+                    cx,
+                    "jump",
+                    "[]",
+                    value.span().start,
+                    "list at least one jump host, or write \"none\" to connect directly".into(),
+                ));
+            }
+            entries
+        }
+        _ => {
+            return Err(wrong_type(
+                cx,
+                "`jump`".into(),
+                "a string or an array of strings",
+                value,
+            ))
+        }
+    };
+    entries
+        .into_iter()
+        .map(|(s, offset)| {
+            if s == "none" {
+                return Err(bad_value(
+                    cx,
+                    "jump",
+                    s,
+                    offset,
+                    "\"none\" stands alone, not in a list".into(),
+                ));
+            }
+            s.parse().map_err(|e: crate::model::ParseJumpHostError| {
+                bad_value(cx, "jump", s, offset, e.to_string())
+            })
+        })
+        .collect()
 }
 
 fn port(cx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<u16, InventoryError> {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use ssh2_config::{DefaultAlgorithms, HostClause, HostParams, ParseRule, SshConfig};
 use wildmatch::WildMatch;
 
-use crate::model::{HostKeyCheck, IdentityAgent};
+use crate::model::{HostKeyCheck, IdentityAgent, JumpHost};
 
 /// Directives that change where or how capo would connect, which capo does not honour.
 /// Each is refused where it applies to an inventory host, unless it has the value that
@@ -111,8 +111,8 @@ pub(crate) struct SshValues {
     pub keepalive_interval: Option<Duration>,
     pub known_hosts: Option<PathBuf>,
     pub host_key_check: Option<HostKeyCheck>,
-    /// `ProxyJump` hops as `[user@]host[:port]`; empty for `ProxyJump none`.
-    pub jump: Option<Vec<String>>,
+    /// `ProxyJump` hops, first hop first; empty for `ProxyJump none`.
+    pub jump: Option<Vec<JumpHost>>,
 }
 
 /// A line capo cannot reproduce, and the `Host` patterns (outermost first) under which it
@@ -379,8 +379,12 @@ impl SshConfigFile {
                 Vec::new()
             } else {
                 hops.iter()
-                    .map(|h| h.strip_prefix("ssh://").unwrap_or(h).to_owned())
-                    .collect()
+                    .map(|h| {
+                        let hop = h.strip_prefix("ssh://").unwrap_or(h);
+                        hop.parse::<JumpHost>()
+                            .map_err(|_| bad("ProxyJump", hop, "expected [user@]host[:port]"))
+                    })
+                    .collect::<Result<_, _>>()?
             });
         }
         Ok(v)
@@ -738,6 +742,25 @@ Host web1
 ";
 
     #[test]
+    fn proxy_jump_becomes_the_hosts_jump_unless_the_inventory_sets_one() {
+        let home = Home::new();
+        home.write(
+            ".ssh/config",
+            "Host web*\n    ProxyJump ops@bastion:2222\nHost db1\n    ProxyJump none\n",
+        );
+        let inv = home.ok("[hosts.web1]\n[hosts.web2]\njump = \"none\"\n[hosts.db1]\n");
+        let hops = |i: usize| -> Vec<String> {
+            inv.hosts[i].settings.jump.iter().map(|h| h.to_string()).collect()
+        };
+        assert_eq!(hops(0), ["ops@bastion:2222"]);
+        assert!(hops(1).is_empty(), "the inventory's jump = \"none\" wins");
+        assert!(hops(2).is_empty());
+        home.write(".ssh/config", "Host web1\n    ProxyJump -oops\n");
+        let e = home.err("[hosts.web1]\n");
+        assert!(e.contains("ProxyJump") && e.contains("-oops"), "{e}");
+    }
+
+    #[test]
     fn every_directive_is_read_from_the_default_file() {
         let home = Home::new();
         home.write(".ssh/config", EVERYTHING);
@@ -760,17 +783,15 @@ Host web1
         assert_eq!(web.settings.keepalive_interval, Duration::from_secs(9));
         assert_eq!(web.settings.known_hosts, h.join(".ssh/kh_web"));
         assert_eq!(web.settings.host_key_check, HostKeyCheck::AcceptNew);
-        assert_eq!(
-            web.ssh_config_jump,
-            Some(vec!["jump@bastion:2222".to_string(), "other".to_string()])
-        );
+        let hops: Vec<String> = web.settings.jump.iter().map(|h| h.to_string()).collect();
+        assert_eq!(hops, ["jump@bastion:2222", "other"]);
         // A host no block matches keeps capo's built-ins.
         let db = &inv.hosts[1];
         assert_eq!(db.address, "db1");
         assert_eq!(db.settings.user, "root");
         assert_eq!(db.settings.port, 22);
         assert_eq!(db.settings.known_hosts, h.join(".ssh/known_hosts"));
-        assert_eq!(db.ssh_config_jump, None);
+        assert!(db.settings.jump.is_empty());
     }
 
     #[test]

@@ -8,7 +8,8 @@ use proptest::prelude::*;
 
 use crate::parse::parse;
 use crate::{
-    Become, ErrorKind, HostKeyCheck, IdentityAgent, Inventory, InventoryError, Puppetfile, Settings,
+    Become, ErrorKind, HostKeyCheck, IdentityAgent, Inventory, InventoryError, JumpHost,
+    Puppetfile, Settings,
 };
 
 const HOME: &str = "/home/op";
@@ -59,6 +60,7 @@ fn builtin() -> Settings {
         puppetfile: Puppetfile::R10k,
         become_method: Become::None,
         become_user: "root".into(),
+        jump: vec![],
     }
 }
 
@@ -106,6 +108,7 @@ certname = "node.example.com"
 puppetfile = "g10k"
 become = "sudo"
 become_user = "puppet-run"
+jump = "ops@bastion.example.com:2222"
 
 [hosts."web01.example.com"]
 address = "192.0.2.10"
@@ -152,7 +155,93 @@ address = "192.0.2.10"
             puppetfile: Puppetfile::G10k,
             become_method: Become::Sudo,
             become_user: "puppet-run".into(),
+            jump: vec![JumpHost {
+                user: Some("ops".into()),
+                host: "bastion.example.com".into(),
+                port: Some(2222),
+            }],
         }
+    );
+}
+
+#[test]
+fn jump_is_one_host_a_chain_or_none() {
+    let inv = ok(r#"
+[defaults]
+jump = "bastion"
+[groups.far]
+hosts = ["b"]
+jump = ["a@outer:2200", "[2001:db8::1]:22", "u@x@inner"]
+[hosts.a]
+[hosts.b]
+[hosts.c]
+jump = "none"
+"#);
+    let hop = |user: Option<&str>, host: &str, port: Option<u16>| JumpHost {
+        user: user.map(Into::into),
+        host: host.into(),
+        port,
+    };
+    let jump = |name: &str| {
+        let host = inv.hosts.iter().find(|h| h.name == name);
+        host.map(|h| h.settings.jump.clone()).unwrap_or_default()
+    };
+    assert_eq!(jump("a"), [hop(None, "bastion", None)]);
+    assert_eq!(
+        jump("b"),
+        [
+            hop(Some("a"), "outer", Some(2200)),
+            hop(None, "2001:db8::1", Some(22)),
+            hop(Some("u@x"), "inner", None),
+        ]
+    );
+    assert!(jump("c").is_empty());
+    let shown: Vec<String> = jump("b").iter().map(|j| j.to_string()).collect();
+    assert_eq!(shown, ["a@outer:2200", "[2001:db8::1]:22", "u@x@inner"]);
+}
+
+#[test]
+fn bad_jump_values_are_refused_where_written() {
+    for (value, reason) in [
+        (
+            "\"\"",
+            "the host name is missing (write [user@]host[:port])",
+        ),
+        ("\"@b\"", "the user before `@` is empty"),
+        ("\"b:0\"", "the port must be a number from 1 to 65535"),
+        ("\"b:x\"", "the port must be a number from 1 to 65535"),
+        ("\"b:70000\"", "the port must be a number from 1 to 65535"),
+        (
+            "\"::1\"",
+            "write an IPv6 address in brackets: [ADDRESS]:PORT",
+        ),
+        (
+            "\"-oProxyCommand=x\"",
+            "must not contain whitespace or control characters, nor start with `-`",
+        ),
+        (
+            "\"a b\"",
+            "must not contain whitespace or control characters, nor start with `-`",
+        ),
+    ] {
+        let shown = value.trim_matches('"');
+        assert_eq!(
+            err(&format!("[defaults]\njump = {value}\n")),
+            format!("inventory.toml:2:8: bad value {shown:?} for `jump`: {reason}"),
+            "{value}"
+        );
+    }
+    assert_eq!(
+        err("[defaults]\njump = [\"a\", \"none\"]\n"),
+        "inventory.toml:2:14: bad value \"none\" for `jump`: \"none\" stands alone, not in a list"
+    );
+    assert_eq!(
+        err("[defaults]\njump = []\n"),
+        "inventory.toml:2:8: bad value \"[]\" for `jump`: list at least one jump host, or write \"none\" to connect directly"
+    );
+    assert_eq!(
+        err("[defaults]\njump = 3\n"),
+        "inventory.toml:2:8: `jump` must be a string or an array of strings, found integer"
     );
 }
 
@@ -318,7 +407,7 @@ fn unknown_keys_are_reported_at_the_key() {
     let all = "user, port, identity_files, identity_agent, identities_only, known_hosts, \
                host_key_check, connect_timeout, \
                command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, remote, branch, environment, manifest, modulepath, puppet, \
-               puppet_args, certname, puppetfile, become, become_user";
+               puppet_args, certname, puppetfile, become, become_user, jump";
     assert_eq!(
         err("[groups.web]\nhosts = [\"a\"]\n\n  usr = \"x\"\n"),
         format!(

@@ -164,6 +164,10 @@ words! {
         Connect = "connect",
         /// The host key is unknown, changed or revoked.
         HostKey = "host_key",
+        /// A jump host (`jump`) could not be reached, failed its host key check or
+        /// authentication, refused to forward (unreachable), or its connection ended while a
+        /// step ran through it (failed); the message names the jump host.
+        Jump = "jump",
         /// The server refused every key (unreachable), or sudo refused to run capo's commands
         /// (`become = "sudo"`: a password it wants without `--ask-become-pass`, a wrong one,
         /// or its own error; failed, and nothing ran).

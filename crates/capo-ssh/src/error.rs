@@ -21,6 +21,9 @@ pub enum ErrorKind {
     Auth,
     /// Opening the exec channel failed, or the connection was lost mid-command.
     Channel,
+    /// A jump host would not forward to the target (e.g. `AllowTcpForwarding no`), or its
+    /// connection ended.
+    Jump,
 }
 
 /// Which part of [`crate::connect`] was under way.
@@ -334,6 +337,27 @@ pub enum SshError {
         agent_keys: bool,
     },
 
+    /// A jump host did not open the connection to the next hop.
+    #[error("jump host {jump} cannot reach {to}: {detail}")]
+    Forward {
+        /// The jump host, `user@host` or `user@[host]:port`.
+        jump: String,
+        /// Where it was asked to connect, `host` or `[host]:port`.
+        to: String,
+        /// The jump host refuses forwarding altogether (rather than failing this one).
+        prohibited: bool,
+        /// What it said.
+        detail: String,
+    },
+    /// The jump host's connection ended before the next hop's channel opened.
+    #[error("jump host {jump}: {reason}")]
+    JumpLost {
+        /// The jump host, `user@host` or `user@[host]:port`.
+        jump: String,
+        /// Why its connection ended.
+        reason: String,
+    },
+
     /// The server would not open a session channel.
     #[error("cannot open session channel: {detail}")]
     ChannelOpen {
@@ -387,6 +411,14 @@ impl SshError {
             AuthRefused { .. } | NoIdentity { .. } | EncryptedKey { .. } | AuthClosed { .. } => {
                 ErrorKind::Auth
             }
+            // A target the jump host cannot reach is the target's failure to be reached.
+            Forward {
+                prohibited: false, ..
+            } => ErrorKind::Connect,
+            Forward {
+                prohibited: true, ..
+            }
+            | JumpLost { .. } => ErrorKind::Jump,
             ChannelOpen { .. }
             | ExecRefused
             | ChannelTimeout { .. }
@@ -685,6 +717,37 @@ mod tests {
              first: set identities_only = true to offer only identity_files' keys"
         );
         assert_eq!(e.kind(), ErrorKind::Auth);
+        let e = SshError::Forward {
+            jump: "root@[10.0.0.2]:2222".into(),
+            to: "[127.0.0.1]:2200".into(),
+            prohibited: true,
+            detail: "forwarding refused (AllowTcpForwarding?)".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "jump host root@[10.0.0.2]:2222 cannot reach [127.0.0.1]:2200: forwarding refused (AllowTcpForwarding?)"
+        );
+        assert_eq!(e.kind(), ErrorKind::Jump);
+        let e = SshError::Forward {
+            jump: "root@b".into(),
+            to: "t".into(),
+            prohibited: false,
+            detail: "connect failed".into(),
+        };
+        assert_eq!(
+            e.kind(),
+            ErrorKind::Connect,
+            "the target is down, not the jump host"
+        );
+        let e = SshError::JumpLost {
+            jump: "root@b".into(),
+            reason: "connection closed by remote".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "jump host root@b: connection closed by remote"
+        );
+        assert_eq!(e.kind(), ErrorKind::Jump);
 
         let e = SshError::ConnectionLost {
             reason: Some("keepalive timeout".into()),

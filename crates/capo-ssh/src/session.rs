@@ -136,6 +136,9 @@ pub(crate) struct Shared {
     /// wake a write waiting for window space when the connection dies, so
     /// writers wait on this too.
     alive: watch::Receiver<()>,
+    /// The jump host's connection this one runs inside, and its name for messages; set
+    /// before the handshake, read when this connection ends.
+    via: Mutex<Option<(String, Arc<Shared>)>>,
 }
 
 impl Shared {
@@ -147,6 +150,7 @@ impl Shared {
             host_key_error: Mutex::default(),
             disconnect: Mutex::default(),
             alive: rx,
+            via: Mutex::default(),
         };
         (shared, tx)
     }
@@ -172,9 +176,21 @@ impl Shared {
         lock(&self.disconnect).get_or_insert(reason);
     }
 
-    /// Why the connection ended, if it has.
+    /// Why the connection ended, if it has. A connection inside a jump host's that died
+    /// with it says so: its own view ("closed by remote") would hide the cause.
     pub(crate) fn disconnect_reason(&self) -> Option<String> {
+        if let Some(why) = self.jump_lost() {
+            return Some(why);
+        }
         lock(&self.disconnect).clone()
+    }
+
+    /// `jump host NAME: WHY` once the jump host's connection this one runs in has ended.
+    fn jump_lost(&self) -> Option<String> {
+        let via = lock(&self.via);
+        let (name, shared) = via.as_ref()?;
+        let why = shared.disconnect_reason()?;
+        Some(format!("jump host {name}: {why}"))
     }
 }
 
@@ -186,10 +202,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Opens a connection and authenticates, all within `cfg.connect_timeout`.
 pub async fn connect(cfg: &ConnectConfig) -> Result<Session, SshError> {
+    connect_with(cfg, None).await
+}
+
+/// Like [`connect`], but through `jump`: the connection runs inside a direct-tcpip channel
+/// of the jump host's session (OpenSSH's ProxyJump), so `cfg.host` is resolved and dialled
+/// by the jump host. The jump host's session must stay open as long as this one is used;
+/// once it ends, this one ends too, and its errors name the jump host.
+pub async fn connect_via(cfg: &ConnectConfig, jump: &Session) -> Result<Session, SshError> {
+    connect_with(cfg, Some(jump)).await
+}
+
+async fn connect_with(cfg: &ConnectConfig, via: Option<&Session>) -> Result<Session, SshError> {
     let mut phase = Phase::Connecting;
     // Bound to a variable so the future (which borrows `phase`) is gone
     // before we read `phase` to say where the time ran out.
-    let res = tokio::time::timeout(cfg.connect_timeout, connect_inner(cfg, &mut phase)).await;
+    let res = tokio::time::timeout(cfg.connect_timeout, connect_inner(cfg, &mut phase, via)).await;
     match res {
         Ok(r) => r,
         Err(_) => Err(SshError::ConnectTimeout {
@@ -199,7 +227,11 @@ pub async fn connect(cfg: &ConnectConfig) -> Result<Session, SshError> {
     }
 }
 
-async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session, SshError> {
+async fn connect_inner(
+    cfg: &ConnectConfig,
+    phase: &mut Phase,
+    via: Option<&Session>,
+) -> Result<Session, SshError> {
     // Local checks first: no point dialling a host we could not log in to.
     let mut identities = Identities::gather(cfg).await?;
 
@@ -223,10 +255,16 @@ async fn connect_inner(cfg: &ConnectConfig, phase: &mut Phase) -> Result<Session
         }
     };
 
-    let stream = tcp_connect(&cfg.host, cfg.port).await?;
+    let stream: Box<dyn Transport> = match via {
+        None => Box::new(tcp_connect(&cfg.host, cfg.port).await?),
+        Some(jump) => Box::new(jump.direct_tcpip(&cfg.host, cfg.port).await?),
+    };
 
     *phase = Phase::KeyExchange;
     let (shared, alive) = Shared::new();
+    if let Some(jump) = via {
+        *lock(&shared.via) = Some((jump.target.clone(), Arc::clone(&jump.shared)));
+    }
     let shared = Arc::new(shared);
     let config = Arc::new(russh_config(cfg, &known));
     // One recorder per file and run: appends from every connection are serialized there.
@@ -534,6 +572,10 @@ fn same_key(a: Option<&PublicKey>, b: &PublicKey) -> bool {
     a.is_some_and(|a| a.key_data() == b.key_data())
 }
 
+/// What an SSH connection runs over: a TCP stream, or a jump host's direct-tcpip channel.
+trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
 /// Resolves and connects to each address in turn, like OpenSSH.
 async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, SshError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
@@ -687,6 +729,15 @@ fn describe_disconnect(e: &russh::Error) -> String {
             "nothing received from the server for too long".to_string()
         }
         russh::Error::Disconnect | russh::Error::HUP => "connection closed by remote".to_string(),
+        // russh says "early eof" for a peer that vanished without a word (killed host).
+        russh::Error::IO(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            "connection closed by remote".to_string()
+        }
         other => other.to_string(),
     }
 }
@@ -716,6 +767,74 @@ impl Session {
                 after: self.op_timeout,
             }),
         }
+    }
+
+    /// Asks the server to open a TCP connection to `host:port` (resolved on its side) and
+    /// returns it as a stream: how a jump host carries a target's connection. Waits at most
+    /// `connect_timeout` for the server's answer.
+    async fn direct_tcpip(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, SshError> {
+        let jump = self.target.clone();
+        let to = known_hosts::lookup_name(host, port);
+        let res = tokio::time::timeout(
+            self.op_timeout,
+            // The originator is informational (sshd logs it); OpenSSH sends 127.0.0.1:0 too.
+            self.handle
+                .channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0),
+        )
+        .await;
+        match res {
+            Ok(Ok(channel)) => Ok(channel.into_stream()),
+            Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(SshError::Forward {
+                jump,
+                to,
+                prohibited: matches!(
+                    reason,
+                    russh::ChannelOpenFailure::AdministrativelyProhibited
+                ),
+                detail: match reason {
+                    russh::ChannelOpenFailure::AdministrativelyProhibited => {
+                        "forwarding refused (AllowTcpForwarding?)".to_string()
+                    }
+                    russh::ChannelOpenFailure::ConnectFailed => "connect failed".to_string(),
+                    russh::ChannelOpenFailure::UnknownChannelType => {
+                        "direct-tcpip channels not supported".to_string()
+                    }
+                    russh::ChannelOpenFailure::ResourceShortage => "resource shortage".to_string(),
+                    other => format!("{other:?}"),
+                },
+            }),
+            Ok(Err(e)) => Err(SshError::JumpLost {
+                jump,
+                reason: match channel_error(e, &self.shared) {
+                    SshError::ConnectionLost { reason: Some(r) } => r,
+                    other => other.to_string(),
+                },
+            }),
+            Err(_) => Err(SshError::Forward {
+                jump,
+                to,
+                prohibited: false,
+                detail: format!(
+                    "no answer within {}",
+                    capo_inventory::duration::format(self.op_timeout)
+                ),
+            }),
+        }
+    }
+
+    /// Why the connection ended (e.g. `connection closed by remote`), once it has.
+    pub fn closed_reason(&self) -> Option<String> {
+        self.shared.disconnect_reason()
+    }
+
+    /// True when this connection runs inside a jump host's and that one has ended: what
+    /// went wrong here is the jump host's doing.
+    pub fn jump_lost(&self) -> bool {
+        self.shared.jump_lost().is_some()
     }
 
     /// True once the connection is gone (server closed it, keepalives
