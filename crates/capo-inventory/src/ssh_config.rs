@@ -750,7 +750,12 @@ Host web1
         );
         let inv = home.ok("[hosts.web1]\n[hosts.web2]\njump = \"none\"\n[hosts.db1]\n");
         let hops = |i: usize| -> Vec<String> {
-            inv.hosts[i].settings.jump.iter().map(|h| h.to_string()).collect()
+            inv.hosts[i]
+                .settings
+                .jump
+                .iter()
+                .map(|h| h.to_string())
+                .collect()
         };
         assert_eq!(hops(0), ["ops@bastion:2222"]);
         assert!(hops(1).is_empty(), "the inventory's jump = \"none\" wins");
