@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn a_hop_takes_the_targets_user_port_22_and_the_targets_settings() {
         let host = host_with_jump(r#"["bastion", "ops@[2001:db8::1]:2222"]"#);
-        let target = connect_config(&host);
+        let target = connect_config(&host, None);
         let first = hop_config(&host, &target, &host.settings.jump[0]);
         assert_eq!(
             (first.user.as_str(), first.host.as_str(), first.port),
