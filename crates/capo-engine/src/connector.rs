@@ -43,6 +43,10 @@ struct JumpKey {
     /// `(user, host, port)` of each hop, first hop first.
     hops: Vec<(String, String, u16)>,
     identity_files: Vec<PathBuf>,
+    /// The agent the hops log in through (`identity_agent`), and whether only the
+    /// identity files' keys are offered: two targets differing here log in differently.
+    identity_agent: Option<PathBuf>,
+    identities_only: bool,
     known_hosts: PathBuf,
     host_key_check: HostKeyCheck,
 }
@@ -244,18 +248,7 @@ impl Connector {
                 });
             };
             let cfg = hop_config(host, target, last);
-            let key = JumpKey {
-                hops: hops
-                    .iter()
-                    .map(|h| {
-                        let c = hop_config(host, target, h);
-                        (c.user, c.host, c.port)
-                    })
-                    .collect(),
-                identity_files: target.identity_files.clone(),
-                known_hosts: target.known_hosts.clone(),
-                host_key_check: host.settings.host_key_check,
-            };
+            let key = jump_key(host, target, hops);
             let slot = {
                 let mut jumps = self.jumps.lock().unwrap_or_else(|p| p.into_inner());
                 Arc::clone(jumps.entry(key).or_default())
@@ -308,6 +301,24 @@ impl Connector {
                 }
             }
         })
+    }
+}
+
+/// What `target` (the settings of `host`) shares a session to the last of `hops` under.
+fn jump_key(host: &Host, target: &ConnectConfig, hops: &[JumpHost]) -> JumpKey {
+    JumpKey {
+        hops: hops
+            .iter()
+            .map(|h| {
+                let c = hop_config(host, target, h);
+                (c.user, c.host, c.port)
+            })
+            .collect(),
+        identity_files: target.identity_files.clone(),
+        identity_agent: target.identity_agent.clone(),
+        identities_only: target.identities_only,
+        known_hosts: target.known_hosts.clone(),
+        host_key_check: host.settings.host_key_check,
     }
 }
 
@@ -399,6 +410,21 @@ mod tests {
         let inv = capo_inventory::Inventory::parse(&text, std::path::Path::new("/inv.toml"))
             .unwrap_or_else(|e| panic!("{e}"));
         inv.hosts[0].clone()
+    }
+
+    #[test]
+    fn targets_that_log_in_differently_do_not_share_a_jump_session() {
+        let host = host_with_jump(r#""bastion""#);
+        let target = connect_config(&host, None);
+        let hops = &host.settings.jump;
+        let key = jump_key(&host, &target, hops);
+        assert_eq!(jump_key(&host, &target.clone(), hops), key);
+        let mut only = target.clone();
+        only.identities_only = true;
+        assert_ne!(jump_key(&host, &only, hops), key);
+        let mut agent = target.clone();
+        agent.identity_agent = Some(PathBuf::from("/run/other-agent.sock"));
+        assert_ne!(jump_key(&host, &agent, hops), key);
     }
 
     #[test]
