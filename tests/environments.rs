@@ -5,7 +5,7 @@
 //! site). Everything Puppet reads from the repo must come from the revision being applied or
 //! planned, and Puppet's config version is the commit. Needs root; see tests/fleet/README.md.
 
-use crate::common::run::{self, on_host, Run};
+use crate::common::run::{self, Run};
 use crate::common::Fleet;
 use crate::plan::{differences, events, snapshot};
 use std::collections::BTreeMap;
@@ -99,13 +99,7 @@ fn hiera_data_is_planned_and_applied_from_the_target_revision() {
 
     // The site's own run (environment production = the checkout) agrees, and leaves Puppet's
     // last-run files for the snapshots.
-    for name in fleet.host_names() {
-        on_host(
-            &fleet,
-            &name,
-            "puppet apply --detailed-exitcodes /srv/puppet/manifests/site.pp",
-        );
-    }
+    run::site_runs(&fleet);
 
     // A commit that changes only common Hiera data: the web hosts would change, the db host
     // not, and nothing on any host is touched.

@@ -28,18 +28,6 @@ fn installed(fleet: &Fleet, name: &str) -> String {
     json["version"].as_str().unwrap_or("?").to_string()
 }
 
-/// The site's own run on every host (environment production = the checkout), which leaves
-/// Puppet's last-run files for the snapshots.
-fn site_runs(fleet: &Fleet) {
-    for name in fleet.host_names() {
-        run::on_host(
-            fleet,
-            &name,
-            "puppet apply --detailed-exitcodes /srv/puppet/manifests/site.pp",
-        );
-    }
-}
-
 fn steps_of_every_host(r: &Run, fleet: &Fleet) -> Vec<(String, Vec<String>)> {
     fleet
         .host_names()
@@ -93,7 +81,7 @@ fn puppetfile_modules_are_installed_before_apply_and_only_when_the_puppetfile_ch
         );
     }
 
-    site_runs(&fleet);
+    run::site_runs(&fleet);
 
     // The same Puppetfile, its modules all there: no modules step.
     fleet.commit("data/nodes/host03.yaml", "---\n", "host03 has node data");
@@ -161,7 +149,7 @@ fn a_puppetfile_ref_that_does_not_exist_fails_every_host_before_puppet_runs() {
     let names = ["host01", "host02", "host03"];
     let r = run::rollout(&fleet, &[]);
     assert_eq!(r.code, 0, "{}", r.dump());
-    site_runs(&fleet);
+    run::site_runs(&fleet);
 
     let broken = fleet.commit("Puppetfile", &puppetfile("v9.9.9"), "motd 9.9.9");
     let message = "r10k puppetfile install failed: Unable to manage Puppetfile content 'motd': \

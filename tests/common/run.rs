@@ -241,6 +241,19 @@ pub fn on_host(fleet: &Fleet, name: &str, cmd: &str) -> String {
     on_host_raw(fleet, name, cmd).trim().to_string()
 }
 
+/// The site's own `puppet apply` on every host of a roles/profiles fleet (environment
+/// production is the checkout), which leaves Puppet's last-run files for the plan snapshots
+/// (capo's own runs keep theirs in a per-run directory).
+pub fn site_runs(fleet: &Fleet) {
+    for name in fleet.host_names() {
+        on_host(
+            fleet,
+            &name,
+            "puppet apply --detailed-exitcodes /srv/puppet/manifests/site.pp",
+        );
+    }
+}
+
 /// `git ARGS` on the real machine, with no user or system configuration; its stdout, trimmed.
 pub fn git(args: &[&str]) -> String {
     let out = Command::new("git")
