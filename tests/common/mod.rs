@@ -76,14 +76,10 @@ impl Fleet {
     }
 
     /// Like [`Fleet::up_with_user`], the user's sudo wanting `password` (`fleet.sh up --user
-    /// SPEC --sudo password:`, the password passed in `FLEET_SUDO_PASSWORD`, so that no command
-    /// line shows it).
+    /// SPEC --sudo password:-`, the password on its stdin, so that no command line or process
+    /// environment shows it while other tests look for it there).
     pub fn up_with_sudo_password(n: usize, spec: &str, password: &str) -> Fleet {
-        Fleet::up_with_env(
-            n,
-            &["--user", spec, "--sudo", "password:"],
-            &[("FLEET_SUDO_PASSWORD", password)],
-        )
+        Fleet::up_with_stdin(n, &["--user", spec, "--sudo", "password:-"], Some(password))
     }
 
     /// Like [`Fleet::up`], with host certificates (`fleet.sh up --host-certs`): every host
@@ -122,10 +118,10 @@ impl Fleet {
     }
 
     fn up_with(n: usize, extra: &[&str]) -> Fleet {
-        Fleet::up_with_env(n, extra, &[])
+        Fleet::up_with_stdin(n, extra, None)
     }
 
-    fn up_with_env(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Fleet {
+    fn up_with_stdin(n: usize, extra: &[&str], stdin: Option<&str>) -> Fleet {
         assert!((1..=99).contains(&n), "Fleet::up: n must be 1..=99");
         let mut tmp = tempfile::Builder::new()
             .prefix("capo-fleet-")
@@ -135,17 +131,30 @@ impl Fleet {
             tmp.disable_cleanup(true);
         }
         let dir = tmp.path().to_path_buf();
-        let out = Command::new("bash")
+        let mut child = Command::new("bash")
             .arg(fleet_sh())
             .arg("up")
             .arg(n.to_string())
             .arg("--dir")
             .arg(&dir)
             .args(extra)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run tests/fleet/fleet.sh (is bash installed?)");
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(format!("{text}\n").as_bytes())
+                .expect("write fleet.sh's stdin");
+        }
+        let out = child
+            .wait_with_output()
+            .expect("wait for tests/fleet/fleet.sh");
         if !out.status.success() {
             // make sure nothing is left running before the TempDir goes away
             let _ = Self::run_sh(&dir, &["down"]);

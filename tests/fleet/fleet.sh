@@ -48,8 +48,8 @@ usage: fleet.sh COMMAND [ARGS] [--dir DIR]        (DIR defaults to ./.fleet)
                              (/srv/home/NAME/puppet); the inventory stays root's.
                              --sudo: NAME's sudo rule in the host's own /etc/sudoers: nopasswd
                              (the default) or password:SECRET (SECRET becomes NAME's password
-                             in the host's own /etc/shadow; read from the environment variable
-                             FLEET_SUDO_PASSWORD instead when SECRET is empty)
+                             in the host's own /etc/shadow; password:- reads SECRET from the
+                             first line of stdin instead, off every command line and environment)
                              --bastion: the hosts live in a network namespace of their own that
                              only one more host, "bastion" (AllowTcpForwarding yes), can reach;
                              the controller reaches the bastion over a veth pair, and the
@@ -789,10 +789,12 @@ cmd_up() {
     password:*)
       [[ -n "$USER_SPEC" ]] || die "up: --sudo needs --user"
       SUDO_SECRET="${SUDO_SPEC#password:}"
-      [[ -n "$SUDO_SECRET" ]] || SUDO_SECRET="${FLEET_SUDO_PASSWORD:-}"
-      # the hosts (sshd and all) inherit this environment: the password stays out of it
-      unset FLEET_SUDO_PASSWORD
-      [[ -n "$SUDO_SECRET" ]] || die "up: --sudo password: wants a password (or FLEET_SUDO_PASSWORD)"
+      # An environment variable would not do: /proc/PID/environ keeps it after unset, and
+      # the tests look for the password in every process's environment.
+      if [[ "$SUDO_SECRET" == "-" ]]; then
+        IFS= read -r SUDO_SECRET || true
+      fi
+      [[ -n "$SUDO_SECRET" ]] || die "up: --sudo password: wants a password (password:SECRET, or password:- and SECRET on stdin)"
       ;;
     *) die "up: --sudo wants nopasswd or password:SECRET" ;;
   esac
