@@ -25,6 +25,10 @@ pub enum Command {
     /// Run an ad-hoc command on the hosts (no lock, no Puppet); identical outputs are shown
     /// once under their folded host set.
     Exec(ExecArgs),
+    /// Check that every selected host is ready for a rollout, changing nothing: connect and
+    /// log in (which identity, host key and jump hosts), become, git and Puppet versions,
+    /// the checkout and the lock. Exits 1 when a rollout could not run on some host now.
+    Check(CheckArgs),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
 }
@@ -90,6 +94,15 @@ pub struct ExecArgs {
     /// (as `ssh host CMD...` does).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Options every command that runs on hosts shares.

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Rollout(args) => cmd::rollout::run(&args),
         Command::Plan(args) => cmd::plan::run(&args),
         Command::Exec(args) => cmd::exec::run(&args),
+        Command::Check(args) => cmd::check::run(&args),
     };
     if let Err(e) = &result {
         error::print(e);

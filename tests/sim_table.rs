@@ -142,3 +142,38 @@ fn a_config_version_of_the_repos_own_shows_beside_the_revision() {
         "{md}"
     );
 }
+
+/// `capo check` of many hosts alike folds them into one row that fits the width, and the
+/// versions line counts them all.
+#[test]
+fn check_of_sixty_hosts_alike_is_one_row() {
+    let sim = SimFleet::start(60, |_| {});
+    let out = capo(&sim, &["check"]);
+    let all = dump(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_fits(&stdout, &all);
+    let rows = rows(&stdout);
+    assert_eq!(rows.len(), 1, "{all}");
+    assert_eq!(rows[0][0], "sim[00001-00060] (60)", "{all}");
+    // All direct, no become: no VIA, no RUNS AS.
+    assert_eq!(
+        rows[0][1..],
+        [
+            "ok",
+            "root (key client_ed25519)",
+            "2.39.5/7.23.0",
+            "3f2a1c9 main",
+            "free"
+        ],
+        "{all}"
+    );
+    assert!(
+        stdout.contains("git: 2.39.5 on 60 hosts; puppet: 7.23.0 on 60 hosts\n"),
+        "{all}"
+    );
+    assert!(
+        stdout.contains("60 hosts: 60 ok, 0 failed, 0 unreachable in "),
+        "{all}"
+    );
+}

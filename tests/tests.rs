@@ -6,6 +6,7 @@
 mod common;
 
 mod r#become;
+mod check;
 mod checkouts;
 mod ci_outputs;
 mod cli_inventory;

@@ -60,7 +60,7 @@ fn strategy(args: &RunArgs) -> Strategy {
 fn meta(selection: &Selection, mode: &RunMode, run_id: String, run_dir: PathBuf) -> RunMeta {
     let target_rev = match mode {
         RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
-        RunMode::Exec { .. } => None,
+        RunMode::Exec { .. } | RunMode::Check => None,
     };
     RunMeta {
         run_id,

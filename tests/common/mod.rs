@@ -117,7 +117,7 @@ impl Fleet {
         std::fs::read_to_string(self.bastion_dir().join("sshd.log")).unwrap_or_default()
     }
 
-    fn up_with(n: usize, extra: &[&str]) -> Fleet {
+    pub fn up_with(n: usize, extra: &[&str]) -> Fleet {
         Fleet::up_with_stdin(n, extra, None)
     }
 

@@ -322,6 +322,24 @@ fn jump_key(host: &Host, target: &ConnectConfig, hops: &[JumpHost]) -> JumpKey {
     }
 }
 
+/// The jump hosts `host` is reached through, first hop first, each as `user@host:port` with
+/// the user and port a connection uses (for `capo check`'s report).
+pub(super) fn jump_path(host: &Host) -> Vec<String> {
+    let target = connect_config(host, None);
+    host.settings
+        .jump
+        .iter()
+        .map(|hop| {
+            let c = hop_config(host, &target, hop);
+            if c.host.contains(':') {
+                format!("{}@[{}]:{}", c.user, c.host, c.port)
+            } else {
+                format!("{}@{}:{}", c.user, c.host, c.port)
+            }
+        })
+        .collect()
+}
+
 /// The settings for one jump host: the target's (keys, known_hosts, policy, timeouts,
 /// keepalives), with the hop's address; a hop without a user logs in as the target's user,
 /// one without a port uses 22.

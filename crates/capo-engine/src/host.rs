@@ -47,6 +47,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         target: None,
         incoming: None,
         puppet: None,
+        check: None,
     }
 }
 
@@ -91,6 +92,7 @@ pub(super) fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) ->
             target: None,
             incoming: None,
             puppet: None,
+            check: None,
         },
     }
 }
@@ -554,6 +556,8 @@ impl StepEnd {
                     StepName::Modules => ErrorKind::Modules,
                     StepName::Apply | StepName::Plan => ErrorKind::Puppet,
                     StepName::Exec => ErrorKind::Command,
+                    // capo's own look at the host, which nothing should kill.
+                    StepName::Check => ErrorKind::Internal,
                 },
                 format!("{name} was killed by signal {sig}"),
             ),

@@ -29,6 +29,8 @@ pub enum RunMode {
         /// The remote command line, run by `sh -c` on the host.
         command: String,
     },
+    /// Connect, authenticate and look at each host (`capo check`); change nothing.
+    Check,
 }
 
 impl RunMode {
@@ -38,6 +40,7 @@ impl RunMode {
             RunMode::Rollout { .. } => Mode::Rollout,
             RunMode::Plan { .. } => Mode::Plan,
             RunMode::Exec { .. } => Mode::Exec,
+            RunMode::Check => Mode::Check,
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct HostOutcome {
     pub incoming: Option<Incoming>,
     /// What Puppet reported about its run, when it ran and its results could be read.
     pub puppet: Option<PuppetResult>,
+    /// `capo check` only: what the preflight found.
+    pub check: Option<capo_schema::CheckReport>,
 }
 
 /// Commits a host would receive.

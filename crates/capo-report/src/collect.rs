@@ -127,6 +127,7 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         target: None,
         incoming: None,
         puppet: None,
+        check: None,
     }
 }
 
@@ -215,6 +216,7 @@ fn host_report(o: &HostOutcome) -> HostReport {
             commits: i.commits.clone(),
         }),
         puppet: o.puppet.as_ref().map(puppet_report),
+        check: o.check.clone(),
     }
 }
 

@@ -198,6 +198,7 @@ mod tests {
             target: None,
             incoming: None,
             puppet: None,
+            check: None,
         };
         vec![
             Event::RunStarted {

@@ -365,6 +365,7 @@ mod tests {
             steps: vec![],
             target: None,
             incoming: None,
+            check: None,
             puppet: Some(PuppetReport {
                 exit_code: Some(0),
                 resources: None,

@@ -259,6 +259,7 @@ mod tests {
             target: None,
             incoming: None,
             puppet: None,
+            check: None,
         }
     }
 

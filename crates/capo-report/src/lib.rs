@@ -4,6 +4,7 @@
 //! [`capo_schema`]'s; reporters match on its enums, never on their spellings.
 
 mod atomic;
+pub mod check;
 pub mod collect;
 pub mod events;
 pub mod grouped;

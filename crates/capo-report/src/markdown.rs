@@ -240,6 +240,7 @@ mod tests {
             target: None,
             incoming: None,
             puppet: None,
+            check: None,
         }
     }
 

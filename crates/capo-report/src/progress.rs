@@ -302,6 +302,7 @@ mod tests {
             target: None,
             incoming: None,
             puppet: None,
+            check: None,
         }
     }
 

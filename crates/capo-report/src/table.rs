@@ -112,6 +112,9 @@ pub fn cut(text: &str, width: usize) -> String {
 /// Renders the per-host table, the summary line and where the logs are. For `exec`, the
 /// gathered outputs replace the table.
 pub fn render(report: &Report, view: &View) -> String {
+    if report.mode == Mode::Check {
+        return crate::check::render(report, view);
+    }
     if report.mode == Mode::Exec {
         let mut out = crate::grouped::render_outputs(report);
         out.push_str(&crate::grouped::render(report, view.changes));
@@ -324,7 +327,7 @@ fn logs_lines(report: &Report, of: &str) -> String {
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
     let hosts = format!("{} host{}", s.total, if s.total == 1 { "" } else { "s" });
-    let mut line = if report.mode == Mode::Exec {
+    let mut line = if matches!(report.mode, Mode::Exec | Mode::Check) {
         format!(
             "{hosts}: {} ok, {} failed, {} unreachable",
             s.ok, s.failed, s.unreachable

@@ -20,10 +20,14 @@ mod words;
 
 pub use reason::{HaltReason, StopReason};
 pub use report::{
-    DiffReport, ErrorReport, EventReport, HostReport, IncomingReport, PuppetReport, Report,
+    BecomeReport, CheckReport, DiffReport, ErrorReport, EventReport, HostKeyReport, HostReport,
+    IdentityReport, IncomingReport, LockReport, PuppetReport, PuppetfileReport, RepoReport, Report,
     RevisionCount, StepReport, Summary, SCHEMA,
 };
-pub use words::{ErrorKind, HostStatus, Mode, Signal, StepName, UnknownWord};
+pub use words::{
+    ErrorKind, HostKeyTrust, HostStatus, IdentitySource, LockState, Mode, RepoState, Signal,
+    StepName, UnknownWord,
+};
 
 #[cfg(test)]
 mod doc_tests;

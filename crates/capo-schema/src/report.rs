@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorKind, HostStatus, Mode, Signal, StepName};
+use crate::{
+    ErrorKind, HostKeyTrust, HostStatus, IdentitySource, LockState, Mode, RepoState, Signal,
+    StepName,
+};
 
 /// The schema identifier written into every report.
 pub const SCHEMA: &str = "capo.report/v1";
@@ -185,6 +188,109 @@ pub struct HostReport {
     /// Puppet's own account of the run, when it ran.
     #[serde(default)]
     pub puppet: Option<PuppetReport>,
+    /// `capo check` only: what the preflight found. Absent in other runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckReport>,
+}
+
+/// What `capo check` found on one host: how capo reached it and whether a rollout could
+/// run there now. Fields it could not learn (the host unreachable, sudo refused) are null.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The user capo logged in as.
+    pub user: String,
+    /// The jump hosts the connection went through, first hop first (`user@host:port`);
+    /// empty when it was direct.
+    pub jump: Vec<String>,
+    /// The identity the server accepted.
+    pub identity: Option<IdentityReport>,
+    /// The host key the server presented and why capo trusted it.
+    pub host_key: Option<HostKeyReport>,
+    /// `become` when the inventory sets one: how, as whom, and whether it worked.
+    #[serde(rename = "become")]
+    pub become_: Option<BecomeReport>,
+    /// Who capo's steps run as on the host (after `become`).
+    pub runs_as: Option<String>,
+    /// `git --version`'s number; null when git is not installed (or not learnt).
+    pub git: Option<String>,
+    /// `puppet --version`; null when Puppet is not installed (or not learnt).
+    pub puppet: Option<String>,
+    /// What is at `repo_dir`.
+    pub repo: Option<RepoReport>,
+    /// The checkout's Puppetfile and its installer, when it has one and `puppetfile` is not
+    /// `ignore`.
+    pub puppetfile: Option<PuppetfileReport>,
+    /// capo's lock on the host.
+    pub lock: Option<LockReport>,
+}
+
+/// The identity a server accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityReport {
+    /// `agent` or `file`.
+    pub source: IdentitySource,
+    /// The identity file, or the agent's socket.
+    pub path: String,
+    /// The agent's comment for the key (`ssh-add -l`); null for a file.
+    pub comment: Option<String>,
+    /// `SHA256:...` of the public key.
+    pub fingerprint: String,
+    /// Whether the agent offered it as a certificate.
+    pub certificate: bool,
+}
+
+/// A host key and why it was trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostKeyReport {
+    /// Its algorithm, e.g. `ssh-ed25519`.
+    #[serde(rename = "type")]
+    pub key_type: String,
+    /// `SHA256:...` (of the certified key, for a certificate).
+    pub fingerprint: String,
+    /// Why capo trusted it.
+    pub trust: HostKeyTrust,
+}
+
+/// `become` as the inventory sets it, and whether it worked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BecomeReport {
+    /// `sudo`.
+    pub method: String,
+    /// `become_user`.
+    pub user: String,
+    /// Whether sudo ran capo's command (false: it refused; the host's error says why).
+    pub works: bool,
+}
+
+/// What is at `repo_dir`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoReport {
+    /// The path, as the inventory sets it.
+    pub dir: String,
+    /// What is there.
+    pub state: RepoState,
+    /// HEAD's full commit id, for a checkout.
+    pub head: Option<String>,
+    /// The branch checked out; null when HEAD is detached (or not a checkout).
+    pub branch: Option<String>,
+}
+
+/// A checkout's Puppetfile installer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PuppetfileReport {
+    /// `r10k` or `g10k` (the `puppetfile` setting).
+    pub installer: String,
+    /// Whether it is installed on the host.
+    pub installed: bool,
+}
+
+/// capo's lock on a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockReport {
+    /// Its state.
+    pub state: LockState,
+    /// Who holds it (`held`), or whose step still runs (`busy`).
+    pub holder: Option<String>,
 }
 
 /// Commits a plan found between HEAD and the target.
@@ -299,6 +405,7 @@ mod tests {
             incoming: None,
             puppet: None,
             locked: None,
+            check: None,
         }
     }
 

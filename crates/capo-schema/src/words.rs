@@ -210,6 +210,8 @@ words! {
         Plan = "plan",
         /// Run an ad-hoc command.
         Exec = "exec",
+        /// Look at the host for `capo check`, changing nothing.
+        Check = "check",
     }
 }
 
@@ -222,6 +224,64 @@ words! {
         Plan = "plan",
         /// `capo exec`.
         Exec = "exec",
+        /// `capo check`.
+        Check = "check",
+    }
+}
+
+words! {
+    /// Where the identity the server accepted came from (`capo check`).
+    pub enum IdentitySource ("identity source") {
+        /// A key of the ssh-agent.
+        Agent = "agent",
+        /// An identity file.
+        File = "file",
+    }
+}
+
+words! {
+    /// Why capo trusted a host's key (`capo check`).
+    pub enum HostKeyTrust ("host key trust") {
+        /// The key is listed in known_hosts.
+        KnownHosts = "known_hosts",
+        /// The host was new and its key was recorded (`host_key_check = "accept-new"`).
+        AcceptedNew = "accepted_new",
+        /// A host certificate signed by a CA that an `@cert-authority` line trusts.
+        Certificate = "certificate",
+        /// Not checked (`host_key_check = "off"`).
+        Unchecked = "unchecked",
+    }
+}
+
+words! {
+    /// What is at a host's `repo_dir` (`capo check`).
+    pub enum RepoState ("repo state") {
+        /// The top of a git checkout.
+        Checkout = "checkout",
+        /// Nothing: `repo_dir` does not exist.
+        Missing = "missing",
+        /// Something that is not the top of a git checkout (or that git refuses to use,
+        /// e.g. a checkout owned by another user).
+        NotACheckout = "not_a_checkout",
+        /// Not known: git is not installed.
+        Unknown = "unknown",
+    }
+}
+
+words! {
+    /// The state of a host's capo lock (`capo check`).
+    pub enum LockState ("lock state") {
+        /// No run holds it: a rollout could take it now.
+        Free = "free",
+        /// Another run holds it (`holder` says which).
+        Held = "held",
+        /// No run holds it, but a step of an earlier run is still running.
+        Busy = "busy",
+        /// The inventory says `lock = false`: runs take no lock.
+        Off = "off",
+        /// It cannot be taken there at all (no `flock`, a git directory the user cannot
+        /// write); a rollout would fail with kind `lock`.
+        Unavailable = "unavailable",
     }
 }
 
@@ -262,6 +322,10 @@ mod tests {
         spellings_agree(StepName::ALL);
         spellings_agree(Mode::ALL);
         spellings_agree(Signal::ALL);
+        spellings_agree(IdentitySource::ALL);
+        spellings_agree(HostKeyTrust::ALL);
+        spellings_agree(RepoState::ALL);
+        spellings_agree(LockState::ALL);
         assert_eq!(HostStatus::WouldChange.as_str(), "would_change");
         assert_eq!(ErrorKind::HostKey.as_str(), "host_key");
         assert_eq!(Signal::Int.as_str(), "SIGINT");

@@ -113,11 +113,7 @@ install_modules() {
   if ! command -v "$2" >/dev/null 2>&1; then
     echo '::capo:fail=no-installer'
     echo "::capo:installer=$2"
-    p=''
-    for m in apt-get dnf yum zypper apk; do
-      if command -v "$m" >/dev/null 2>&1; then p=${m%-get}; break; fi
-    done
-    echo "::capo:pkg=$p"
+    echo "::capo:pkg=$(pkg_manager)"
     exit 127
   fi
   case $2 in
@@ -125,6 +121,17 @@ install_modules() {
     g10k) (cd -- "$1" && LC_ALL=C g10k -puppetfile) ;;
     *) echo "capo: unknown module installer $2" >&2; return 2 ;;
   esac
+}
+
+# pkg_manager: the host's package manager (apt, dnf, yum, zypper or apk), or nothing, for
+# the install commands capo's messages suggest.
+pkg_manager() {
+  for m in apt-get dnf yum zypper apk; do
+    if command -v "$m" >/dev/null 2>&1; then
+      echo "${m%-get}"
+      return 0
+    fi
+  done
 }
 
 # record_modules INSTALLER ROOT STAMP: writes the modules stamp STAMP (atomically) after a

@@ -60,11 +60,13 @@ pub enum Script {
     Collect,
     /// `kill.sh PID`: stops a wrapped step's process tree.
     Kill,
+    /// `check.sh REPO_DIR PUPPET INSTALLER LOCK`: what `capo check` reports, changing nothing.
+    Check,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Script; 9] = [
+    pub const ALL: [Script; 10] = [
         Script::Lock,
         Script::Sync,
         Script::SyncRev,
@@ -74,6 +76,7 @@ impl Script {
         Script::Exec,
         Script::Collect,
         Script::Kill,
+        Script::Check,
     ];
 
     /// The stable id: the `$0` of the shell that runs it on the host (visible in `ps`), and
@@ -89,6 +92,7 @@ impl Script {
             Script::Exec => "capo-exec",
             Script::Collect => "capo-collect",
             Script::Kill => "capo-kill",
+            Script::Check => "capo-check",
         }
     }
 
@@ -109,6 +113,7 @@ impl Script {
             Script::Plan => ("plan.sh", include_str!("../sh/plan.sh")),
             Script::Collect => ("collect.sh", include_str!("../sh/collect.sh")),
             Script::Kill => ("kill.sh", include_str!("../sh/kill.sh")),
+            Script::Check => ("check.sh", include_str!("../sh/check.sh")),
             Script::Exec => return None,
         })
     }
@@ -121,7 +126,8 @@ impl Script {
             | Script::SyncRev
             | Script::Modules
             | Script::Apply
-            | Script::Plan => Some(LIB_STEP),
+            | Script::Plan
+            | Script::Check => Some(LIB_STEP),
             Script::Kill => Some(LIB_PROC),
             Script::Collect | Script::Exec => None,
         }

@@ -16,6 +16,7 @@
 //! | - `capo-sync` | REMOTE, BRANCH | rev-before, git's pull output, rev-after; exit 0 |
 //! | - `capo-apply` | SHOW_DIFF | `results=/tmp/capo-run.XXXXXX`, Puppet's console output; exit 2 (changed), 0 (unchanged) or 6 (failed) |
 //! | - `capo-exec` | CMD | [`crate::shell::simulate`] |
+//! | - `capo-check` | LOCK | user, pkg, git and puppet versions, `repo=checkout` with head and branch, `puppetfile=none`, and `lock=free`, `held` + `holder=` (while a connection holds it) or `off`; exit 0 |
 //! | anything else | | [`crate::shell::simulate`] on the whole command |
 //!
 //! A wrapped step whose simulated time reaches the wrapper's deadline ends as the real wrapper
@@ -82,6 +83,11 @@ pub enum Step {
     },
     /// `capo exec -- CMD`: the command line.
     Exec(String),
+    /// `capo check`'s look at the host; whether to look at the lock (`lock` setting).
+    Check {
+        /// Whether the inventory lets runs take the lock.
+        lock: bool,
+    },
 }
 
 /// Sorts a command into a [`Kind`]; see the module documentation for the rules.
@@ -118,6 +124,9 @@ pub fn classify(command: &str) -> Kind {
             show_diff: arg(10) == "1",
         },
         Script::Exec => Step::Exec(arg(0)),
+        Script::Check => Step::Check {
+            lock: arg(3) == "1",
+        },
     };
     if deadline.is_none() {
         return Kind::Raw(command.to_string());

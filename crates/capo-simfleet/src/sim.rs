@@ -173,6 +173,12 @@ impl Sim {
         Ok(())
     }
 
+    /// Who holds host `host`'s lock, if anyone does.
+    pub fn lock_holder(&self, host: u32) -> Option<String> {
+        let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.get(&host).map(|h| h.to_string())
+    }
+
     /// Releases host `host`'s lock.
     pub fn release_lock(&self, host: u32) {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -345,6 +351,26 @@ impl Sim {
                     stdout: Bytes::from(rest),
                     stderr: run.stderr.clone(),
                     end: End::Exit(run.exit),
+                    cut: false,
+                }
+            }
+            Step::Check { lock } => {
+                let lock = match (lock, self.lock_holder(host)) {
+                    (false, _) => "lock=off\n".to_string(),
+                    (true, None) => "lock=free\n".to_string(),
+                    (true, Some(holder)) => format!("lock=held\n{MARK}holder={holder}\n"),
+                };
+                let text = format!(
+                    "{MARK}user=root\n{MARK}pkg=apt\n{MARK}git=2.39.5\n\
+                     {MARK}puppet=7.23.0\n{MARK}repo=checkout\n{MARK}head={head}\n\
+                     {MARK}branch=main\n{MARK}puppetfile=none\n{MARK}{lock}"
+                );
+                Reply {
+                    now: Bytes::from(format!("{MARK}pid={pid}\n")),
+                    delay: self.delays.exec,
+                    stdout: Bytes::from(text),
+                    stderr: Bytes::new(),
+                    end: End::Exit(0),
                     cut: false,
                 }
             }

@@ -36,4 +36,7 @@ pub use error::{
     AgentAttempt, AgentOutcome, ErrorKind, IdentityAttempt, Phase, SkipReason, SshError,
 };
 pub use exec::{Exec, ExecEvent, ExitStatus};
-pub use session::{connect, connect_via, ConnectConfig, HostKeyPolicy, Session};
+pub use session::{
+    connect, connect_via, ConnectConfig, HostKeyPolicy, HostKeySeen, HostKeyTrust, LoginIdentity,
+    Session,
+};

@@ -18,7 +18,7 @@ use crate::cache::FileCache;
 use crate::error::{AgentAttempt, AgentOutcome, IdentityAttempt, Phase, SkipReason, SshError};
 use crate::exec::Exec;
 use crate::identity;
-use crate::known_hosts::{self, HostKeyStatus, KnownHosts, RecordError, Recorder};
+use crate::known_hosts::{self, HostKeyStatus, KnownHosts, RecordError, Recorded, Recorder};
 
 /// What to do with the server's host key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,12 +108,61 @@ impl ConnectConfig {
     }
 }
 
+/// The identity the server accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginIdentity {
+    /// A key of the ssh-agent at `socket`.
+    Agent {
+        /// The agent's socket.
+        socket: PathBuf,
+        /// The key's comment in the agent (`ssh-add -l` shows it), often the file it was
+        /// added from or its owner's address.
+        comment: String,
+        /// `SHA256:...` of its public key.
+        fingerprint: String,
+        /// Whether the agent offered it as a certificate.
+        certificate: bool,
+    },
+    /// An identity file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// `SHA256:...` of its public key.
+        fingerprint: String,
+    },
+}
+
+/// How the server's host key came to be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKeyTrust {
+    /// Listed in known_hosts.
+    Known,
+    /// Unknown until now, and recorded in known_hosts (`accept-new`).
+    Recorded,
+    /// A host certificate signed by a CA an `@cert-authority` line trusts.
+    Certificate,
+    /// Not checked (`host_key_check = "off"`).
+    Unchecked,
+}
+
+/// The host key the server presented, and why capo trusted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKeySeen {
+    /// The key's algorithm, e.g. `ssh-ed25519`.
+    pub key_type: String,
+    /// `SHA256:...` of the key (for a certificate, of the key it certifies).
+    pub fingerprint: String,
+    /// Why it was trusted.
+    pub trust: HostKeyTrust,
+}
+
 /// One authenticated SSH connection. Reusable for many [`Session::exec`] calls.
 pub struct Session {
     handle: Handle<ClientHandler>,
     shared: Arc<Shared>,
     op_timeout: Duration,
     target: String,
+    identity: LoginIdentity,
 }
 
 impl std::fmt::Debug for Session {
@@ -129,6 +178,8 @@ pub(crate) struct Shared {
     /// Why the host key was refused. russh only reports a generic
     /// "unknown key", so the handler leaves the precise error here.
     host_key_error: Mutex<Option<SshError>>,
+    /// The host key accepted, and why.
+    host_key: Mutex<Option<HostKeySeen>>,
     /// Why the connection ended, once it has.
     disconnect: Mutex<Option<String>>,
     /// Nothing is ever sent on it: its sender lives in the handler, which
@@ -148,6 +199,7 @@ impl Shared {
         let (tx, rx) = watch::channel(());
         let shared = Shared {
             host_key_error: Mutex::default(),
+            host_key: Mutex::default(),
             disconnect: Mutex::default(),
             alive: rx,
             via: Mutex::default(),
@@ -299,12 +351,13 @@ async fn connect_inner(
         rsa_hash: None,
         refused: 0,
     };
-    if identities.authenticate(&mut auth).await? {
+    if let Some(identity) = identities.authenticate(&mut auth).await? {
         return Ok(Session {
             handle,
             shared,
             op_timeout: cfg.connect_timeout,
             target: format!("{}@{}", cfg.user, cfg.display_host()),
+            identity,
         });
     }
     // Be polite so the server logs a clean disconnect rather than a reset.
@@ -460,9 +513,12 @@ impl Identities {
         Ok(identities)
     }
 
-    /// Offers every identity in turn. `Ok(true)` once one is accepted, `Ok(false)` when
-    /// all were refused.
-    async fn authenticate(&mut self, auth: &mut Auth<'_>) -> Result<bool, SshError> {
+    /// Offers every identity in turn. `Ok(Some(identity))` once one is accepted, `Ok(None)`
+    /// when all were refused.
+    async fn authenticate(
+        &mut self,
+        auth: &mut Auth<'_>,
+    ) -> Result<Option<LoginIdentity>, SshError> {
         // Keys the server already refused through the agent: their files are not offered
         // again. A key the agent would not sign with is, from its file.
         let mut offered: Vec<PublicKey> = Vec::new();
@@ -492,7 +548,18 @@ impl Identities {
                     }
                 };
                 match res {
-                    Ok(AuthResult::Success) => return Ok(true),
+                    Ok(AuthResult::Success) => {
+                        let (comment, certificate) = match id {
+                            AgentIdentity::PublicKey { comment, .. } => (comment, false),
+                            AgentIdentity::Certificate { comment, .. } => (comment, true),
+                        };
+                        return Ok(Some(LoginIdentity::Agent {
+                            socket: agent.agent.socket().to_path_buf(),
+                            comment: comment.clone(),
+                            fingerprint: known_hosts::fingerprint(&public),
+                            certificate,
+                        }));
+                    }
                     Ok(failure) => {
                         if auth.closed(&failure) {
                             return Err(auth.closed_error(agent_keys));
@@ -521,13 +588,19 @@ impl Identities {
                 continue;
             }
             let hash = auth.rsa_hash(key.public_key()).await?;
+            let fingerprint = known_hosts::fingerprint(key.public_key());
             let key = PrivateKeyWithHashAlg::new(Arc::clone(key), hash);
             match auth
                 .handle
                 .authenticate_publickey(auth.user.to_string(), key)
                 .await
             {
-                Ok(AuthResult::Success) => return Ok(true),
+                Ok(AuthResult::Success) => {
+                    return Ok(Some(LoginIdentity::File {
+                        path: file.path.clone(),
+                        fingerprint,
+                    }))
+                }
                 Ok(failure) => {
                     if auth.closed(&failure) {
                         return Err(auth.closed_error(agent_offered && agent_keys));
@@ -540,7 +613,7 @@ impl Identities {
                 Err(e) => return Err(handshake_error(e, Phase::Authenticating)),
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     fn agent_attempt(&self) -> Option<AgentAttempt> {
@@ -848,6 +921,16 @@ impl Session {
         &self.target
     }
 
+    /// The identity the server accepted.
+    pub fn identity(&self) -> &LoginIdentity {
+        &self.identity
+    }
+
+    /// The host key the server presented and why it was trusted.
+    pub fn host_key(&self) -> Option<HostKeySeen> {
+        lock(&self.shared.host_key).clone()
+    }
+
     /// Polite disconnect, bounded by a short timeout; never errors.
     pub async fn close(mut self) {
         // Claim the disconnect reason first, so an `Exec` outliving its
@@ -880,12 +963,12 @@ struct ClientHandler {
 }
 
 impl ClientHandler {
-    async fn verify(&self, key: &PublicKey) -> Result<(), SshError> {
+    async fn verify(&self, key: &PublicKey) -> Result<HostKeyTrust, SshError> {
         let host = known_hosts::lookup_name(&self.host, self.port);
         let key_type = key.algorithm().as_str().to_string();
         let fingerprint = known_hosts::fingerprint(key);
         match self.known.check(&self.host, self.port, key) {
-            HostKeyStatus::Match { .. } => Ok(()),
+            HostKeyStatus::Match { .. } => Ok(HostKeyTrust::Known),
             HostKeyStatus::Revoked { line } => Err(SshError::HostKeyRevoked {
                 host,
                 key_type,
@@ -904,7 +987,8 @@ impl ClientHandler {
                     // The file is read again under its lock: another connection or
                     // process may have recorded this host since the run started.
                     match recorder.record(&self.host, self.port, key).await {
-                        Ok(_) => Ok(()),
+                        Ok(Recorded::Added { .. }) => Ok(HostKeyTrust::Recorded),
+                        Ok(_) => Ok(HostKeyTrust::Known),
                         Err(RecordError::Revoked { line }) => Err(SshError::HostKeyRevoked {
                             host,
                             key_type,
@@ -947,19 +1031,19 @@ fn verify_certificate(
     port: u16,
     known_hosts_path: &std::path::Path,
     cert: &russh::keys::Certificate,
-) -> Result<(), SshError> {
+) -> Result<HostKeyTrust, SshError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let problem = match known.check_certificate(host, port, cert, now) {
-        Ok(_) => return Ok(()),
+        Ok(_) => return Ok(HostKeyTrust::Certificate),
         Err(p) => p,
     };
     if !problem.is_revocation() {
         let key = PublicKey::new(cert.public_key().clone(), "");
         if let HostKeyStatus::Match { .. } = known.check(host, port, &key) {
-            return Ok(());
+            return Ok(HostKeyTrust::Known);
         }
     }
     Err(SshError::HostCertificate {
@@ -976,7 +1060,26 @@ impl client::Handler for ClientHandler {
         &mut self,
         server_public_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
+        let (key_type, fingerprint) = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => (
+                key.algorithm().as_str().to_string(),
+                known_hosts::fingerprint(key),
+            ),
+            PublicKeyOrCertificate::Certificate(cert) => {
+                let key = PublicKey::new(cert.public_key().clone(), "");
+                (
+                    key.algorithm().as_str().to_string(),
+                    known_hosts::fingerprint(&key),
+                )
+            }
+        };
+        let seen = |trust| HostKeySeen {
+            key_type: key_type.clone(),
+            fingerprint: fingerprint.clone(),
+            trust,
+        };
         if self.policy == HostKeyPolicy::Off {
+            *lock(&self.shared.host_key) = Some(seen(HostKeyTrust::Unchecked));
             return Ok(true);
         }
         let verdict = match server_public_key {
@@ -1001,7 +1104,10 @@ impl client::Handler for ClientHandler {
             }
         };
         match verdict {
-            Ok(()) => Ok(true),
+            Ok(trust) => {
+                *lock(&self.shared.host_key) = Some(seen(trust));
+                Ok(true)
+            }
             Err(e) => {
                 self.shared.set_host_key_error(e);
                 Ok(false)

@@ -5,6 +5,7 @@
 //! Adding a job means a module here, a `RunMode` variant (with its report word in
 //! `RunMode::mode`), and its arm in [`run`].
 
+mod check;
 mod exec;
 mod plan;
 mod puppet;
@@ -14,6 +15,7 @@ use capo_ssh::Session;
 
 use crate::host::{HostRun, Verdict};
 use crate::options::RunMode;
+use check::Check;
 use exec::Exec;
 use plan::Plan;
 use rollout::Rollout;
@@ -50,5 +52,11 @@ pub(super) async fn run(mode: &RunMode, run: &mut HostRun) -> Verdict {
             .await
         }
         RunMode::Exec { command } => run.work(&Exec { command }).await,
+        RunMode::Check => {
+            // Known before connecting, so an unreachable host's report still says how capo
+            // tried to reach it.
+            run.outcome.check = Some(check::before_connect(run));
+            run.work(&Check).await
+        }
     }
 }

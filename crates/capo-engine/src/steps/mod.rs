@@ -16,7 +16,9 @@ use capo_scripts::join;
 
 pub use capo_scripts::{strip_marks, Marks, LOCKED_EXIT, MARK};
 
+mod check;
 mod revision;
+pub use check::{check, check_problem, install_command};
 pub use revision::{collect, collect_call, plan, split_collected, sync_to_rev, Collected};
 
 /// How long the host-side stop of a step may take (TERM, then KILL after 2 s), plus slack.
@@ -145,19 +147,7 @@ pub fn classify_modules_failure(
         .get("installer")
         .unwrap_or(settings.puppetfile.as_str());
     let message = match marks.get("fail") {
-        Some("no-installer") => {
-            let how = match (marks.get("pkg"), installer) {
-                (Some("apt"), name) => format!("apt-get install {name}"),
-                (Some(pkg @ ("dnf" | "yum" | "zypper")), "g10k") => {
-                    format!("download it from https://github.com/xorpaul/g10k/releases ({pkg} has no package)")
-                }
-                (_, "g10k") => "download it from https://github.com/xorpaul/g10k/releases".to_string(),
-                _ => "gem install r10k".to_string(),
-            };
-            format!(
-                "{installer} not found on host, and the checkout has a Puppetfile; install it ({how}) or set puppetfile = \"ignore\""
-            )
-        }
+        Some("no-installer") => no_installer(installer, marks.get("pkg")),
         Some("modules-outside") => format!(
             "the Puppetfile's moduledir {} is outside the checkout: capo plan cannot install its modules without touching the host",
             marks.get("moduledir").unwrap_or("?")
@@ -176,6 +166,24 @@ pub fn classify_modules_failure(
         }
     };
     HostError::new(ErrorKind::Modules, message)
+}
+
+/// Why the Puppetfile's modules cannot be installed without `installer` on the host, and how
+/// to install it with the host's package manager `pkg`.
+fn no_installer(installer: &str, pkg: Option<&str>) -> String {
+    let how = match (pkg, installer) {
+        (Some("apt"), name) => format!("apt-get install {name}"),
+        (Some(pkg @ ("dnf" | "yum" | "zypper")), "g10k") => {
+            format!(
+                "download it from https://github.com/xorpaul/g10k/releases ({pkg} has no package)"
+            )
+        }
+        (_, "g10k") => "download it from https://github.com/xorpaul/g10k/releases".to_string(),
+        _ => "gem install r10k".to_string(),
+    };
+    format!(
+        "{installer} not found on host, and the checkout has a Puppetfile; install it ({how}) or set puppetfile = \"ignore\""
+    )
 }
 
 /// One piece of a shell word: literal text, or the checkout's root directory (which is
@@ -332,18 +340,20 @@ pub fn classify_sync_failure(
     let count = |key| marks.get(key).and_then(|v| v.parse::<u64>().ok());
     let dirty: Vec<&str> = marks.all("dirty").filter(|l| !l.is_empty()).collect();
     let message = match marks.get("fail") {
-        Some("no-repo-dir") => format!(
-            "repo_dir {dir} does not exist on the host; clone the control repo there (git clone URL {dir})"
-        ),
-        Some("not-a-repo") => format!(
-            "repo_dir {dir} is not a git checkout; remove it and clone the control repo there"
-        ),
+        Some("no-repo-dir") => no_repo_dir(dir),
+        Some("not-a-repo") => not_a_repo(dir),
         Some("fetch") => format!("git fetch {} failed: {}", settings.remote, first_error()),
         Some("rev-not-found") => match rev {
             Some(rev) => format!("revision {rev} not found on {}", settings.remote),
-            None => format!("branch {upstream} not found after fetching {}", settings.remote),
+            None => format!(
+                "branch {upstream} not found after fetching {}",
+                settings.remote
+            ),
         },
-        Some("archive") => format!("cannot copy the target revision out of {dir}: {}", first_error()),
+        Some("archive") => format!(
+            "cannot copy the target revision out of {dir}: {}",
+            first_error()
+        ),
         Some("diverged") if rev.is_some() => {
             let rev = rev.unwrap_or_default();
             let local = count("local-only").unwrap_or(0);
@@ -384,6 +394,18 @@ pub fn classify_sync_failure(
         },
     };
     HostError::new(ErrorKind::Sync, message)
+}
+
+/// Why a host whose `repo_dir` does not exist cannot sync, and what to do.
+fn no_repo_dir(dir: &str) -> String {
+    format!(
+        "repo_dir {dir} does not exist on the host; clone the control repo there (git clone URL {dir})"
+    )
+}
+
+/// Why a host whose `repo_dir` is not a checkout cannot sync, and what to do.
+fn not_a_repo(dir: &str) -> String {
+    format!("repo_dir {dir} is not a git checkout; remove it and clone the control repo there")
 }
 
 /// Explains a lock that cannot be taken on the host (`lock=failed`) in one line.
@@ -567,6 +589,142 @@ mod tests {
         );
         drop(first.stdin.take());
         first.wait().expect("wait");
+    }
+
+    /// The files in `dir`'s git directory, with their sizes and modification times.
+    fn git_dir_files(dir: &Path) -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(dir.join(".git"))
+            .expect("git dir")
+            .flatten()
+            .map(|e| {
+                let m = e.metadata().expect("metadata");
+                format!("{:?} {} {:?}", e.file_name(), m.len(), m.modified().ok())
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn check_looks_at_the_lock_without_creating_or_taking_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .status()
+                .expect("git runs")
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "one",
+        ]);
+        let s = settings(&format!(
+            "repo_dir = {:?}\npuppet = \"no-such-puppet\"",
+            dir.path().display().to_string()
+        ));
+        let look = || {
+            let out = run_sh(&check(&s, Duration::from_secs(20)).script);
+            assert_eq!(out.status.code(), Some(0));
+            Marks::parse(&out.stdout)
+        };
+        // Never locked: free, and no lock file is made by looking.
+        let before = git_dir_files(dir.path());
+        let marks = look();
+        assert_eq!(marks.get("repo"), Some("checkout"));
+        assert_eq!(marks.get("branch"), Some("main"));
+        assert_eq!(marks.get("head").map(str::len), Some(40));
+        assert_eq!(marks.get("lock"), Some("free"));
+        assert_eq!(marks.get("puppet"), Some("missing"));
+        assert_eq!(git_dir_files(dir.path()), before);
+        // The first thing a rollout would meet here is the missing Puppet.
+        let problem = check_problem(&s, &marks).expect("a problem");
+        assert_eq!(problem.kind, ErrorKind::Puppet);
+        assert!(problem
+            .message
+            .starts_with("no-such-puppet not found on host (PATH="));
+
+        // Held by a run: held, with its line; and still held after the look.
+        let mut holder = Command::new("sh")
+            .arg("-c")
+            .arg(lock(&s, "run A from ctl (pid 1)"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        {
+            use std::io::BufRead;
+            let out = holder.stdout.as_mut().expect("stdout");
+            std::io::BufReader::new(out)
+                .read_line(&mut line)
+                .expect("read");
+        }
+        assert_eq!(line, "::capo:lock=ok\n");
+        let before = git_dir_files(dir.path());
+        let marks = look();
+        assert_eq!(marks.get("lock"), Some("held"));
+        assert_eq!(marks.get("holder"), Some("run A from ctl (pid 1)"));
+        let problem = check_problem(&s, &marks).expect("a problem");
+        assert_eq!(problem.message, "host is locked by run A from ctl (pid 1)");
+        assert_eq!(git_dir_files(dir.path()), before);
+        let second = run_sh(&lock(&s, "run B"));
+        assert_eq!(second.status.code(), Some(LOCKED_EXIT as i32));
+        drop(holder.stdin.take());
+        holder.wait().expect("wait");
+        assert_eq!(look().get("lock"), Some("free"));
+    }
+
+    #[test]
+    fn check_names_what_is_at_repo_dir_and_what_a_rollout_would_say() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = |path: &Path| {
+            let s = settings(&format!("repo_dir = {:?}", path.display().to_string()));
+            let out = run_sh(&check(&s, Duration::from_secs(20)).script);
+            assert_eq!(out.status.code(), Some(0));
+            let marks = Marks::parse(&out.stdout);
+            (
+                marks.get("repo").map(str::to_string),
+                check_problem(&s, &marks),
+            )
+        };
+        let missing = dir.path().join("nothing");
+        let (state, problem) = at(&missing);
+        assert_eq!(state.as_deref(), Some("missing"));
+        let problem = problem.expect("a problem");
+        assert_eq!(problem.kind, ErrorKind::Sync);
+        assert_eq!(problem.message, no_repo_dir(&missing.display().to_string()));
+        let (state, problem) = at(dir.path());
+        assert_eq!(state.as_deref(), Some("not-a-checkout"));
+        let problem = problem.expect("a problem");
+        assert_eq!(problem.kind, ErrorKind::Sync);
+        assert!(
+            problem
+                .message
+                .starts_with(&not_a_repo(&dir.path().display().to_string())),
+            "{}",
+            problem.message
+        );
+    }
+
+    #[test]
+    fn install_commands_follow_the_package_manager() {
+        assert_eq!(install_command(Some("apt"), "git"), "apt-get install git");
+        assert_eq!(install_command(Some("dnf"), "git"), "dnf install git");
+        assert_eq!(install_command(Some("apk"), "git"), "apk add git");
+        assert_eq!(install_command(None, "git"), "install git");
     }
 
     #[test]
