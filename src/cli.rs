@@ -29,6 +29,12 @@ pub enum Command {
     /// log in (which identity, host key and jump hosts), become, git and Puppet versions,
     /// the checkout and the lock. Exits 1 when a rollout could not run on some host now.
     Check(CheckArgs),
+    /// Disable runs on the hosts (a maintenance switch on each host, in `state_dir`): rollouts
+    /// and pull runs leave them alone, reported `disabled` with the message, until `capo
+    /// enable`.
+    Disable(DisableArgs),
+    /// Enable runs on the hosts again (removes what `capo disable` wrote).
+    Enable(EnableArgs),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
 }
@@ -103,6 +109,39 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// Why, for whoever finds the host disabled (one line).
+    #[arg(short, long, value_name = "MESSAGE", value_parser = parse_message)]
+    pub message: String,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EnableArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// A disable message is stored as one line on the host and shown in tables.
+fn parse_message(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("must not be empty".into())
+    } else if s.chars().any(char::is_control) {
+        Err("must be one line without control characters".into())
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 /// Options every command that runs on hosts shares.

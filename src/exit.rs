@@ -101,6 +101,7 @@ mod tests {
                 HostStatus::WouldChange => &mut summary.would_change,
                 HostStatus::Ahead => &mut summary.ahead,
                 HostStatus::Ok => &mut summary.ok,
+                HostStatus::Disabled => &mut summary.disabled,
             };
             *slot += n;
             summary.total += n;
@@ -124,6 +125,11 @@ mod tests {
             ("all changed", end(&[(Changed, 2), (Unchanged, 1)]), 0),
             ("exec ok", end(&[(HostStatus::Ok, 3)]), 0),
             ("ahead is not a failure", end(&[(Ahead, 2)]), 0),
+            (
+                "a disabled host is left alone on purpose",
+                end(&[(Changed, 1), (HostStatus::Disabled, 1)]),
+                0,
+            ),
             ("no hosts", end(&[]), 0),
             ("a failed host", end(&[(Changed, 2), (Failed, 1)]), 1),
             ("an unreachable host", end(&[(Unreachable, 1)]), 1),

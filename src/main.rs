@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(&args),
         Command::Exec(args) => cmd::exec::run(&args),
         Command::Check(args) => cmd::check::run(&args),
+        Command::Disable(args) => cmd::disable::run(&args),
+        Command::Enable(args) => cmd::enable::run(&args),
     };
     if let Err(e) = &result {
         error::print(e);

@@ -305,7 +305,7 @@ fn a_bastion_killed_mid_step_fails_its_targets_with_kind_jump_and_spares_the_res
     }
     assert!(direct.wait_for_proc("host01", "sleep 6", Duration::from_secs(20)));
     fleet.fleet(&["stop", "bastion"]);
-    let (r, took) = run::wait_within(child, &report, Duration::from_secs(30));
+    let (r, _) = run::wait_within(child, &report, Duration::from_secs(30));
     assert_eq!(r.code, 1, "{}", r.dump());
     assert_eq!(
         r.statuses(),
@@ -331,8 +331,13 @@ fn a_bastion_killed_mid_step_fails_its_targets_with_kind_jump_and_spares_the_res
             r.dump()
         );
     }
-    // The direct host's step ran its 6 s to the end, untouched.
-    assert!(took >= Duration::from_secs(5), "{took:?}");
+    // The direct host's step ran its 6 s to the end, untouched. (Its own duration, not the
+    // wait after the bastion died: on a loaded machine the step may have been well under way
+    // by then.)
+    let ran = r.host("direct01")["steps"][0]["duration_ms"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(ran >= 5_900, "{}", r.dump());
     assert_eq!(r.error("direct01"), (String::new(), String::new()));
 }
 

@@ -11,6 +11,7 @@ mod checkouts;
 mod ci_outputs;
 mod cli_inventory;
 mod deadlines;
+mod disable;
 mod environments;
 mod fleet_smoke;
 mod host_keys;

@@ -2,6 +2,8 @@
 //! `main` maps that to the exit status.
 
 pub mod check;
+pub mod disable;
+pub mod enable;
 pub mod exec;
 pub mod hosts;
 pub mod plan;

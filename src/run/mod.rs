@@ -5,7 +5,7 @@ mod become_pass;
 mod confirm;
 mod drive;
 mod host_keys;
-mod options;
+pub mod options;
 mod outputs;
 mod passphrases;
 mod prompt;

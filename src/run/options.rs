@@ -60,7 +60,7 @@ fn strategy(args: &RunArgs) -> Strategy {
 fn meta(selection: &Selection, mode: &RunMode, run_id: String, run_dir: PathBuf) -> RunMeta {
     let target_rev = match mode {
         RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
-        RunMode::Exec { .. } | RunMode::Check => None,
+        RunMode::Exec { .. } | RunMode::Check | RunMode::Disable { .. } | RunMode::Enable => None,
     };
     RunMeta {
         run_id,
@@ -81,6 +81,15 @@ fn holder(run_id: &str, started: DateTime<Utc>) -> String {
         std::process::id(),
         started.format("%Y-%m-%dT%H:%M:%SZ")
     )
+}
+
+/// `user@controller`: who runs capo here, for what is left on hosts (`capo disable`).
+pub fn operator() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string());
+    format!("{user}@{}", controller_name())
 }
 
 /// This machine's name, for lock holder messages.

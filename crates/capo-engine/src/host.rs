@@ -48,6 +48,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         incoming: None,
         puppet: None,
         check: None,
+        disabled: None,
     }
 }
 
@@ -93,6 +94,7 @@ pub(super) fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) ->
             incoming: None,
             puppet: None,
             check: None,
+            disabled: None,
         },
     }
 }
@@ -186,18 +188,21 @@ impl HostRun {
     }
 
     /// Runs `job`, holding the host's lock around it when the job takes one and the
-    /// inventory does not say `lock = false`; records in the outcome whether it did.
+    /// inventory does not say `lock = false`; records in the outcome whether it did. A host
+    /// disabled for runs (`capo disable`, `puppet agent --disable`) is left alone: the lock
+    /// script says so before it takes anything, also under `lock = false`.
     async fn run_locked<J: Job>(&mut self, job: &J, session: &Session) -> Verdict {
         if !J::TAKES_LOCK {
             return job.run(self, session).await;
         }
-        if !self.host.settings.lock {
-            // `lock = false`: no lock, no step lock, and the report says so.
-            self.outcome.locked = Some(false);
-            return job.run(self, session).await;
-        }
         let holder = match self.lock(session).await {
-            Ok(holder) => holder,
+            Ok(Locked::Held(holder)) => Some(holder),
+            Ok(Locked::Nothing) => None,
+            Ok(Locked::Off) => {
+                // `lock = false`: no lock, no step lock, and the report says so.
+                self.outcome.locked = Some(false);
+                return job.run(self, session).await;
+            }
             Err(verdict) => return verdict,
         };
         if holder.is_some() {
@@ -247,12 +252,17 @@ impl HostRun {
         }
     }
 
-    /// Takes the host's lock; `Ok(None)` when the host has no place for one (no checkout yet:
-    /// the sync step then says what is wrong). A lock that cannot be taken there at all (no
-    /// `flock`, a git directory the user cannot write) fails the host: runs that cannot
-    /// exclude each other must not go on as if they could.
-    async fn lock(&mut self, session: &Session) -> Result<Option<Command>, Verdict> {
-        let call = steps::lock_call(&self.host.settings, &self.opts.holder);
+    /// Takes the host's lock (under `lock = false`, only asks whether the host is
+    /// disabled). A disabled host ends here, `disabled`. A lock that cannot be taken there at
+    /// all (no `flock`, a git directory the user cannot write) fails the host: runs that
+    /// cannot exclude each other must not go on as if they could.
+    async fn lock(&mut self, session: &Session) -> Result<Locked, Verdict> {
+        let holder = if self.host.settings.lock {
+            self.opts.holder.as_str()
+        } else {
+            ""
+        };
+        let call = steps::lock_call(&self.host.settings, holder);
         let failed = |why: String| {
             Err((
                 HostStatus::Failed,
@@ -275,7 +285,7 @@ impl HostRun {
                     ExecEvent::Stdout(b) => {
                         stdout.extend_from_slice(&b);
                         let marks = Marks::parse(&stdout);
-                        if matches!(marks.get("lock"), Some("ok" | "none"))
+                        if matches!(marks.get("lock"), Some("ok" | "none" | "off" | "disabled"))
                             && stdout.ends_with(b"\n")
                         {
                             return;
@@ -302,8 +312,13 @@ impl HostRun {
         }
         let marks = Marks::parse(&stdout);
         match (marks.get("lock"), exit) {
-            (Some("ok"), _) => Ok(Some(exec)),
-            (Some("none"), _) => Ok(None),
+            (Some("ok"), _) => Ok(Locked::Held(Box::new(exec))),
+            (Some("none"), _) => Ok(Locked::Nothing),
+            (Some("off"), _) => Ok(Locked::Off),
+            (Some("disabled"), _) => {
+                self.outcome.disabled = steps::disabled(&marks);
+                Err((HostStatus::Disabled, None))
+            }
             (Some("held" | "busy"), _) => {
                 Err((HostStatus::Failed, Some(steps::locked_error(&marks))))
             }
@@ -507,6 +522,17 @@ fn cancelled(what: &str, reason: StopReason) -> Verdict {
     )
 }
 
+/// What the lock script did.
+enum Locked {
+    /// It holds the lock until its stdin closes.
+    Held(Box<Command>),
+    /// The host has no place for one (no checkout yet: the sync step then says what is
+    /// wrong).
+    Nothing,
+    /// `lock = false`: none taken.
+    Off,
+}
+
 /// Why a step's stream ended without an exit status.
 enum Ended {
     /// The connection or channel went away.
@@ -555,7 +581,7 @@ impl StepEnd {
                     StepName::Sync => ErrorKind::Sync,
                     StepName::Modules => ErrorKind::Modules,
                     StepName::Apply | StepName::Plan => ErrorKind::Puppet,
-                    StepName::Exec => ErrorKind::Command,
+                    StepName::Exec | StepName::Disable | StepName::Enable => ErrorKind::Command,
                     // capo's own look at the host, which nothing should kill.
                     StepName::Check => ErrorKind::Internal,
                 },

@@ -31,6 +31,15 @@ pub enum RunMode {
     },
     /// Connect, authenticate and look at each host (`capo check`); change nothing.
     Check,
+    /// Disable runs on each host (`capo disable -m MESSAGE`).
+    Disable {
+        /// Why, for whoever finds the host disabled.
+        message: String,
+        /// Who: `user@controller`.
+        by: String,
+    },
+    /// Enable them again (`capo enable`).
+    Enable,
 }
 
 impl RunMode {
@@ -41,6 +50,8 @@ impl RunMode {
             RunMode::Plan { .. } => Mode::Plan,
             RunMode::Exec { .. } => Mode::Exec,
             RunMode::Check => Mode::Check,
+            RunMode::Disable { .. } => Mode::Disable,
+            RunMode::Enable => Mode::Enable,
         }
     }
 }

@@ -93,6 +93,8 @@ pub struct HostOutcome {
     pub puppet: Option<PuppetResult>,
     /// `capo check` only: what the preflight found.
     pub check: Option<capo_schema::CheckReport>,
+    /// Who disabled the host, why and since when (a `disabled` host; `capo disable`).
+    pub disabled: Option<capo_schema::DisabledReport>,
 }
 
 /// Commits a host would receive.

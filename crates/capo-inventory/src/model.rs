@@ -85,6 +85,9 @@ pub struct Settings {
     /// Take the host's lock (`capo.lock` in the checkout's git directory) for a rollout; a
     /// host where it cannot be taken fails. `false` runs unlocked, and the report says so.
     pub lock: bool,
+    /// capo's own directory on the host (a remote path): the maintenance switch of `capo
+    /// disable`, run records.
+    pub state_dir: String,
     /// The git remote to fetch from.
     pub remote: String,
     /// The branch to deploy.

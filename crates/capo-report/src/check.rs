@@ -119,6 +119,25 @@ pub fn render(report: &Report, view: &View) -> String {
     let mut out = table.to_string();
     out.push('\n');
     out.push_str(&crate::grouped::render(report, view.changes));
+    let mut disabled: Vec<crate::grouped::Group> = Vec::new();
+    for h in &report.hosts {
+        if let Some(d) = &h.disabled {
+            let what = crate::table::disabled_reason(d);
+            match disabled.iter_mut().find(|g| g.what == what) {
+                Some(g) => g.hosts.push(h.name.clone()),
+                None => disabled.push(crate::grouped::Group {
+                    what,
+                    hosts: vec![h.name.clone()],
+                }),
+            }
+        }
+    }
+    if !disabled.is_empty() {
+        out.push_str("disabled:\n");
+        for g in &disabled {
+            out.push_str(&format!("  {}\n", g.line()));
+        }
+    }
     for line in versions(report) {
         out.push_str(&line);
         out.push('\n');

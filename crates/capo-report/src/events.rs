@@ -199,6 +199,7 @@ mod tests {
             incoming: None,
             puppet: None,
             check: None,
+            disabled: None,
         };
         vec![
             Event::RunStarted {

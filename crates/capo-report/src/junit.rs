@@ -31,7 +31,7 @@ pub enum JunitError {
 /// The report as a JUnit XML document: a testsuite `capo <mode>` with one testcase per host
 /// (classname `capo.<mode>`). Hosts whose status is a failure ([`HostStatus::is_failure`]:
 /// `failed`, `unreachable`, `cancelled`) fail with the error's kind as `type` and its message;
-/// `skipped` hosts are skipped; every other host passes. Each testcase's system-out and system-err hold the
+/// `skipped` and `disabled` hosts are skipped; every other host passes. Each testcase's system-out and system-err hold the
 /// steps' output tails.
 pub fn to_junit(report: &Report) -> Result<String, JunitError> {
     let mode = report.mode.as_str();
@@ -97,6 +97,13 @@ fn test_case(host: &HostReport, classname: &str) -> TestCase {
         let mut s = TestCaseStatus::skipped();
         if let Some(e) = error {
             s.set_message(xml_text(&e.message));
+        }
+        s
+    } else if host.status == HostStatus::Disabled {
+        // Left alone on purpose: CI shows it as skipped, with why.
+        let mut s = TestCaseStatus::skipped();
+        if let Some(d) = &host.disabled {
+            s.set_message(xml_text(&crate::table::disabled_reason(d)));
         }
         s
     } else {
@@ -260,6 +267,7 @@ mod tests {
             incoming: None,
             puppet: None,
             check: None,
+            disabled: None,
         }
     }
 

@@ -241,6 +241,7 @@ mod tests {
             incoming: None,
             puppet: None,
             check: None,
+            disabled: None,
         }
     }
 

@@ -126,10 +126,11 @@ pub fn render(report: &Report, view: &View) -> String {
     let fold = view.rows == Rows::Auto && report.hosts.len() > FOLD_HOSTS;
     let mut rows: Vec<Row> = Vec::new();
     for h in &report.hosts {
-        let reason = match (&h.error, h.locked) {
-            (Some(e), _) => format!("{}: {}", e.kind, e.message),
-            (None, Some(false)) => UNLOCKED.to_string(),
-            (None, _) => String::new(),
+        let reason = match (&h.error, h.locked, &h.disabled) {
+            (Some(e), _, _) => format!("{}: {}", e.kind, e.message),
+            (None, _, Some(d)) => disabled_reason(d),
+            (None, Some(false), None) => UNLOCKED.to_string(),
+            (None, _, None) => String::new(),
         };
         let cells = RowCells {
             status: h.status.as_str().to_string(),
@@ -293,6 +294,27 @@ fn host_table(mut rows: Vec<Line>, width: usize) -> String {
     table.to_string()
 }
 
+/// `disabled by capo: kernel upgrade (alice@ctl, since 2026-12-03T12:00:00Z)`.
+pub fn disabled_reason(d: &capo_schema::DisabledReport) -> String {
+    let mut who: Vec<String> = Vec::new();
+    if let Some(by) = d.by.as_deref().filter(|b| !b.is_empty()) {
+        who.push(by.to_string());
+    }
+    if let Some(since) = d.since.as_deref().filter(|s| !s.is_empty()) {
+        who.push(format!("since {since}"));
+    }
+    let message = if d.message.is_empty() {
+        "(no message)"
+    } else {
+        d.message.as_str()
+    };
+    if who.is_empty() {
+        format!("disabled by {}: {message}", d.source)
+    } else {
+        format!("disabled by {}: {message} ({})", d.source, who.join(", "))
+    }
+}
+
 /// Where the logs are, and a warning when some could not be written in full (a full disk,
 /// too few file descriptors): the tails in the report are then all there is.
 fn logs_lines(report: &Report, of: &str) -> String {
@@ -327,7 +349,10 @@ fn logs_lines(report: &Report, of: &str) -> String {
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
     let hosts = format!("{} host{}", s.total, if s.total == 1 { "" } else { "s" });
-    let mut line = if matches!(report.mode, Mode::Exec | Mode::Check) {
+    let mut line = if matches!(
+        report.mode,
+        Mode::Exec | Mode::Check | Mode::Disable | Mode::Enable
+    ) {
         format!(
             "{hosts}: {} ok, {} failed, {} unreachable",
             s.ok, s.failed, s.unreachable
@@ -341,6 +366,7 @@ pub fn summary_line(report: &Report) -> String {
     let extra = [
         (s.would_change, "would change"),
         (s.ahead, "ahead"),
+        (s.disabled, "disabled"),
         (s.skipped, "skipped"),
         (s.cancelled, "cancelled"),
     ];

@@ -20,13 +20,13 @@ mod words;
 
 pub use reason::{HaltReason, StopReason};
 pub use report::{
-    BecomeReport, CheckReport, DiffReport, ErrorReport, EventReport, HostKeyReport, HostReport,
-    IdentityReport, IncomingReport, LockReport, PuppetReport, PuppetfileReport, RepoReport, Report,
-    RevisionCount, StepReport, Summary, SCHEMA,
+    BecomeReport, CheckReport, DiffReport, DisabledReport, ErrorReport, EventReport, HostKeyReport,
+    HostReport, IdentityReport, IncomingReport, LockReport, PuppetReport, PuppetfileReport,
+    RepoReport, Report, RevisionCount, StepReport, Summary, SCHEMA,
 };
 pub use words::{
-    ErrorKind, HostKeyTrust, HostStatus, IdentitySource, LockState, Mode, RepoState, Signal,
-    StepName, UnknownWord,
+    DisabledBy, ErrorKind, HostKeyTrust, HostStatus, IdentitySource, LockState, Mode, RepoState,
+    Signal, StepName, UnknownWord,
 };
 
 #[cfg(test)]

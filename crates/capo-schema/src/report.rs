@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ErrorKind, HostKeyTrust, HostStatus, IdentitySource, LockState, Mode, RepoState, Signal,
-    StepName,
+    DisabledBy, ErrorKind, HostKeyTrust, HostStatus, IdentitySource, LockState, Mode, RepoState,
+    Signal, StepName,
 };
 
 /// The schema identifier written into every report.
@@ -77,6 +77,9 @@ pub struct Summary {
     /// Exec only: the command exited 0.
     #[serde(default)]
     pub ok: usize,
+    /// Disabled (`capo disable`, `puppet agent --disable`); left alone.
+    #[serde(default)]
+    pub disabled: usize,
     /// Where the fleet's checkouts are after the run: hosts grouped by HEAD, most first.
     #[serde(default)]
     pub revisions: Vec<RevisionCount>,
@@ -107,6 +110,7 @@ impl Summary {
             HostStatus::WouldChange => self.would_change,
             HostStatus::Ahead => self.ahead,
             HostStatus::Ok => self.ok,
+            HostStatus::Disabled => self.disabled,
         }
     }
 
@@ -131,6 +135,7 @@ impl Summary {
             HostStatus::WouldChange => &mut self.would_change,
             HostStatus::Ahead => &mut self.ahead,
             HostStatus::Ok => &mut self.ok,
+            HostStatus::Disabled => &mut self.disabled,
         }
     }
 }
@@ -191,6 +196,23 @@ pub struct HostReport {
     /// `capo check` only: what the preflight found. Absent in other runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckReport>,
+    /// Who disabled the host, why and since when: set for a `disabled` host, and by `capo
+    /// disable`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<DisabledReport>,
+}
+
+/// A host's maintenance switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisabledReport {
+    /// `capo` or `puppet`.
+    pub source: DisabledBy,
+    /// The message given (`-m`, or `puppet agent --disable`'s).
+    pub message: String,
+    /// Who: `user@controller` for capo; the lock file's owner for Puppet.
+    pub by: Option<String>,
+    /// Since when, RFC 3339 UTC.
+    pub since: Option<String>,
 }
 
 /// What `capo check` found on one host: how capo reached it and whether a rollout could
@@ -406,6 +428,7 @@ mod tests {
             puppet: None,
             locked: None,
             check: None,
+            disabled: None,
         }
     }
 
@@ -435,6 +458,7 @@ mod tests {
     "would_change": 0,
     "ahead": 0,
     "ok": 0,
+    "disabled": 0,
     "revisions": []
   },
   "hosts": [

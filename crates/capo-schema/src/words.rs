@@ -89,18 +89,22 @@ words! {
         Ahead = "ahead",
         /// Exec only: the command exited 0.
         Ok = "ok",
+        /// The host is disabled (`capo disable`, or Puppet's `puppet agent --disable`): a
+        /// rollout left it alone, as pull mode does.
+        Disabled = "disabled",
     }
 }
 
 impl HostStatus {
     /// The order in which the live progress display shows counts: what went well, then what
     /// did not.
-    pub const PROGRESS_ORDER: [HostStatus; 9] = [
+    pub const PROGRESS_ORDER: [HostStatus; 10] = [
         HostStatus::Changed,
         HostStatus::Unchanged,
         HostStatus::WouldChange,
         HostStatus::Ahead,
         HostStatus::Ok,
+        HostStatus::Disabled,
         HostStatus::Failed,
         HostStatus::Unreachable,
         HostStatus::Skipped,
@@ -122,7 +126,8 @@ impl HostStatus {
             | HostStatus::Skipped
             | HostStatus::WouldChange
             | HostStatus::Ahead
-            | HostStatus::Ok => false,
+            | HostStatus::Ok
+            | HostStatus::Disabled => false,
         }
     }
 
@@ -148,11 +153,12 @@ impl HostStatus {
             HostStatus::Unreachable => 1,
             HostStatus::Cancelled => 2,
             HostStatus::Skipped => 3,
-            HostStatus::Ok => 4,
-            HostStatus::Changed => 5,
-            HostStatus::WouldChange => 6,
-            HostStatus::Ahead => 7,
-            HostStatus::Unchanged => 8,
+            HostStatus::Disabled => 4,
+            HostStatus::Ok => 5,
+            HostStatus::Changed => 6,
+            HostStatus::WouldChange => 7,
+            HostStatus::Ahead => 8,
+            HostStatus::Unchanged => 9,
         }
     }
 }
@@ -212,6 +218,10 @@ words! {
         Exec = "exec",
         /// Look at the host for `capo check`, changing nothing.
         Check = "check",
+        /// Write the host's maintenance switch (`capo disable`).
+        Disable = "disable",
+        /// Remove it (`capo enable`).
+        Enable = "enable",
     }
 }
 
@@ -226,6 +236,20 @@ words! {
         Exec = "exec",
         /// `capo check`.
         Check = "check",
+        /// `capo disable`.
+        Disable = "disable",
+        /// `capo enable`.
+        Enable = "enable",
+    }
+}
+
+words! {
+    /// Who disabled a host.
+    pub enum DisabledBy ("disabled by") {
+        /// `capo disable` (the file `disabled` in the host's `state_dir`).
+        Capo = "capo",
+        /// `puppet agent --disable` (Puppet's `agent_disabled_lockfile`).
+        Puppet = "puppet",
     }
 }
 
@@ -326,6 +350,7 @@ mod tests {
         spellings_agree(HostKeyTrust::ALL);
         spellings_agree(RepoState::ALL);
         spellings_agree(LockState::ALL);
+        spellings_agree(DisabledBy::ALL);
         assert_eq!(HostStatus::WouldChange.as_str(), "would_change");
         assert_eq!(ErrorKind::HostKey.as_str(), "host_key");
         assert_eq!(Signal::Int.as_str(), "SIGINT");
@@ -337,7 +362,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown host status `fialed` (expected one of: unchanged, changed, failed, \
-             unreachable, skipped, cancelled, would_change, ahead, ok)"
+             unreachable, skipped, cancelled, would_change, ahead, ok, disabled)"
         );
     }
 

@@ -4,7 +4,8 @@
 # branch), whether the installer its Puppetfile needs is there, and whether capo's lock is
 # free.
 #
-# Usage:   sh check.sh REPO_DIR PUPPET INSTALLER LOCK     e.g. sh check.sh /srv/puppet puppet r10k 1
+# Usage:   sh check.sh REPO_DIR PUPPET INSTALLER LOCK STATE_DIR
+#          e.g. sh check.sh /srv/puppet puppet r10k 1 /var/lib/capo
 # PUPPET: the puppet command (the `puppet` setting). INSTALLER: r10k, g10k or ignore (the
 # `puppetfile` setting). LOCK: 1 to look at capo's lock, 0 when the inventory says
 # lock = false.
@@ -21,11 +22,14 @@
 #   puppetfile=none | puppetfile=INSTALLER + installer=present|missing
 #   lock=free | off | held + holder=LINE | busy + holder=LINE
 #   lock=unavailable + why=no-flock | not-writable (+ user=USER, path=GITDIR)
+#   disabled=capo|puppet + disabled-message=, disabled-by=, disabled-since= (when disabled;
+#                                    first of all, see `disabled` in lib-step.sh)
 # Exit status: 0; what it found is in the markers.
 
 command -v git_dir >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
 
-repo=$1 puppet=$2 installer=$3 lock=$4
+repo=$1 puppet=$2 installer=$3 lock=$4 state=$5
+disabled "$state"
 me=$(id -un 2>/dev/null || id -u)
 echo "::capo:user=$me"
 echo "::capo:pkg=$(pkg_manager)"

@@ -123,6 +123,54 @@ install_modules() {
   esac
 }
 
+# puppet_lockfile: where `puppet agent --disable` leaves its lock (Puppet's
+# agent_disabled_lockfile), read from puppet.conf without running Puppet (which takes a second
+# or more): its agent_disabled_lockfile, else statedir/agent_disabled.lock, else
+# vardir/state/agent_disabled.lock, else the package's default. A value that refers to
+# another setting ($vardir/...) is not expanded.
+puppet_lockfile() {
+  for c in /etc/puppetlabs/puppet/puppet.conf /etc/puppet/puppet.conf; do
+    [ -f "$c" ] || continue
+    for k in agent_disabled_lockfile statedir vardir; do
+      v=$(sed -n "s/^[[:space:]]*${k}[[:space:]]*=[[:space:]]*//p" "$c" | tail -n 1)
+      case $k:$v in
+        *:) ;;
+        agent_disabled_lockfile:*) echo "$v"; return 0 ;;
+        statedir:*) echo "$v/agent_disabled.lock"; return 0 ;;
+        vardir:*) echo "$v/state/agent_disabled.lock"; return 0 ;;
+      esac
+    done
+    case $c in
+      /etc/puppetlabs/*) echo /opt/puppetlabs/puppet/cache/state/agent_disabled.lock ;;
+      *) echo /var/lib/puppet/state/agent_disabled.lock ;;
+    esac
+    return 0
+  done
+  echo /var/lib/puppet/state/agent_disabled.lock
+}
+
+# disabled STATE_DIR: whether runs are disabled on this host, by `capo disable` (the file
+# disabled in STATE_DIR: lines message=, by=, since=) or by `puppet agent --disable` (its
+# lock file, whose JSON holds disabled_message; by is its owner, since its time). If so,
+# prints the markers disabled=capo|puppet, disabled-message=, disabled-by=,
+# disabled-since= and returns 0; else returns 1.
+disabled() {
+  if [ -f "$1/disabled" ]; then
+    echo '::capo:disabled=capo'
+    for k in message by since; do
+      echo "::capo:disabled-$k=$(sed -n "s/^$k=//p" "$1/disabled" | head -n 1)"
+    done
+    return 0
+  fi
+  f=$(puppet_lockfile)
+  [ -f "$f" ] || return 1
+  echo '::capo:disabled=puppet'
+  echo "::capo:disabled-message=$(sed -n 's/.*"disabled_message"[[:space:]]*:[[:space:]]*"\(.*\)".*/\1/p' "$f" | head -n 1)"
+  echo "::capo:disabled-by=$(stat -c %U "$f" 2>/dev/null)"
+  echo "::capo:disabled-since=$(date -u -r "$f" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)"
+  return 0
+}
+
 # pkg_manager: the host's package manager (apt, dnf, yum, zypper or apk), or nothing, for
 # the install commands capo's messages suggest.
 pkg_manager() {

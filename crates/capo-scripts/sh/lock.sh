@@ -1,7 +1,11 @@
 #!/bin/sh
 # capo-lock: holds a checkout's capo lock for as long as its standard input stays open.
 #
-# Usage:   sh lock.sh REPO_DIR HOLDER       e.g. sh lock.sh /srv/puppet "me, by hand"
+# Usage:   sh lock.sh REPO_DIR HOLDER STATE_DIR
+#          e.g. sh lock.sh /srv/puppet "me, by hand" /var/lib/capo
+# First, whether the host is disabled (capo disable, puppet agent --disable; see `disabled`
+# in lib-step.sh): then nothing is locked or touched. An empty HOLDER (a run with
+# lock = false) only asks that.
 # The lock is the file capo.lock in REPO_DIR's git directory (whoever may pull can write
 # there), taken with flock(1). Once held, HOLDER is written into it and `lock=ok` printed;
 # then the script waits for its stdin to close, so the lock dies with it: when capo
@@ -11,6 +15,9 @@
 # It also checks that no step of an earlier run is still running (steps hold capo.lock.step
 # shared while they live).
 # Markers (stdout):
+#   lock=disabled + disabled=capo|puppet, disabled-message=, disabled-by=, disabled-since=
+#                                the host is disabled: nothing locked (exit 0)
+#   lock=off                     not disabled, and HOLDER is empty: nothing locked (exit 0)
 #   lock=ok                      held, until stdin closes (then exit 0)
 #   lock=none                    REPO_DIR is not a checkout: nothing to lock (exit 0; capo's
 #                                sync step then says what is wrong)
@@ -22,7 +29,15 @@
 
 command -v git_dir >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
 
-repo=$1 holder=$2
+repo=$1 holder=$2 state=$3
+if disabled "$state"; then
+  echo '::capo:lock=disabled'
+  exit 0
+fi
+if [ -z "$holder" ]; then
+  echo '::capo:lock=off'
+  exit 0
+fi
 g=$(git_dir "$repo") || { echo '::capo:lock=none'; exit 0; }
 failed() { echo '::capo:lock=failed'; echo "::capo:why=$1"; }
 if ! command -v flock >/dev/null 2>&1; then

@@ -41,7 +41,8 @@ pub const WRAP: &str = include_str!("../sh/wrap.sh");
 /// A script capo runs on hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Script {
-    /// `lock.sh REPO_DIR HOLDER`: holds the host's lock while stdin stays open.
+    /// `lock.sh REPO_DIR HOLDER STATE_DIR`: unless the host is disabled, holds the host's
+    /// lock while stdin stays open.
     Lock,
     /// `sync.sh REPO_DIR REMOTE BRANCH [HOLDER [INSTALLER]]`: `git pull --ff-only`.
     Sync,
@@ -60,13 +61,16 @@ pub enum Script {
     Collect,
     /// `kill.sh PID`: stops a wrapped step's process tree.
     Kill,
-    /// `check.sh REPO_DIR PUPPET INSTALLER LOCK`: what `capo check` reports, changing nothing.
+    /// `check.sh REPO_DIR PUPPET INSTALLER LOCK STATE_DIR`: what `capo check` reports,
+    /// changing nothing.
     Check,
+    /// `disable.sh STATE_DIR disable|enable [MESSAGE BY]`: the host's maintenance switch.
+    Disable,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Script; 10] = [
+    pub const ALL: [Script; 11] = [
         Script::Lock,
         Script::Sync,
         Script::SyncRev,
@@ -77,6 +81,7 @@ impl Script {
         Script::Collect,
         Script::Kill,
         Script::Check,
+        Script::Disable,
     ];
 
     /// The stable id: the `$0` of the shell that runs it on the host (visible in `ps`), and
@@ -93,6 +98,7 @@ impl Script {
             Script::Collect => "capo-collect",
             Script::Kill => "capo-kill",
             Script::Check => "capo-check",
+            Script::Disable => "capo-disable",
         }
     }
 
@@ -114,6 +120,7 @@ impl Script {
             Script::Collect => ("collect.sh", include_str!("../sh/collect.sh")),
             Script::Kill => ("kill.sh", include_str!("../sh/kill.sh")),
             Script::Check => ("check.sh", include_str!("../sh/check.sh")),
+            Script::Disable => ("disable.sh", include_str!("../sh/disable.sh")),
             Script::Exec => return None,
         })
     }
@@ -127,7 +134,8 @@ impl Script {
             | Script::Modules
             | Script::Apply
             | Script::Plan
-            | Script::Check => Some(LIB_STEP),
+            | Script::Check
+            | Script::Disable => Some(LIB_STEP),
             Script::Kill => Some(LIB_PROC),
             Script::Collect | Script::Exec => None,
         }

@@ -7,7 +7,7 @@
 //!
 //! | id | arguments used | answer |
 //! |---|---|---|
-//! | `capo-lock` | HOLDER | `::capo:lock=ok`, then holds the channel open until the client sends EOF (or closes), then exit 0; `::capo:lock=held` + `holder=` and exit 75 while another connection holds this host |
+//! | `capo-lock` | HOLDER | empty HOLDER (`lock = false`): `::capo:lock=off`, exit 0; else `::capo:lock=ok`, then holds the channel open until the client sends EOF (or closes), then exit 0; `::capo:lock=held` + `holder=` and exit 75 while another connection holds this host |
 //! | `capo-collect` | DIR (`capo-plan.*` or not) | Puppet's summary, report and JSON log from the fixtures, each followed by `::capo:eof=FILE`; exit 0 |
 //! | `capo-kill` | | exit 0 |
 //! | every step (under `wrap.sh`) | DEADLINE | `::capo:pid=N` at once, then: |
@@ -111,6 +111,9 @@ pub fn classify(command: &str) -> Kind {
         // The simulated checkout has no Puppetfile (its sync never says `modules=stale`), so
         // capo never sends this; played as a plain command line if it ever comes.
         Script::Modules => return Kind::Raw(command.to_string()),
+        // The maintenance switch is not simulated (no benchmark sends it); played as a plain
+        // command line if it ever comes.
+        Script::Disable => return Kind::Raw(command.to_string()),
         Script::Sync => Step::Sync {
             remote: arg(1),
             branch: arg(2),

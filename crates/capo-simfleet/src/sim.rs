@@ -190,6 +190,9 @@ impl Sim {
         self.stats.execs.fetch_add(1, Ordering::Relaxed);
         conn.took_lock = false;
         match classify(command) {
+            Kind::Lock { holder } if holder.is_empty() => {
+                Reply::immediate(format!("{MARK}lock=off\n"), 0)
+            }
             Kind::Lock { holder } => match self.take_lock(host, &holder) {
                 Ok(()) => {
                     conn.took_lock = true;

@@ -45,8 +45,11 @@ impl Job for Check {
         let verdict = match end {
             StepEnd::Exited(0) => {
                 found(&mut report, &settings.repo_dir, &marks);
+                run.outcome.disabled = steps::disabled(&marks);
                 match steps::check_problem(&settings, &marks) {
                     Some(error) => (HostStatus::Failed, Some(error)),
+                    // A rollout would leave it alone.
+                    None if run.outcome.disabled.is_some() => (HostStatus::Disabled, None),
                     None => (HostStatus::Ok, None),
                 }
             }

@@ -10,6 +10,7 @@ mod exec;
 mod plan;
 mod puppet;
 mod rollout;
+mod switch;
 
 use capo_ssh::Session;
 
@@ -19,6 +20,7 @@ use check::Check;
 use exec::Exec;
 use plan::Plan;
 use rollout::Rollout;
+use switch::Switch;
 
 /// One kind of work on a connected host.
 ///
@@ -58,5 +60,12 @@ pub(super) async fn run(mode: &RunMode, run: &mut HostRun) -> Verdict {
             run.outcome.check = Some(check::before_connect(run));
             run.work(&Check).await
         }
+        RunMode::Disable { message, by } => {
+            run.work(&Switch {
+                disable: Some((message, by)),
+            })
+            .await
+        }
+        RunMode::Enable => run.work(&Switch { disable: None }).await,
     }
 }

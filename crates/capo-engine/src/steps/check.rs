@@ -20,6 +20,7 @@ pub fn check(settings: &Settings, deadline: Duration) -> Step {
             &settings.puppet,
             settings.puppetfile.as_str(),
             lock,
+            &settings.state_dir,
         ],
         deadline,
     );

@@ -57,7 +57,45 @@ pub fn lock(settings: &Settings, holder: &str) -> String {
 
 /// [`lock`] as a call, for the runner to send as the host's commands go (maybe through sudo).
 pub fn lock_call(settings: &Settings, holder: &str) -> Call {
-    Call::plain(Script::Lock, [settings.repo_dir.as_str(), holder])
+    Call::plain(
+        Script::Lock,
+        [settings.repo_dir.as_str(), holder, &settings.state_dir],
+    )
+}
+
+/// The maintenance switch (`capo-disable`): `Some((message, by))` disables the host, `None`
+/// enables it again.
+pub fn disable(settings: &Settings, disable: Option<(&str, &str)>, deadline: Duration) -> Step {
+    let (name, call) = match disable {
+        Some((message, by)) => (
+            StepName::Disable,
+            Call::step(
+                Script::Disable,
+                [settings.state_dir.as_str(), "disable", message, by],
+                deadline,
+            ),
+        ),
+        None => (
+            StepName::Enable,
+            Call::step(
+                Script::Disable,
+                [settings.state_dir.as_str(), "enable"],
+                deadline,
+            ),
+        ),
+    };
+    Step::new(name, format!("capo {name}"), call)
+}
+
+/// Who disabled the host, from the markers of `disabled` (lib-step.sh); None when it is not.
+pub fn disabled(marks: &Marks) -> Option<capo_schema::DisabledReport> {
+    let source = marks.get("disabled")?.parse().ok()?;
+    Some(capo_schema::DisabledReport {
+        source,
+        message: marks.get("disabled-message").unwrap_or("").to_string(),
+        by: marks.get("disabled-by").map(str::to_string),
+        since: marks.get("disabled-since").map(str::to_string),
+    })
 }
 
 /// The sync step (`capo-sync`): `git pull --ff-only REMOTE BRANCH` in `repo_dir`, recording
