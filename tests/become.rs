@@ -517,3 +517,20 @@ fn ctrl_c_at_the_sudo_password_prompt_contacts_nobody_and_restores_the_terminal(
         "a host was contacted"
     );
 }
+
+/// `-K` when no selected host uses become: nothing would ever be answered with the password,
+/// so it is not asked for (no terminal needed), and a note says why.
+#[test]
+fn ask_become_pass_is_not_asked_when_no_host_uses_become() {
+    let fleet = Fleet::up(1);
+    let r = run::capo(&fleet, "exec", &["-K", "--", "true"]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    assert_eq!(r.statuses(), run::all(&["host01"], "ok"));
+    assert!(
+        r.stderr
+            .contains("capo: --ask-become-pass: no selected host uses become; not asking"),
+        "{}",
+        r.dump()
+    );
+    assert!(!r.stderr.contains("sudo password"), "{}", r.dump());
+}

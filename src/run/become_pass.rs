@@ -6,6 +6,7 @@
 use std::io::IsTerminal;
 
 use capo_engine::BecomePassword;
+use capo_inventory::{Become, Host};
 
 use crate::error::Error;
 
@@ -14,9 +15,17 @@ const PROMPT: &str = "capo: sudo password (become): ";
 
 /// The run's sudo password when `ask` (`--ask-become-pass`), read from the terminal without
 /// echo; `None` otherwise. Without a terminal there is nobody to ask: a usage error rather
-/// than a run whose every sudo host fails.
-pub fn ask(ask: bool) -> Result<Option<BecomePassword>, Error> {
+/// than a run whose every sudo host fails. When none of `hosts` uses `become`, nothing would
+/// ever be answered with it: not asked, and a note says so.
+pub fn ask(ask: bool, hosts: &[Host]) -> Result<Option<BecomePassword>, Error> {
     if !ask {
+        return Ok(None);
+    }
+    if !hosts
+        .iter()
+        .any(|h| h.settings.become_method == Become::Sudo)
+    {
+        eprintln!("capo: --ask-become-pass: no selected host uses become; not asking");
         return Ok(None);
     }
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {

@@ -34,7 +34,7 @@ pub fn run(
     confirm::require_terminal(args.confirm)?;
     host_keys::warn_unchecked(&hosts);
     // Asked once, before anything is written or any host contacted.
-    let become_password = become_pass::ask(args.ask_become_pass)?;
+    let become_password = become_pass::ask(args.ask_become_pass, &hosts)?;
     let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
     let mut options = options::build(selection, args, mode, args.confirm.then_some(confirm_tx))?;
     options.become_password = become_password;

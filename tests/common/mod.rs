@@ -417,11 +417,13 @@ impl Fleet {
     }
 
     /// `capo` binary with cwd = fleet dir, `CAPO_INVENTORY` = the fleet inventory, `NO_COLOR=1`,
-    /// and no `SSH_AUTH_SOCK` (an agent of whoever runs the tests would add its keys to every
-    /// authentication; the agent tests set their own).
+    /// no `SSH_AUTH_SOCK` (an agent of whoever runs the tests would add its keys to every
+    /// authentication; the agent tests set their own), and `HOME` = the fleet dir (the
+    /// machine's own `~/.ssh/config` must not reach the tests; the ssh_config tests set theirs).
     pub fn capo(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_capo"));
         cmd.current_dir(&self.dir)
+            .env("HOME", &self.dir)
             .env("CAPO_INVENTORY", &self.inventory)
             .env("NO_COLOR", "1")
             .env_remove("SSH_AUTH_SOCK")
