@@ -62,11 +62,14 @@ pub enum Script {
     Kill,
     /// `check.sh REPO_DIR PUPPET INSTALLER LOCK`: what `capo check` reports, changing nothing.
     Check,
+    /// `bootstrap.sh REPO_DIR URL REMOTE BRANCH REV INSTALL INSTALLER PUPPET ENVIRONMENT
+    /// MANIFEST MODULEPATH CERTNAME [ARG...]`: clone into an empty `repo_dir`, noop apply.
+    Bootstrap,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Script; 10] = [
+    pub const ALL: [Script; 11] = [
         Script::Lock,
         Script::Sync,
         Script::SyncRev,
@@ -77,6 +80,7 @@ impl Script {
         Script::Collect,
         Script::Kill,
         Script::Check,
+        Script::Bootstrap,
     ];
 
     /// The stable id: the `$0` of the shell that runs it on the host (visible in `ps`), and
@@ -93,6 +97,7 @@ impl Script {
             Script::Collect => "capo-collect",
             Script::Kill => "capo-kill",
             Script::Check => "capo-check",
+            Script::Bootstrap => "capo-bootstrap",
         }
     }
 
@@ -114,6 +119,7 @@ impl Script {
             Script::Collect => ("collect.sh", include_str!("../sh/collect.sh")),
             Script::Kill => ("kill.sh", include_str!("../sh/kill.sh")),
             Script::Check => ("check.sh", include_str!("../sh/check.sh")),
+            Script::Bootstrap => ("bootstrap.sh", include_str!("../sh/bootstrap.sh")),
             Script::Exec => return None,
         })
     }
@@ -127,7 +133,8 @@ impl Script {
             | Script::Modules
             | Script::Apply
             | Script::Plan
-            | Script::Check => Some(LIB_STEP),
+            | Script::Check
+            | Script::Bootstrap => Some(LIB_STEP),
             Script::Kill => Some(LIB_PROC),
             Script::Collect | Script::Exec => None,
         }

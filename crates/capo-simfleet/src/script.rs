@@ -111,6 +111,9 @@ pub fn classify(command: &str) -> Kind {
         // The simulated checkout has no Puppetfile (its sync never says `modules=stale`), so
         // capo never sends this; played as a plain command line if it ever comes.
         Script::Modules => return Kind::Raw(command.to_string()),
+        // Every simulated host already has its checkout: bootstrap is not simulated, and is
+        // played as a plain command line if it ever comes.
+        Script::Bootstrap => return Kind::Raw(command.to_string()),
         Script::Sync => Step::Sync {
             remote: arg(1),
             branch: arg(2),
