@@ -101,6 +101,8 @@ mod tests {
                 HostStatus::WouldChange => &mut summary.would_change,
                 HostStatus::Ahead => &mut summary.ahead,
                 HostStatus::Ok => &mut summary.ok,
+                HostStatus::Bootstrapped => &mut summary.bootstrapped,
+                HostStatus::Already => &mut summary.already,
             };
             *slot += n;
             summary.total += n;
@@ -123,6 +125,16 @@ mod tests {
         let cases: Vec<(&str, RunEnd, u8)> = vec![
             ("all changed", end(&[(Changed, 2), (Unchanged, 1)]), 0),
             ("exec ok", end(&[(HostStatus::Ok, 3)]), 0),
+            (
+                "bootstrapped and already",
+                end(&[(HostStatus::Bootstrapped, 2), (HostStatus::Already, 1)]),
+                0,
+            ),
+            (
+                "bootstrap with a failed host",
+                end(&[(HostStatus::Bootstrapped, 1), (Failed, 1)]),
+                1,
+            ),
             ("ahead is not a failure", end(&[(Ahead, 2)]), 0),
             ("no hosts", end(&[]), 0),
             ("a failed host", end(&[(Changed, 2), (Failed, 1)]), 1),

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(&args),
         Command::Exec(args) => cmd::exec::run(&args),
         Command::Check(args) => cmd::check::run(&args),
+        Command::Bootstrap(args) => cmd::bootstrap::run(&args),
     };
     if let Err(e) = &result {
         error::print(e);

@@ -77,6 +77,12 @@ pub struct Summary {
     /// Exec only: the command exited 0.
     #[serde(default)]
     pub ok: usize,
+    /// Bootstrap only: cloned and proven to compile.
+    #[serde(default)]
+    pub bootstrapped: usize,
+    /// Bootstrap only: already a checkout of the repo; left alone.
+    #[serde(default)]
+    pub already: usize,
     /// Where the fleet's checkouts are after the run: hosts grouped by HEAD, most first.
     #[serde(default)]
     pub revisions: Vec<RevisionCount>,
@@ -107,6 +113,8 @@ impl Summary {
             HostStatus::WouldChange => self.would_change,
             HostStatus::Ahead => self.ahead,
             HostStatus::Ok => self.ok,
+            HostStatus::Bootstrapped => self.bootstrapped,
+            HostStatus::Already => self.already,
         }
     }
 
@@ -131,6 +139,8 @@ impl Summary {
             HostStatus::WouldChange => &mut self.would_change,
             HostStatus::Ahead => &mut self.ahead,
             HostStatus::Ok => &mut self.ok,
+            HostStatus::Bootstrapped => &mut self.bootstrapped,
+            HostStatus::Already => &mut self.already,
         }
     }
 }
@@ -435,6 +445,8 @@ mod tests {
     "would_change": 0,
     "ahead": 0,
     "ok": 0,
+    "bootstrapped": 0,
+    "already": 0,
     "revisions": []
   },
   "hosts": [

@@ -89,18 +89,25 @@ words! {
         Ahead = "ahead",
         /// Exec only: the command exited 0.
         Ok = "ok",
+        /// Bootstrap only: capo cloned the repo into `repo_dir` (installing git or Puppet
+        /// first with `--install`), and a noop apply of it compiled.
+        Bootstrapped = "bootstrapped",
+        /// Bootstrap only: `repo_dir` already is a checkout of the repo; nothing was changed.
+        Already = "already",
     }
 }
 
 impl HostStatus {
     /// The order in which the live progress display shows counts: what went well, then what
     /// did not.
-    pub const PROGRESS_ORDER: [HostStatus; 9] = [
+    pub const PROGRESS_ORDER: [HostStatus; 11] = [
         HostStatus::Changed,
         HostStatus::Unchanged,
         HostStatus::WouldChange,
         HostStatus::Ahead,
         HostStatus::Ok,
+        HostStatus::Bootstrapped,
+        HostStatus::Already,
         HostStatus::Failed,
         HostStatus::Unreachable,
         HostStatus::Skipped,
@@ -122,7 +129,9 @@ impl HostStatus {
             | HostStatus::Skipped
             | HostStatus::WouldChange
             | HostStatus::Ahead
-            | HostStatus::Ok => false,
+            | HostStatus::Ok
+            | HostStatus::Bootstrapped
+            | HostStatus::Already => false,
         }
     }
 
@@ -149,10 +158,12 @@ impl HostStatus {
             HostStatus::Cancelled => 2,
             HostStatus::Skipped => 3,
             HostStatus::Ok => 4,
-            HostStatus::Changed => 5,
-            HostStatus::WouldChange => 6,
-            HostStatus::Ahead => 7,
-            HostStatus::Unchanged => 8,
+            HostStatus::Bootstrapped => 5,
+            HostStatus::Changed => 6,
+            HostStatus::WouldChange => 7,
+            HostStatus::Ahead => 8,
+            HostStatus::Already => 9,
+            HostStatus::Unchanged => 10,
         }
     }
 }
@@ -212,6 +223,8 @@ words! {
         Exec = "exec",
         /// Look at the host for `capo check`, changing nothing.
         Check = "check",
+        /// Clone the repo into an empty `repo_dir` and prove it compiles (`capo bootstrap`).
+        Bootstrap = "bootstrap",
     }
 }
 
@@ -226,6 +239,8 @@ words! {
         Exec = "exec",
         /// `capo check`.
         Check = "check",
+        /// `capo bootstrap`.
+        Bootstrap = "bootstrap",
     }
 }
 
@@ -337,7 +352,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown host status `fialed` (expected one of: unchanged, changed, failed, \
-             unreachable, skipped, cancelled, would_change, ahead, ok)"
+             unreachable, skipped, cancelled, would_change, ahead, ok, bootstrapped, already)"
         );
     }
 
