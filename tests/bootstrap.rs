@@ -3,9 +3,11 @@
 //! and says `already`; a `repo_dir` holding another repository or plain files is refused
 //! and left byte for byte as it was; a missing Puppet is named with its install command;
 //! code that does not compile fails the noop apply, and the clone stays; no URL at all is
-//! refused before any host is contacted. (`--install` would run apt-get on this machine,
-//! whose /usr the fleet's hosts share: its command line is tested in capo-scripts' and
-//! capo-engine's unit tests instead.)
+//! refused before any host is contacted; the clone belongs to whoever the steps run as
+//! (root through sudo, or the login user); a Puppetfile's modules are installed with the
+//! clone, so the first rollout needs no modules step. (`--install` would run apt-get on
+//! this machine, whose /usr the fleet's hosts share: its command line is tested in
+//! capo-scripts' and capo-engine's unit tests instead.)
 
 use std::path::Path;
 
@@ -354,4 +356,80 @@ fn bootstrap_without_a_url_is_refused_before_any_host_is_contacted() {
     );
     assert!(!report.exists(), "a report was written");
     assert_eq!(fleet.sshd_connections("host01"), connections);
+}
+
+#[test]
+fn the_clone_belongs_to_whoever_the_steps_run_as() {
+    let fleet = Fleet::up_with_user(1, "deploy:/bin/sh");
+    let url = origin_url(&fleet);
+    // Through sudo, as root: a directory the deploy user could not even create.
+    let inv = run::inventory_with(
+        &fleet,
+        &[
+            ("user", "\"deploy\""),
+            ("become", "\"sudo\""),
+            ("repo_dir", "\"/srv/new-puppet\""),
+        ],
+    );
+    let r = bootstrap(&fleet, &inv, &["--repo", &url]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    assert_eq!(r.statuses(), run::all(&["host01"], "bootstrapped"));
+    assert_eq!(
+        run::on_host(
+            &fleet,
+            "host01",
+            "stat -c %U /srv/new-puppet /srv/new-puppet/.git /srv/new-puppet/manifests/site.pp"
+        ),
+        "root\nroot\nroot"
+    );
+    // As the deploy user itself, in its home.
+    let inv = run::inventory_with(
+        &fleet,
+        &[
+            ("user", "\"deploy\""),
+            ("repo_dir", "\"/srv/home/deploy/new-puppet\""),
+        ],
+    );
+    let r = bootstrap(&fleet, &inv, &["--repo", &url]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    assert_eq!(r.statuses(), run::all(&["host01"], "bootstrapped"));
+    assert_eq!(
+        run::on_host(
+            &fleet,
+            "host01",
+            "stat -c %U /srv/home/deploy/new-puppet /srv/home/deploy/new-puppet/.git/HEAD"
+        ),
+        "deploy\ndeploy"
+    );
+}
+
+#[test]
+fn bootstrap_installs_the_puppetfiles_modules_so_the_first_rollout_needs_no_modules_step() {
+    let fleet = Fleet::up_with_repo(1, "rolesprofiles");
+    let url = origin_url(&fleet);
+    let inv = inventory(&fleet, "/srv/new-puppet", Some(&url));
+
+    let r = bootstrap(&fleet, &inv, &[]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    assert_eq!(r.statuses(), run::all(&["host01"], "bootstrapped"));
+    // The noop apply compiled with the modules r10k installed from the forge.
+    assert_eq!(r.host("host01")["puppet"]["exit_code"], 0);
+    assert!(
+        r.stdout.contains("would change:"),
+        "the noop apply's pending changes:\n{}",
+        r.stdout
+    );
+    assert_eq!(
+        run::on_host(
+            &fleet,
+            "host01",
+            "test -f /srv/new-puppet/modules/motd/metadata.json && \
+             test -f /srv/new-puppet/.git/capo.modules && echo installed"
+        ),
+        "installed"
+    );
+    let r = run::rollout(&fleet, &["-i", path_arg(&inv)]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    assert_eq!(r.statuses(), run::all(&["host01"], "changed"));
+    assert_eq!(run::step_names(&r, "host01"), ["sync", "apply"]);
 }
