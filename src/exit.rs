@@ -208,6 +208,12 @@ mod tests {
             (Error::ConfirmWithoutTerminal, USAGE),
             (Error::Rerun(crate::select::RerunError::NoneSelected), USAGE),
             (
+                Error::NoRepoUrl {
+                    hosts: "web[01-02]".into(),
+                },
+                USAGE,
+            ),
+            (
                 Error::EventLog {
                     path: "e.jsonl".into(),
                     source: io(),
