@@ -35,6 +35,11 @@ pub enum Command {
     Disable(DisableArgs),
     /// Enable runs on the hosts again (removes what `capo disable` wrote).
     Enable(EnableArgs),
+    /// Make new hosts ready for rollouts: git and Puppet there (--install installs them),
+    /// the repo cloned into an empty or missing repo_dir, and a noop apply of it that
+    /// compiles. A repo_dir that already is a checkout of the repo is left alone
+    /// (`already`); one that holds anything else is refused and never touched.
+    Bootstrap(BootstrapArgs),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
 }
@@ -119,6 +124,30 @@ pub struct DisableArgs {
     /// Why, for whoever finds the host disabled (one line).
     #[arg(short, long, value_name = "MESSAGE", value_parser = parse_message)]
     pub message: String,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// The URL the hosts clone the Puppet code from, as git on the host takes it; default:
+    /// each host's `repo_url` setting.
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub repo: Option<String>,
+
+    /// Put the clone at exactly this commit, tag or branch instead of the tip of the
+    /// host's `branch` (the local branch then points at it, as after `rollout --rev`).
+    #[arg(long, value_name = "REV", value_parser = parse_rev)]
+    pub rev: Option<String>,
+
+    /// Install a missing git or Puppet with the host's package manager (apt-get, dnf, yum,
+    /// zypper or apk), through `become` when the inventory sets it.
+    #[arg(long)]
+    pub install: bool,
 
     #[command(flatten)]
     pub run: RunArgs,
@@ -292,6 +321,19 @@ fn parse_rev(s: &str) -> Result<String, String> {
         Err("must not start with `-`".into())
     } else if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
         Err("must not contain whitespace or control characters".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// A repository URL as git clone takes it: one word that git must not read as an option.
+fn parse_url(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("must not be empty".into())
+    } else if s.starts_with('-') {
+        Err("must not start with `-`".into())
+    } else if s.chars().any(char::is_control) {
+        Err("must not contain control characters".into())
     } else {
         Ok(s.to_string())
     }

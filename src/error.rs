@@ -40,6 +40,13 @@ pub enum Error {
     /// The terminal could not be read for a passphrase.
     #[error("cannot read a passphrase from the terminal: {0}")]
     PassphraseRead(std::io::Error),
+    /// `capo bootstrap` without `--repo`, for hosts without `repo_url`: refused before any
+    /// host is contacted.
+    #[error("capo bootstrap needs the URL to clone: give --repo URL or set repo_url in the inventory (not set for {hosts})")]
+    NoRepoUrl {
+        /// The selected hosts without `repo_url`, folded (`host[01-03]`).
+        hosts: String,
+    },
     /// `--events` names a file that cannot be created.
     #[error("cannot create event log {}: {source}", .path.display())]
     EventLog {
@@ -88,6 +95,7 @@ impl Error {
             | Error::ConfirmWithoutTerminal
             | Error::BecomePassWithoutTerminal
             | Error::BecomePassRead(_)
+            | Error::NoRepoUrl { .. }
             | Error::EventLog { .. } => exit::USAGE,
             Error::PassphraseInterrupted | Error::BecomePassInterrupted => exit::INTERRUPTED,
             Error::RunDir { .. }

@@ -102,6 +102,8 @@ mod tests {
                 HostStatus::Ahead => &mut summary.ahead,
                 HostStatus::Ok => &mut summary.ok,
                 HostStatus::Disabled => &mut summary.disabled,
+                HostStatus::Bootstrapped => &mut summary.bootstrapped,
+                HostStatus::Already => &mut summary.already,
             };
             *slot += n;
             summary.total += n;
@@ -124,6 +126,16 @@ mod tests {
         let cases: Vec<(&str, RunEnd, u8)> = vec![
             ("all changed", end(&[(Changed, 2), (Unchanged, 1)]), 0),
             ("exec ok", end(&[(HostStatus::Ok, 3)]), 0),
+            (
+                "bootstrapped and already",
+                end(&[(HostStatus::Bootstrapped, 2), (HostStatus::Already, 1)]),
+                0,
+            ),
+            (
+                "bootstrap with a failed host",
+                end(&[(HostStatus::Bootstrapped, 1), (Failed, 1)]),
+                1,
+            ),
             ("ahead is not a failure", end(&[(Ahead, 2)]), 0),
             (
                 "a disabled host is left alone on purpose",
@@ -201,6 +213,12 @@ mod tests {
         let cases: Vec<(Error, u8)> = vec![
             (Error::ConfirmWithoutTerminal, USAGE),
             (Error::Rerun(crate::select::RerunError::NoneSelected), USAGE),
+            (
+                Error::NoRepoUrl {
+                    hosts: "web[01-02]".into(),
+                },
+                USAGE,
+            ),
             (
                 Error::EventLog {
                     path: "e.jsonl".into(),

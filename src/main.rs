@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(&args),
         Command::Disable(args) => cmd::disable::run(&args),
         Command::Enable(args) => cmd::enable::run(&args),
+        Command::Bootstrap(args) => cmd::bootstrap::run(&args),
     };
     if let Err(e) = &result {
         error::print(e);

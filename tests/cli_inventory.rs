@@ -70,7 +70,7 @@ fn unknown_key_names_file_line_column_and_key() {
     case.write(&format!("{}usr = \"deploy\"\n", case.base()));
     case.expect_usage_error(
         &["rollout"],
-        "inventory.toml:10:1: unknown key `usr` in [hosts.web01]; expected one of: address, user, port, identity_files, identity_agent, identities_only, known_hosts, host_key_check, connect_timeout, command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, state_dir, remote, branch, environment, manifest, modulepath, puppet, puppet_args, certname, puppetfile, become, become_user, jump",
+        "inventory.toml:10:1: unknown key `usr` in [hosts.web01]; expected one of: address, user, port, identity_files, identity_agent, identities_only, known_hosts, host_key_check, connect_timeout, command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, repo_url, lock, state_dir, remote, branch, environment, manifest, modulepath, puppet, puppet_args, certname, puppetfile, become, become_user, jump",
     );
 }
 

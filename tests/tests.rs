@@ -6,6 +6,7 @@
 mod common;
 
 mod r#become;
+mod bootstrap;
 mod check;
 mod checkouts;
 mod ci_outputs;

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns its arguments into work and returns how it ended;
 //! `main` maps that to the exit status.
 
+pub mod bootstrap;
 pub mod check;
 pub mod disable;
 pub mod enable;

@@ -59,7 +59,9 @@ fn strategy(args: &RunArgs) -> Strategy {
 /// What the run's events and report say about it besides its hosts.
 fn meta(selection: &Selection, mode: &RunMode, run_id: String, run_dir: PathBuf) -> RunMeta {
     let target_rev = match mode {
-        RunMode::Rollout { rev } | RunMode::Plan { rev } => rev.clone(),
+        RunMode::Rollout { rev } | RunMode::Plan { rev } | RunMode::Bootstrap { rev, .. } => {
+            rev.clone()
+        }
         RunMode::Exec { .. } | RunMode::Check | RunMode::Disable { .. } | RunMode::Enable => None,
     };
     RunMeta {

@@ -584,6 +584,8 @@ impl StepEnd {
                     StepName::Exec | StepName::Disable | StepName::Enable => ErrorKind::Command,
                     // capo's own look at the host, which nothing should kill.
                     StepName::Check => ErrorKind::Internal,
+                    // Most of its time is the clone and the packages.
+                    StepName::Bootstrap => ErrorKind::Sync,
                 },
                 format!("{name} was killed by signal {sig}"),
             ),

@@ -40,6 +40,18 @@ pub enum RunMode {
     },
     /// Enable them again (`capo enable`).
     Enable,
+    /// Make each host ready for rollouts (`capo bootstrap`): git and Puppet there, a clone
+    /// of the repo in an empty `repo_dir`, and a noop apply of it that compiles. A
+    /// `repo_dir` that already holds a checkout of the repo is left alone.
+    Bootstrap {
+        /// `--repo`: the URL every host clones; None for each host's `repo_url` setting.
+        repo: Option<String>,
+        /// `--rev`: put the clone at exactly this commit, tag or branch; None for the tip
+        /// of the host's `branch`.
+        rev: Option<String>,
+        /// `--install`: install a missing git or Puppet with the host's package manager.
+        install: bool,
+    },
 }
 
 impl RunMode {
@@ -52,6 +64,7 @@ impl RunMode {
             RunMode::Check => Mode::Check,
             RunMode::Disable { .. } => Mode::Disable,
             RunMode::Enable => Mode::Enable,
+            RunMode::Bootstrap { .. } => Mode::Bootstrap,
         }
     }
 }

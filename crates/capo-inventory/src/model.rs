@@ -82,6 +82,9 @@ pub struct Settings {
     pub connect_retries: u32,
     /// The host's git checkout of the Puppet code (a remote path).
     pub repo_dir: String,
+    /// The control repo's URL, as the host clones it (`capo bootstrap` without `--repo`);
+    /// `None`: not set.
+    pub repo_url: Option<String>,
     /// Take the host's lock (`capo.lock` in the checkout's git directory) for a rollout; a
     /// host where it cannot be taken fails. `false` runs unlocked, and the report says so.
     pub lock: bool,

@@ -15,7 +15,7 @@ use crate::parse::{toml_key, type_name, Ctx};
 use crate::ssh_config::SshValues;
 
 /// Every settings key, in the order error messages list them.
-pub(crate) const SETTING_KEYS: [&str; 27] = [
+pub(crate) const SETTING_KEYS: [&str; 28] = [
     "user",
     "port",
     "identity_files",
@@ -29,6 +29,7 @@ pub(crate) const SETTING_KEYS: [&str; 27] = [
     "keepalive_count",
     "connect_retries",
     "repo_dir",
+    "repo_url",
     "lock",
     "state_dir",
     "remote",
@@ -90,6 +91,7 @@ pub(crate) struct Layer {
     connect_retries: Option<Val<u32>>,
     repo_dir: Option<Val<String>>,
     state_dir: Option<Val<String>>,
+    repo_url: Option<Val<String>>,
     lock: Option<Val<bool>>,
     remote: Option<Val<String>>,
     branch: Option<Val<String>>,
@@ -182,6 +184,8 @@ impl Layer {
             }
             "repo_dir" => self.repo_dir = at!(text(cx, "repo_dir", value)?),
             "state_dir" => self.state_dir = at!(text(cx, "state_dir", value)?),
+            // git clone's URL argument: a leading `-` would be read as an option.
+            "repo_url" => self.repo_url = at!(word(cx, "repo_url", value)?),
             "lock" => self.lock = at!(boolean(cx, "lock", value)?),
             "remote" => self.remote = at!(word(cx, "remote", value)?),
             "branch" => self.branch = at!(word(cx, "branch", value)?),
@@ -369,6 +373,7 @@ impl Sources<'_> {
                 self.pick(cx, "repo_dir", |l| &l.repo_dir)?,
                 BUILTIN_REPO_DIR,
             ),
+            repo_url: self.pick(cx, "repo_url", |l| &l.repo_url)?,
             lock: self.pick(cx, "lock", |l| &l.lock)?.unwrap_or(true),
             state_dir: or_builtin(
                 self.pick(cx, "state_dir", |l| &l.state_dir)?,

@@ -48,6 +48,7 @@ fn builtin() -> Settings {
         keepalive_count: 3,
         connect_retries: 2,
         repo_dir: "/etc/puppetlabs/code/capo".into(),
+        repo_url: None,
         lock: true,
         state_dir: "/var/lib/capo".into(),
         remote: "origin".into(),
@@ -97,6 +98,7 @@ keepalive_interval = "5s"
 keepalive_count = 7
 connect_retries = 0
 repo_dir = "/srv/puppet"
+repo_url = "git@git.example.com:puppet/control.git"
 lock = false
 remote = "upstream"
 branch = "production"
@@ -139,6 +141,7 @@ address = "192.0.2.10"
             keepalive_count: 7,
             connect_retries: 0,
             repo_dir: "/srv/puppet".into(),
+            repo_url: Some("git@git.example.com:puppet/control.git".into()),
             lock: false,
             state_dir: "/var/lib/capo".into(),
             remote: "upstream".into(),
@@ -408,7 +411,7 @@ user = "z"
 fn unknown_keys_are_reported_at_the_key() {
     let all = "user, port, identity_files, identity_agent, identities_only, known_hosts, \
                host_key_check, connect_timeout, \
-               command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, state_dir, remote, branch, environment, manifest, modulepath, puppet, \
+               command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, repo_url, lock, state_dir, remote, branch, environment, manifest, modulepath, puppet, \
                puppet_args, certname, puppetfile, become, become_user, jump";
     assert_eq!(
         err("[groups.web]\nhosts = [\"a\"]\n\n  usr = \"x\"\n"),
@@ -805,6 +808,10 @@ fn string_value_checks() {
     assert_eq!(
         err("[defaults]\nrepo_dir = \"/srv/a\\nb\"\n"),
         "inventory.toml:2:12: bad value \"/srv/a\\nb\" for `repo_dir`: must not contain control characters"
+    );
+    assert_eq!(
+        err("[defaults]\nrepo_url = \"--upload-pack=evil\"\n"),
+        "inventory.toml:2:12: bad value \"--upload-pack=evil\" for `repo_url`: must not start with `-`"
     );
     assert_eq!(
         err("[defaults]\ncertname = \"-x\"\n"),

@@ -317,7 +317,8 @@ pub fn render(report: &Report, view: ChangesView) -> String {
             ));
         }
     }
-    let title = if report.mode == Mode::Plan {
+    // A bootstrap's apply is a noop too: what the first rollout would change.
+    let title = if matches!(report.mode, Mode::Plan | Mode::Bootstrap) {
         "would change"
     } else {
         "changes"

@@ -67,7 +67,8 @@ pub fn to_markdown(report: &Report) -> String {
     }
 
     let changes = grouped::changes(report);
-    let title = if report.mode == Mode::Plan {
+    // A bootstrap's apply is a noop too: what the first rollout would change.
+    let title = if matches!(report.mode, Mode::Plan | Mode::Bootstrap) {
         "would change"
     } else {
         "changes"

@@ -5,7 +5,7 @@ use comfy_table::{Cell, ContentArrangement, Table};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use capo_inventory::fold::fold_to_string;
-use capo_schema::{HostReport, Mode, Report};
+use capo_schema::{HostReport, HostStatus, Mode, Report};
 
 use crate::grouped::ChangesView;
 use crate::sanitize;
@@ -130,7 +130,7 @@ pub fn render(report: &Report, view: &View) -> String {
             (Some(e), _, _) => format!("{}: {}", e.kind, e.message),
             (None, _, Some(d)) => disabled_reason(d),
             (None, Some(false), None) => UNLOCKED.to_string(),
-            (None, _, None) => String::new(),
+            (None, _, None) => bootstrap_reason(h),
         };
         let cells = RowCells {
             status: h.status.as_str().to_string(),
@@ -349,7 +349,12 @@ fn logs_lines(report: &Report, of: &str) -> String {
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
     let hosts = format!("{} host{}", s.total, if s.total == 1 { "" } else { "s" });
-    let mut line = if matches!(
+    let mut line = if report.mode == Mode::Bootstrap {
+        format!(
+            "{hosts}: {} bootstrapped, {} already, {} failed, {} unreachable",
+            s.bootstrapped, s.already, s.failed, s.unreachable
+        )
+    } else if matches!(
         report.mode,
         Mode::Exec | Mode::Check | Mode::Disable | Mode::Enable
     ) {
@@ -391,6 +396,21 @@ pub fn summary_line(report: &Report) -> String {
         line.push_str(&format!("; {}", sanitize::line(why)));
     }
     line
+}
+
+/// What a bootstrapped host's row says: `bootstrapped at 3f2a1c9`, `already bootstrapped at
+/// 3f2a1c9`; nothing for other statuses.
+fn bootstrap_reason(h: &HostReport) -> String {
+    let at = h
+        .rev_after
+        .as_deref()
+        .map(|r| format!(" at {}", r.chars().take(7).collect::<String>()))
+        .unwrap_or_default();
+    match h.status {
+        HostStatus::Bootstrapped => format!("bootstrapped{at}"),
+        HostStatus::Already => format!("already bootstrapped{at}"),
+        _ => String::new(),
+    }
 }
 
 /// `revisions: 48 at 3f2a1c9, 2 ahead at 77b0e41`, with `(converged)` when every host whose

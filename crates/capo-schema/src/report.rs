@@ -80,6 +80,12 @@ pub struct Summary {
     /// Disabled (`capo disable`, `puppet agent --disable`); left alone.
     #[serde(default)]
     pub disabled: usize,
+    /// Bootstrap only: cloned and proven to compile.
+    #[serde(default)]
+    pub bootstrapped: usize,
+    /// Bootstrap only: already a checkout of the repo; left alone.
+    #[serde(default)]
+    pub already: usize,
     /// Where the fleet's checkouts are after the run: hosts grouped by HEAD, most first.
     #[serde(default)]
     pub revisions: Vec<RevisionCount>,
@@ -111,6 +117,8 @@ impl Summary {
             HostStatus::Ahead => self.ahead,
             HostStatus::Ok => self.ok,
             HostStatus::Disabled => self.disabled,
+            HostStatus::Bootstrapped => self.bootstrapped,
+            HostStatus::Already => self.already,
         }
     }
 
@@ -136,6 +144,8 @@ impl Summary {
             HostStatus::Ahead => &mut self.ahead,
             HostStatus::Ok => &mut self.ok,
             HostStatus::Disabled => &mut self.disabled,
+            HostStatus::Bootstrapped => &mut self.bootstrapped,
+            HostStatus::Already => &mut self.already,
         }
     }
 }
@@ -459,6 +469,8 @@ mod tests {
     "ahead": 0,
     "ok": 0,
     "disabled": 0,
+    "bootstrapped": 0,
+    "already": 0,
     "revisions": []
   },
   "hosts": [

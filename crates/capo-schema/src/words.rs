@@ -92,19 +92,26 @@ words! {
         /// The host is disabled (`capo disable`, or Puppet's `puppet agent --disable`): a
         /// rollout left it alone, as pull mode does.
         Disabled = "disabled",
+        /// Bootstrap only: capo cloned the repo into `repo_dir` (installing git or Puppet
+        /// first with `--install`), and a noop apply of it compiled.
+        Bootstrapped = "bootstrapped",
+        /// Bootstrap only: `repo_dir` already is a checkout of the repo; nothing was changed.
+        Already = "already",
     }
 }
 
 impl HostStatus {
     /// The order in which the live progress display shows counts: what went well, then what
     /// did not.
-    pub const PROGRESS_ORDER: [HostStatus; 10] = [
+    pub const PROGRESS_ORDER: [HostStatus; 12] = [
         HostStatus::Changed,
         HostStatus::Unchanged,
         HostStatus::WouldChange,
         HostStatus::Ahead,
         HostStatus::Ok,
         HostStatus::Disabled,
+        HostStatus::Bootstrapped,
+        HostStatus::Already,
         HostStatus::Failed,
         HostStatus::Unreachable,
         HostStatus::Skipped,
@@ -127,7 +134,9 @@ impl HostStatus {
             | HostStatus::WouldChange
             | HostStatus::Ahead
             | HostStatus::Ok
-            | HostStatus::Disabled => false,
+            | HostStatus::Disabled
+            | HostStatus::Bootstrapped
+            | HostStatus::Already => false,
         }
     }
 
@@ -155,10 +164,12 @@ impl HostStatus {
             HostStatus::Skipped => 3,
             HostStatus::Disabled => 4,
             HostStatus::Ok => 5,
-            HostStatus::Changed => 6,
-            HostStatus::WouldChange => 7,
-            HostStatus::Ahead => 8,
-            HostStatus::Unchanged => 9,
+            HostStatus::Bootstrapped => 6,
+            HostStatus::Changed => 7,
+            HostStatus::WouldChange => 8,
+            HostStatus::Ahead => 9,
+            HostStatus::Already => 10,
+            HostStatus::Unchanged => 11,
         }
     }
 }
@@ -222,6 +233,8 @@ words! {
         Disable = "disable",
         /// Remove it (`capo enable`).
         Enable = "enable",
+        /// Clone the repo into an empty `repo_dir` and prove it compiles (`capo bootstrap`).
+        Bootstrap = "bootstrap",
     }
 }
 
@@ -240,6 +253,8 @@ words! {
         Disable = "disable",
         /// `capo enable`.
         Enable = "enable",
+        /// `capo bootstrap`.
+        Bootstrap = "bootstrap",
     }
 }
 
@@ -362,7 +377,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown host status `fialed` (expected one of: unchanged, changed, failed, \
-             unreachable, skipped, cancelled, would_change, ahead, ok, disabled)"
+             unreachable, skipped, cancelled, would_change, ahead, ok, disabled, bootstrapped, \
+             already)"
         );
     }
 

@@ -66,11 +66,14 @@ pub enum Script {
     Check,
     /// `disable.sh STATE_DIR disable|enable [MESSAGE BY]`: the host's maintenance switch.
     Disable,
+    /// `bootstrap.sh REPO_DIR URL REMOTE BRANCH REV INSTALL INSTALLER PUPPET ENVIRONMENT
+    /// MANIFEST MODULEPATH CERTNAME [ARG...]`: clone into an empty `repo_dir`, noop apply.
+    Bootstrap,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Script; 11] = [
+    pub const ALL: [Script; 12] = [
         Script::Lock,
         Script::Sync,
         Script::SyncRev,
@@ -82,6 +85,7 @@ impl Script {
         Script::Kill,
         Script::Check,
         Script::Disable,
+        Script::Bootstrap,
     ];
 
     /// The stable id: the `$0` of the shell that runs it on the host (visible in `ps`), and
@@ -99,6 +103,7 @@ impl Script {
             Script::Kill => "capo-kill",
             Script::Check => "capo-check",
             Script::Disable => "capo-disable",
+            Script::Bootstrap => "capo-bootstrap",
         }
     }
 
@@ -121,6 +126,7 @@ impl Script {
             Script::Kill => ("kill.sh", include_str!("../sh/kill.sh")),
             Script::Check => ("check.sh", include_str!("../sh/check.sh")),
             Script::Disable => ("disable.sh", include_str!("../sh/disable.sh")),
+            Script::Bootstrap => ("bootstrap.sh", include_str!("../sh/bootstrap.sh")),
             Script::Exec => return None,
         })
     }
@@ -135,7 +141,8 @@ impl Script {
             | Script::Apply
             | Script::Plan
             | Script::Check
-            | Script::Disable => Some(LIB_STEP),
+            | Script::Disable
+            | Script::Bootstrap => Some(LIB_STEP),
             Script::Kill => Some(LIB_PROC),
             Script::Collect | Script::Exec => None,
         }

@@ -954,3 +954,234 @@ fn a_sudo_line_survives_every_login_shell_and_reads_back() {
     }
     assert_eq!(Call::parse("sudo -n -u root sh -c 'x' capo-sync"), None);
 }
+
+/// `bootstrap.sh`'s arguments: REPO_DIR URL origin main REV INSTALL ignore PUPPET
+/// production, no manifest, modulepath or certname.
+fn bootstrap_call(repo: &Path, url: &str, rev: &str, install: bool, puppet: &str) -> Call {
+    let args: Vec<String> = [
+        path(repo).as_str(),
+        url,
+        "origin",
+        "main",
+        rev,
+        if install { "1" } else { "0" },
+        "ignore",
+        puppet,
+        "production",
+        "",
+        "",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Call::step(Script::Bootstrap, args, Duration::from_secs(60))
+}
+
+/// Every file under `dir` with its content (or `<dir>`), sorted: what "left alone" means.
+fn tree(dir: &Path) -> Vec<String> {
+    let out = Command::new("find")
+        .arg(dir)
+        .args(["-printf", "%P %y %s %m\\n"])
+        .output()
+        .expect("find");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let file = dir.join(l.split(' ').next().unwrap_or(""));
+            match std::fs::read(&file) {
+                Ok(bytes) if file.is_file() => format!("{l} {:?}", String::from_utf8_lossy(&bytes)),
+                _ => l.to_string(),
+            }
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn bootstrap_clones_into_an_empty_or_missing_dir_and_then_says_already() {
+    each_sh(|shell, run, _| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (origin, _) = repos(dir.path());
+        let url = path(&origin);
+        let first = git_out(&origin, &["rev-parse", "HEAD"]);
+        std::fs::write(origin.join("site.pp"), "node default { }\n").expect("write");
+        git(&origin, &["commit", "-qam", "two"]);
+        git(&origin, &["tag", "v1", &first]);
+        let second = git_out(&origin, &["rev-parse", "HEAD"]);
+
+        // A missing directory (and its missing parent): the tip of main, and the noop apply
+        // (`echo` as Puppet) runs on it as the environment.
+        let new = dir.path().join("a/new");
+        let out = run(&bootstrap_call(&new, &url, "", false, "echo"));
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("rev-after"), Some(second.as_str()), "{shell}");
+        assert_eq!(marks.get("missing"), None, "{shell}");
+        let r = marks.get("results").expect("results").to_string();
+        let said = String::from_utf8_lossy(&strip_marks(&out.stdout)).into_owned();
+        assert!(
+            said.starts_with(&format!(
+                "apply --detailed-exitcodes --color=false --environmentpath {r}/env --environment production --modulepath {n}/modules {n}/manifests/site.pp --config_version /bin/echo {second} --noop",
+                n = path(&new)
+            )),
+            "{shell}: {said}"
+        );
+        let _ = std::fs::remove_dir_all(&r);
+        assert_eq!(git_out(&new, &["rev-parse", "HEAD"]), second);
+        assert_eq!(git_out(&new, &["symbolic-ref", "--short", "HEAD"]), "main");
+        assert_eq!(git_out(&new, &["remote"]), "origin");
+        assert_eq!(
+            git_out(&new, &["rev-parse", "--abbrev-ref", "main@{upstream}"]),
+            "origin/main"
+        );
+        assert_eq!(git_out(&new, &["status", "--porcelain"]), "");
+
+        // Again: already, and nothing changed (no apply either).
+        let before = tree(&new);
+        let out = run(&bootstrap_call(&new, &url, "", false, "echo"));
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("already"), Some("1"), "{shell}");
+        assert_eq!(marks.get("head"), Some(second.as_str()), "{shell}");
+        assert_eq!(marks.get("results"), None, "{shell}");
+        assert_eq!(tree(&new), before, "{shell}");
+
+        // An empty directory, at a tag: the local branch points at it.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        let out = run(&bootstrap_call(&empty, &url, "v1", false, "true"));
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        assert_eq!(git_out(&empty, &["rev-parse", "main"]), first);
+        assert_eq!(
+            git_out(&empty, &["symbolic-ref", "--short", "HEAD"]),
+            "main"
+        );
+        if let Some(r) = Marks::parse(&out.stdout).get("results") {
+            let _ = std::fs::remove_dir_all(r);
+        }
+
+        // A revision that is not there: the clone is removed again, the directory stays.
+        let again = dir.path().join("again");
+        std::fs::create_dir(&again).expect("mkdir");
+        let out = run(&bootstrap_call(&again, &url, "no-such-rev", false, "true"));
+        assert_eq!(out.status.code(), Some(1), "{shell}: {out:?}");
+        assert_eq!(Marks::parse(&out.stdout).get("fail"), Some("rev-not-found"));
+        assert_eq!(tree(&again), [" d 4096 755"], "{shell}");
+        let gone = dir.path().join("gone");
+        let out = run(&bootstrap_call(&gone, &url, "no-such-rev", false, "true"));
+        assert_eq!(out.status.code(), Some(1), "{shell}: {out:?}");
+        assert!(!gone.exists(), "{shell}");
+
+        // A URL that is no repository: git's error.
+        let out = run(&bootstrap_call(
+            &gone,
+            "/no/such/repo.git",
+            "",
+            false,
+            "true",
+        ));
+        assert_eq!(out.status.code(), Some(1), "{shell}: {out:?}");
+        assert_eq!(Marks::parse(&out.stdout).get("fail"), Some("clone"));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("fatal:"),
+            "{out:?}"
+        );
+        assert!(!gone.exists(), "{shell}");
+    });
+}
+
+#[test]
+fn bootstrap_never_touches_a_dir_that_holds_something_else() {
+    each_sh(|shell, run, _| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (origin, clone) = repos(dir.path());
+        let url = path(&origin);
+        let refused = |target: &Path, fail: &str| {
+            let before = tree(target);
+            let out = run(&bootstrap_call(target, &url, "", true, "echo"));
+            assert_eq!(out.status.code(), Some(1), "{shell}: {out:?}");
+            let marks = Marks::parse(&out.stdout);
+            assert_eq!(marks.get("fail"), Some(fail), "{shell}: {out:?}");
+            assert_eq!(marks.get("results"), None);
+            assert_eq!(tree(target), before, "{shell}: {fail}");
+            marks
+        };
+        // Another repository: a remote origin elsewhere, or none.
+        git(&clone, &["remote", "set-url", "origin", "/else/where.git"]);
+        let marks = refused(&clone, "other-repo");
+        assert_eq!(marks.get("found-url"), Some("/else/where.git"));
+        git(&clone, &["remote", "remove", "origin"]);
+        assert_eq!(refused(&clone, "other-repo").get("found-url"), None);
+        // Files that are not a checkout.
+        let files = dir.path().join("files");
+        std::fs::create_dir(&files).expect("mkdir");
+        std::fs::write(files.join(".keep"), "mine\n").expect("write");
+        refused(&files, "occupied");
+        // A file.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "data\n").expect("write");
+        let out = run(&bootstrap_call(&file, &url, "", false, "echo"));
+        assert_eq!(Marks::parse(&out.stdout).get("fail"), Some("not-a-dir"));
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "data\n");
+    });
+}
+
+#[test]
+fn bootstrap_names_what_is_missing_and_installs_it_with_the_package_manager() {
+    each_sh(|shell, run, shdir| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (origin, _) = repos(dir.path());
+        let url = path(&origin);
+        let repo = dir.path().join("new");
+        // Not installed, and not asked to install: named, nothing cloned.
+        let out = run(&bootstrap_call(&repo, &url, "", false, "capo-test-puppet"));
+        assert_eq!(out.status.code(), Some(1), "{shell}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("fail"), Some("missing"));
+        assert_eq!(marks.get("missing"), Some("puppet"));
+        assert_eq!(marks.get("pkg"), Some("apt"), "this machine is Debian");
+        assert!(marks.get("search-path").is_some_and(|p| p.contains("/bin")));
+        assert!(!repo.exists(), "{shell}");
+
+        // --install: a stand-in apt-get (first on PATH) records how it was called and
+        // "installs" the Puppet command, which then runs the noop apply.
+        let apt = shdir.join("apt-get");
+        std::fs::write(
+            &apt,
+            "#!/bin/sh\nd=$(dirname \"$0\")\necho \"$DEBIAN_FRONTEND $*\" >>\"$d/apt.log\"\n\
+             printf '#!/bin/sh\\nexit 0\\n' >\"$d/capo-test-puppet\"\nchmod +x \"$d/capo-test-puppet\"\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&apt, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let out = run(&bootstrap_call(&repo, &url, "", true, "capo-test-puppet"));
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("installed"), Some("puppet"));
+        assert!(marks.get("rev-after").is_some());
+        if let Some(r) = marks.get("results") {
+            let _ = std::fs::remove_dir_all(r);
+        }
+        assert_eq!(
+            std::fs::read_to_string(shdir.join("apt.log")).expect("apt.log"),
+            "noninteractive install -y -q puppet\n"
+        );
+        for f in ["apt-get", "apt.log", "capo-test-puppet"] {
+            let _ = std::fs::remove_file(shdir.join(f));
+        }
+    });
+}
+
+/// `git ARGS` in `dir`; its stdout, trimmed.
+fn git_out(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

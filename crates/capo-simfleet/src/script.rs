@@ -114,6 +114,9 @@ pub fn classify(command: &str) -> Kind {
         // The maintenance switch is not simulated (no benchmark sends it); played as a plain
         // command line if it ever comes.
         Script::Disable => return Kind::Raw(command.to_string()),
+        // Every simulated host already has its checkout: bootstrap is not simulated, and is
+        // played as a plain command line if it ever comes.
+        Script::Bootstrap => return Kind::Raw(command.to_string()),
         Script::Sync => Step::Sync {
             remote: arg(1),
             branch: arg(2),

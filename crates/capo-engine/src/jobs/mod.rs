@@ -5,6 +5,7 @@
 //! Adding a job means a module here, a `RunMode` variant (with its report word in
 //! `RunMode::mode`), and its arm in [`run`].
 
+mod bootstrap;
 mod check;
 mod exec;
 mod plan;
@@ -16,6 +17,7 @@ use capo_ssh::Session;
 
 use crate::host::{HostRun, Verdict};
 use crate::options::RunMode;
+use bootstrap::Bootstrap;
 use check::Check;
 use exec::Exec;
 use plan::Plan;
@@ -67,5 +69,18 @@ pub(super) async fn run(mode: &RunMode, run: &mut HostRun) -> Verdict {
             .await
         }
         RunMode::Enable => run.work(&Switch { disable: None }).await,
+        RunMode::Bootstrap { repo, rev, install } => {
+            // --repo, else the host's own repo_url; the binary refuses a run where some
+            // host has neither, so None here is only a bug's way in.
+            let Some(url) = repo.clone().or_else(|| run.host.settings.repo_url.clone()) else {
+                return bootstrap::no_url();
+            };
+            run.work(&Bootstrap {
+                url: &url,
+                rev: rev.as_deref(),
+                install: *install,
+            })
+            .await
+        }
     }
 }

@@ -16,8 +16,10 @@ use capo_scripts::join;
 
 pub use capo_scripts::{strip_marks, Marks, LOCKED_EXIT, MARK};
 
+mod bootstrap;
 mod check;
 mod revision;
+pub use bootstrap::{bootstrap, classify_bootstrap_failure, missing_tools};
 pub use check::{check, check_problem, install_command};
 pub use revision::{collect, collect_call, plan, split_collected, sync_to_rev, Collected};
 
