@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 mod marks;
+pub mod pull;
 mod quote;
 mod sudo;
 
