@@ -48,6 +48,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         incoming: None,
         puppet: None,
         check: None,
+        run_record_error: None,
     }
 }
 
@@ -93,6 +94,7 @@ pub(super) fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) ->
             incoming: None,
             puppet: None,
             check: None,
+            run_record_error: None,
         },
     }
 }

@@ -93,6 +93,9 @@ pub struct HostOutcome {
     pub puppet: Option<PuppetResult>,
     /// `capo check` only: what the preflight found.
     pub check: Option<capo_schema::CheckReport>,
+    /// Rollout only: why the step that writes the host's run record could not write it
+    /// (`record-why=`); None when it did, or when no record was due.
+    pub run_record_error: Option<String>,
 }
 
 /// Commits a host would receive.

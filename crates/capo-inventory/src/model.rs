@@ -85,6 +85,9 @@ pub struct Settings {
     /// Take the host's lock (`capo.lock` in the checkout's git directory) for a rollout; a
     /// host where it cannot be taken fails. `false` runs unlocked, and the report says so.
     pub lock: bool,
+    /// Where the host keeps capo's own state (a remote path): the run record
+    /// (`last_run.json` and `runs/`) that rollouts and pull runs write there.
+    pub state_dir: String,
     /// The git remote to fetch from.
     pub remote: String,
     /// The branch to deploy.

@@ -15,7 +15,7 @@ use crate::parse::{toml_key, type_name, Ctx};
 use crate::ssh_config::SshValues;
 
 /// Every settings key, in the order error messages list them.
-pub(crate) const SETTING_KEYS: [&str; 26] = [
+pub(crate) const SETTING_KEYS: [&str; 27] = [
     "user",
     "port",
     "identity_files",
@@ -30,6 +30,7 @@ pub(crate) const SETTING_KEYS: [&str; 26] = [
     "connect_retries",
     "repo_dir",
     "lock",
+    "state_dir",
     "remote",
     "branch",
     "environment",
@@ -54,6 +55,7 @@ const BUILTIN_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const BUILTIN_KEEPALIVE_COUNT: u32 = 3;
 const BUILTIN_CONNECT_RETRIES: u32 = 2;
 const BUILTIN_REPO_DIR: &str = "/etc/puppetlabs/code/capo";
+const BUILTIN_STATE_DIR: &str = "/var/lib/capo";
 const BUILTIN_REMOTE: &str = "origin";
 const BUILTIN_BRANCH: &str = "main";
 const BUILTIN_ENVIRONMENT: &str = "production";
@@ -88,6 +90,7 @@ pub(crate) struct Layer {
     connect_retries: Option<Val<u32>>,
     repo_dir: Option<Val<String>>,
     lock: Option<Val<bool>>,
+    state_dir: Option<Val<String>>,
     remote: Option<Val<String>>,
     branch: Option<Val<String>>,
     environment: Option<Val<String>>,
@@ -179,6 +182,7 @@ impl Layer {
             }
             "repo_dir" => self.repo_dir = at!(text(cx, "repo_dir", value)?),
             "lock" => self.lock = at!(boolean(cx, "lock", value)?),
+            "state_dir" => self.state_dir = at!(text(cx, "state_dir", value)?),
             "remote" => self.remote = at!(word(cx, "remote", value)?),
             "branch" => self.branch = at!(word(cx, "branch", value)?),
             "environment" => {
@@ -366,6 +370,10 @@ impl Sources<'_> {
                 BUILTIN_REPO_DIR,
             ),
             lock: self.pick(cx, "lock", |l| &l.lock)?.unwrap_or(true),
+            state_dir: or_builtin(
+                self.pick(cx, "state_dir", |l| &l.state_dir)?,
+                BUILTIN_STATE_DIR,
+            ),
             remote: or_builtin(self.pick(cx, "remote", |l| &l.remote)?, BUILTIN_REMOTE),
             branch: or_builtin(self.pick(cx, "branch", |l| &l.branch)?, BUILTIN_BRANCH),
             environment: or_builtin(

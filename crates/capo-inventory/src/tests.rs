@@ -49,6 +49,7 @@ fn builtin() -> Settings {
         connect_retries: 2,
         repo_dir: "/etc/puppetlabs/code/capo".into(),
         lock: true,
+        state_dir: "/var/lib/capo".into(),
         remote: "origin".into(),
         branch: "main".into(),
         environment: "production".into(),
@@ -97,6 +98,7 @@ keepalive_count = 7
 connect_retries = 0
 repo_dir = "/srv/puppet"
 lock = false
+state_dir = "/srv/capo-state"
 remote = "upstream"
 branch = "production"
 environment = "live_2"
@@ -139,6 +141,7 @@ address = "192.0.2.10"
             connect_retries: 0,
             repo_dir: "/srv/puppet".into(),
             lock: false,
+            state_dir: "/srv/capo-state".into(),
             remote: "upstream".into(),
             branch: "production".into(),
             environment: "live_2".into(),
@@ -406,7 +409,7 @@ user = "z"
 fn unknown_keys_are_reported_at_the_key() {
     let all = "user, port, identity_files, identity_agent, identities_only, known_hosts, \
                host_key_check, connect_timeout, \
-               command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, remote, branch, environment, manifest, modulepath, puppet, \
+               command_timeout, keepalive_interval, keepalive_count, connect_retries, repo_dir, lock, state_dir, remote, branch, environment, manifest, modulepath, puppet, \
                puppet_args, certname, puppetfile, become, become_user, jump";
     assert_eq!(
         err("[groups.web]\nhosts = [\"a\"]\n\n  usr = \"x\"\n"),

@@ -128,6 +128,7 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         incoming: None,
         puppet: None,
         check: None,
+        run_record_error: None,
     }
 }
 
@@ -217,6 +218,7 @@ fn host_report(o: &HostOutcome) -> HostReport {
         }),
         puppet: o.puppet.as_ref().map(puppet_report),
         check: o.check.clone(),
+        run_record_error: o.run_record_error.clone(),
     }
 }
 

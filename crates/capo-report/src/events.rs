@@ -199,6 +199,7 @@ mod tests {
             incoming: None,
             puppet: None,
             check: None,
+            run_record_error: None,
         };
         vec![
             Event::RunStarted {

@@ -366,6 +366,7 @@ mod tests {
             target: None,
             incoming: None,
             check: None,
+            run_record_error: None,
             puppet: Some(PuppetReport {
                 exit_code: Some(0),
                 resources: None,

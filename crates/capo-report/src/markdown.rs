@@ -241,6 +241,7 @@ mod tests {
             incoming: None,
             puppet: None,
             check: None,
+            run_record_error: None,
         }
     }
 

@@ -303,6 +303,7 @@ mod tests {
             incoming: None,
             puppet: None,
             check: None,
+            run_record_error: None,
         }
     }
 

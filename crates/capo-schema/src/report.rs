@@ -191,6 +191,11 @@ pub struct HostReport {
     /// `capo check` only: what the preflight found. Absent in other runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckReport>,
+    /// Rollout only: why this run's record (`last_run.json` in the host's `state_dir`)
+    /// could not be written there; absent when it was, or when the run writes none. It
+    /// never changes the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_record_error: Option<String>,
 }
 
 /// What `capo check` found on one host: how capo reached it and whether a rollout could
@@ -406,6 +411,7 @@ mod tests {
             puppet: None,
             locked: None,
             check: None,
+            run_record_error: None,
         }
     }
 

@@ -166,9 +166,10 @@ fn wrap_text() -> &'static str {
     &TEXT
 }
 
-/// `text` without its comment lines and blank lines (the scripts have no here-documents or
-/// multi-line strings that such a line could be part of; a unit test checks each still
-/// parses).
+/// `text` without its comment lines and blank lines (the scripts have no here-documents, and
+/// their multi-line strings, the awk programs in lib-step.sh, have no blank line and no line
+/// starting with `#`; a unit test checks each script still parses, and the run record's tests
+/// run those programs as sent).
 fn compact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
