@@ -350,7 +350,8 @@ record_failed() {
 # the run record when it exits (record_exit, an EXIT trap) and sets what the record names:
 # rec_before is REV_BEFORE (a step that learns it later sets it), rec_after and rec_summary
 # are set by the step as it learns them. Without STARTED the run begins now, and the step
-# says when (started=MS TIME TIMESTAMP, for the steps after it). Empty STATE_DIR: no record.
+# says when (started=MS TIME TIMESTAMP, for the steps after it). A step ended by TERM records
+# too (status 143: failed). Empty STATE_DIR: no record.
 record_start() {
   rec_step=$1 rec_dir=$2 rec_source=$3 rec_run=$4 rec_by=$5 rec_started=${6-} rec_before=${7-}
   rec_after='' rec_summary=''
@@ -360,6 +361,10 @@ record_start() {
     echo "::capo:started=$rec_started"
   fi
   trap 'record_exit $?' EXIT
+  # Stopped at the deadline or by Ctrl-C (capo-wrap and capo-kill TERM the whole step): the
+  # shell ends once its child has, and records a failure first (bash as sh skips the EXIT
+  # trap when a signal trap exits, so this one writes the record itself).
+  trap 'trap - EXIT; record_exit 143; exit 143' TERM
 }
 
 # record_exit STATUS: the EXIT trap of record_start. The apply step records how Puppet's

@@ -1351,3 +1351,52 @@ fn steps_write_the_record_when_they_end_and_keep_their_exit_status() {
         assert_eq!(names(&state.join("runs")).len(), 3, "{shell}");
     });
 }
+
+#[test]
+fn a_step_stopped_at_its_deadline_still_writes_the_record() {
+    each_sh(|shell, run, _| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, clone) = repos(dir.path());
+        let state = dir.path().join("state");
+        let puppet = dir.path().join("slow-puppet");
+        std::fs::write(&puppet, "#!/bin/sh\nsleep 30\n").expect("write");
+        std::fs::set_permissions(&puppet, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let mut args = vec![
+            path(&clone),
+            String::new(),
+            path(&puppet),
+            "production".into(),
+        ];
+        args.extend(
+            [
+                "",
+                "",
+                "",
+                "0",
+                &path(&state),
+                "push",
+                "R1",
+                "by",
+                "",
+                "abc",
+            ]
+            .map(String::from),
+        );
+        let started = std::time::Instant::now();
+        let out = run(&Call::step(Script::Apply, args, Duration::from_secs(1)));
+        assert!(started.elapsed() < Duration::from_secs(10), "{shell}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("deadline"), Some("1.000"), "{shell}: {out:?}");
+        assert_eq!(marks.get("record"), Some("ok"), "{shell}: {out:?}");
+        let r = json(&state.join("last_run.json"));
+        assert_eq!(
+            (r["status"].as_str(), r["step"].as_str()),
+            (Some("failed"), Some("apply")),
+            "{shell}"
+        );
+        if let Some(results) = marks.get("results") {
+            let _ = std::fs::remove_dir_all(results);
+        }
+    });
+}
