@@ -19,6 +19,7 @@
 # Exit status: Puppet's (--detailed-exitcodes: 0 nothing to do, 2 changed, 4/6 failures).
 
 command -v step_lock >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
+command -v record_run >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-record.sh"
 
 repo=$1 holder=$2 puppet=$3 env=$4 manifest=$5 modulepath=$6 certname=$7 show_diff=$8
 record_start apply "$9" "${10}" "${11}" "${12}" "${13}" "${14}"

@@ -14,6 +14,7 @@
 # Exit status: the installer's. LC_ALL=C keeps its messages in English.
 
 command -v step_lock >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
+command -v record_run >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-record.sh"
 
 repo=$1 installer=$2 holder=${3-}
 record_start modules "${4-}" "${5-}" "${6-}" "${7-}" "${8-}" "${9-}"

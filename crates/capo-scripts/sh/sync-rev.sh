@@ -14,6 +14,7 @@
 # Exit status: 0 when the checkout is at or past REV, else 1 (or git merge's).
 
 command -v step_lock >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
+command -v record_run >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-record.sh"
 
 repo=$1 remote=$2 rev=$3 holder=${4-} installer=${5-}
 record_start sync "${6-}" "${7-}" "${8-}" "${9-}"

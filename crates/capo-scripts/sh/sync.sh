@@ -20,6 +20,7 @@
 # of waiting for input that never comes.
 
 command -v step_lock >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
+command -v record_run >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-record.sh"
 
 repo=$1 remote=$2 branch=$3 holder=${4-} installer=${5-}
 record_start sync "${6-}" "${7-}" "${8-}" "${9-}"

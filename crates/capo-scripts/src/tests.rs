@@ -137,6 +137,7 @@ fn every_file_is_valid_sh_as_written_and_as_sent() {
         texts.extend(Script::ALL.iter().map(|s| (s.id().into(), s.text().into())));
         texts.push(("lib-proc.sh".into(), LIB_PROC.into()));
         texts.push(("lib-step.sh".into(), LIB_STEP.into()));
+        texts.push(("lib-record.sh".into(), LIB_RECORD.into()));
         texts.push(("wrap.sh".into(), wrap_text().into()));
         for (name, text) in texts {
             let out = Command::new(&sh)
@@ -968,12 +969,16 @@ fn a_sudo_line_survives_every_login_shell_and_reads_back() {
     assert_eq!(Call::parse("sudo -n -u root sh -c 'x' capo-sync"), None);
 }
 
-/// Runs `script` after lib-step.sh (as compacted and sent) in `sh` = `shell`, with `args` as
+/// Runs `script` after lib-step.sh and lib-record.sh (as compacted and sent) in `sh` = `shell`, with `args` as
 /// its positional arguments.
 fn with_lib_step(shell: &Path, script: &str, args: &[&str]) -> Output {
     Command::new(shell)
         .arg("-c")
-        .arg(format!("{}{script}", compact(LIB_STEP)))
+        .arg(format!(
+            "{}{}{script}",
+            compact(LIB_STEP),
+            compact(LIB_RECORD)
+        ))
         .arg("sh")
         .args(args)
         .stdin(Stdio::null())

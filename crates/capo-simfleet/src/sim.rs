@@ -14,7 +14,7 @@ use crate::shell::{self, HostFacts};
 use capo_scripts::{EOF_MARK, LOCKED_EXIT, MARK};
 
 /// Subject of the one commit a sync brings in.
-/// What a simulated sync says about when the run began (`record_start` in lib-step.sh), for
+/// What a simulated sync says about when the run began (`record_start` in lib-record.sh), for
 /// the run record, which capo passes on to the apply step.
 const STARTED: &str = "::capo:started=1795563412000 2026-11-24T22:45:01Z 20261124T224501\n";
 

@@ -50,7 +50,7 @@ impl Step {
 }
 
 /// What a rollout's steps pass on so that they write the host's run record themselves (see
-/// `record_run` in capo-scripts' `lib-step.sh`, and docs/run-record.md): the sync or modules
+/// `record_run` in capo-scripts' `lib-record.sh`, and docs/run-record.md): the sync or modules
 /// step when it fails, the apply step whatever its end. Pull mode's job passes the same
 /// arguments to the same scripts. [`RunRecord::default`]: no record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
