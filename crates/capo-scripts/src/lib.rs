@@ -168,7 +168,8 @@ fn wrap_text() -> &'static str {
     &TEXT
 }
 
-/// `text` without its comment lines and blank lines (the scripts have no here-documents, and
+/// `text` without its comment lines, blank lines and indentation (the scripts have no
+/// here-documents and no line continued with a backslash right after a word, and
 /// their multi-line strings, the awk programs in lib-record.sh, have no blank line and no line
 /// starting with `#`; a unit test checks each script still parses, and the run record's tests
 /// run those programs as sent).
@@ -179,7 +180,8 @@ fn compact(text: &str) -> String {
         if code.is_empty() || code.starts_with('#') {
             continue;
         }
-        out.push_str(line);
+        // Indentation means nothing to sh or awk here, and every byte goes to every host.
+        out.push_str(code);
         out.push('\n');
     }
     out
