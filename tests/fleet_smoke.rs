@@ -286,3 +286,41 @@ fn freeze_and_thaw() {
     // thaw of a host that is down is a no-op, so Drop (thaw, then down) still works
     fleet.thaw("host01");
 }
+
+/// Each host has its own /etc/systemd/system, /etc/cron.d, /var/lib/capo and
+/// /usr/local/lib/capo (bind-mounted from hosts/HOST/, as /etc/puppet is): a file written
+/// there through one host is in that host's directory alone, not in another host's, and not
+/// on the machine.
+#[test]
+fn capo_s_host_directories_are_per_host() {
+    let fleet = Fleet::up(2);
+    let file = format!("capo-fleet-smoke-{}", std::process::id());
+    for (src, target) in [
+        ("etc-systemd-system", "/etc/systemd/system"),
+        ("etc-cron.d", "/etc/cron.d"),
+        ("var-lib-capo", "/var/lib/capo"),
+        ("usr-local-lib-capo", "/usr/local/lib/capo"),
+    ] {
+        let path = format!("{target}/{file}");
+        let out = fleet.host_exec("host01", &format!("echo host01 > {path} && cat {path}"));
+        assert!(out.status.success(), "{path}: {out:?}");
+        assert_eq!(stdout(&out), "host01");
+        let own = fleet.host("host01").dir.join(src).join(&file);
+        assert_eq!(
+            std::fs::read_to_string(&own).ok().as_deref(),
+            Some("host01\n"),
+            "{}",
+            own.display()
+        );
+        let out = fleet.host_exec("host02", &format!("test -d {target} && ! test -e {path}"));
+        assert!(out.status.success(), "host02 sees {path}: {out:?}");
+        assert!(
+            !fleet.host("host02").dir.join(src).join(&file).exists(),
+            "{src}"
+        );
+        assert!(
+            !std::path::Path::new(&path).exists(),
+            "{path} is on the machine"
+        );
+    }
+}

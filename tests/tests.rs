@@ -26,6 +26,7 @@ mod plan;
 mod puppetfile;
 mod revisions;
 mod rollout;
+mod run_record;
 mod security;
 mod sim_table;
 mod ssh_auth;

@@ -350,6 +350,12 @@ impl Fleet {
         self.host(name).dir.join("state")
     }
 
+    /// `dir/hosts/NAME/var-lib-capo` (`/var/lib/capo` inside the host: capo's own state there,
+    /// the run record).
+    pub fn capo_state_dir(&self, name: &str) -> PathBuf {
+        self.host(name).dir.join("var-lib-capo")
+    }
+
     /// `dir/hosts/NAME/sshd.log`.
     pub fn sshd_log(&self, name: &str) -> String {
         std::fs::read_to_string(self.host(name).dir.join("sshd.log")).unwrap_or_default()

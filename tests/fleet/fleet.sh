@@ -478,13 +478,49 @@ del_netns() {  # deleting the namespace also deletes the veth pair
 }
 
 # ---------------------------------------------------------------- host process
+# The directories each host has of its own for what capo installs and keeps on a host (pull
+# mode's units and cron file, its scripts, the run record): hosts/HOST/SRC -> TARGET.
+HOST_DIRS=(
+  etc-systemd-system:/etc/systemd/system
+  etc-cron.d:/etc/cron.d
+  var-lib-capo:/var/lib/capo
+  usr-local-lib-capo:/usr/local/lib/capo
+)
+
+# host_dir SRC TARGET (inside the host's mount namespace): bind-mounts SRC on TARGET. A
+# TARGET the machine lacks (/var/lib/capo, ...) is created inside an overlay of its nearest
+# existing parent whose writes go to hosts/HOST/overlay/, so it never appears on the machine.
+# Runs before every other bind mount: an overlay hides the mounts below its directory.
+declare -A OVERLAID=()
+host_dir() {
+  local src="$1" target="$2" h="$3" p q o
+  if [[ ! -d "$target" ]]; then
+    p="$(dirname "$target")"
+    while [[ ! -d "$p" ]]; do p="$(dirname "$p")"; done
+    q="$p"
+    while [[ -z "${OVERLAID[$q]:-}" && "$q" != / ]]; do q="$(dirname "$q")"; done
+    if [[ -z "${OVERLAID[$q]:-}" ]]; then
+      o="$h/overlay/${p//\//_}"
+      mkdir -p "$o/upper" "$o/work"
+      mount -t overlay "capo-overlay" -o "lowerdir=$p,upperdir=$o/upper,workdir=$o/work" "$p"
+      OVERLAID[$p]=1
+    fi
+    mkdir -p "$target"
+  fi
+  mount --bind "$src" "$target"
+}
+
 # Runs as pid 1 of the host's namespaces (via unshare, see start_host_proc).
 cmd___init() {
-  local dir="$1" name="$2" h
+  local dir="$1" name="$2" h e
   h="$dir/hosts/$name"
   # never propagate any mount back to the real machine
   mount --make-rprivate /
   hostname "$name"
+  for e in "${HOST_DIRS[@]}"; do
+    mkdir -p "$h/${e%%:*}"
+    host_dir "$h/${e%%:*}" "${e#*:}" "$h"
+  done
   mount -t tmpfs -o size=64m,mode=0755 "capo-$name" /srv
   mkdir -p /srv/puppet /srv/managed /srv/state
   mount --bind "$h/checkout" /srv/puppet
@@ -840,11 +876,13 @@ cmd_up() {
 
   # hosts (and the bastion, a host like the others that is not in the inventory)
   local -a members=()
+  local e
   for ((i = 1; i <= n; i++)); do members+=("$(host_name "$i")"); done
   ((!BASTION)) || members+=(bastion)
   for name in "${members[@]}"; do
     d="$(hdir "$name")"
     mkdir -p "$d/state" "$d/managed" "$d/root"
+    for e in "${HOST_DIRS[@]}"; do mkdir -p "$d/${e%%:*}"; done
     chmod 0755 "$d/managed"
     chmod 0700 "$d/root"
     chmod 0750 "$d/state"

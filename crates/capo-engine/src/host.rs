@@ -49,6 +49,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         puppet: None,
         check: None,
         disabled: None,
+        run_record_error: None,
     }
 }
 
@@ -95,6 +96,7 @@ pub(super) fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) ->
             puppet: None,
             check: None,
             disabled: None,
+            run_record_error: None,
         },
     }
 }

@@ -95,6 +95,9 @@ pub struct HostOutcome {
     pub check: Option<capo_schema::CheckReport>,
     /// Who disabled the host, why and since when (a `disabled` host; `capo disable`).
     pub disabled: Option<capo_schema::DisabledReport>,
+    /// Rollout only: why the step that writes the host's run record could not write it
+    /// (`record-why=`); None when it did, or when no record was due.
+    pub run_record_error: Option<String>,
 }
 
 /// Commits a host would receive.

@@ -89,7 +89,8 @@ pub struct Settings {
     /// host where it cannot be taken fails. `false` runs unlocked, and the report says so.
     pub lock: bool,
     /// capo's own directory on the host (a remote path): the maintenance switch of `capo
-    /// disable`, run records.
+    /// disable`, and the run record (`last_run.json` and `runs/`) that rollouts and pull
+    /// runs write there.
     pub state_dir: String,
     /// The git remote to fetch from.
     pub remote: String,

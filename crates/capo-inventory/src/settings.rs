@@ -90,9 +90,9 @@ pub(crate) struct Layer {
     keepalive_count: Option<Val<u32>>,
     connect_retries: Option<Val<u32>>,
     repo_dir: Option<Val<String>>,
-    state_dir: Option<Val<String>>,
     repo_url: Option<Val<String>>,
     lock: Option<Val<bool>>,
+    state_dir: Option<Val<String>>,
     remote: Option<Val<String>>,
     branch: Option<Val<String>>,
     environment: Option<Val<String>>,
@@ -183,10 +183,10 @@ impl Layer {
                 )?);
             }
             "repo_dir" => self.repo_dir = at!(text(cx, "repo_dir", value)?),
-            "state_dir" => self.state_dir = at!(text(cx, "state_dir", value)?),
             // git clone's URL argument: a leading `-` would be read as an option.
             "repo_url" => self.repo_url = at!(word(cx, "repo_url", value)?),
             "lock" => self.lock = at!(boolean(cx, "lock", value)?),
+            "state_dir" => self.state_dir = at!(text(cx, "state_dir", value)?),
             "remote" => self.remote = at!(word(cx, "remote", value)?),
             "branch" => self.branch = at!(word(cx, "branch", value)?),
             "environment" => {

@@ -100,6 +100,7 @@ connect_retries = 0
 repo_dir = "/srv/puppet"
 repo_url = "git@git.example.com:puppet/control.git"
 lock = false
+state_dir = "/srv/capo-state"
 remote = "upstream"
 branch = "production"
 environment = "live_2"
@@ -143,7 +144,7 @@ address = "192.0.2.10"
             repo_dir: "/srv/puppet".into(),
             repo_url: Some("git@git.example.com:puppet/control.git".into()),
             lock: false,
-            state_dir: "/var/lib/capo".into(),
+            state_dir: "/srv/capo-state".into(),
             remote: "upstream".into(),
             branch: "production".into(),
             environment: "live_2".into(),

@@ -200,6 +200,7 @@ mod tests {
             puppet: None,
             check: None,
             disabled: None,
+            run_record_error: None,
         };
         vec![
             Event::RunStarted {

@@ -181,8 +181,30 @@ pub fn render(report: &Report, view: &View) -> String {
         out.push_str(&line);
         out.push('\n');
     }
+    if let Some(line) = run_record_line(report) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     out.push_str(&logs_lines(report, "step"));
     out
+}
+
+/// `warning: no run record written on 2 hosts (first: web02: WHY)`: one line for every host
+/// whose steps could not write the run record into its `state_dir`; None when all could.
+pub fn run_record_line(report: &Report) -> Option<String> {
+    let missing: Vec<(&str, &str)> = report
+        .hosts
+        .iter()
+        .filter_map(|h| Some((h.name.as_str(), h.run_record_error.as_deref()?)))
+        .collect();
+    let (host, why) = missing.first()?;
+    Some(format!(
+        "warning: no run record written on {} host{} (first: {}: {})",
+        missing.len(),
+        if missing.len() == 1 { "" } else { "s" },
+        sanitize::line(host),
+        sanitize::line(why)
+    ))
 }
 
 /// One row of the table before layout: its hosts (more than one when folded), what they
@@ -534,6 +556,38 @@ mod tests {
             "3f2a1c9"
         );
         assert_eq!(revision(None, None), "-");
+    }
+
+    #[test]
+    fn hosts_without_a_run_record_are_warned_about_in_one_line() {
+        let host = |name: &str, why: Option<&str>| {
+            serde_json::json!({"name": name, "address": "10.0.0.1", "port": 22,
+                "status": "changed", "error": null, "rev_before": "a", "rev_after": "b",
+                "duration_ms": 1, "log_dir": "", "steps": [], "run_record_error": why})
+        };
+        let report = |hosts: Vec<serde_json::Value>| -> Report {
+            let v = serde_json::json!({"schema": crate::SCHEMA, "run_id": "r1",
+                "mode": "rollout", "started_at": "", "finished_at": "", "duration_ms": 1,
+                "inventory": "inv.toml", "run_dir": "runs/r1",
+                "summary": capo_schema::Summary::default(), "hosts": hosts});
+            serde_json::from_value(v).expect("a report")
+        };
+        assert_eq!(run_record_line(&report(vec![host("web01", None)])), None);
+        let why = "cannot write /var/lib/capo as deploy: mkdir: cannot create directory '/var/lib/capo': Permission denied";
+        let two = report(vec![
+            host("web01", None),
+            host("web02", Some(why)),
+            host("web03", Some("x")),
+        ]);
+        assert_eq!(
+            run_record_line(&two).as_deref(),
+            Some(
+                format!("warning: no run record written on 2 hosts (first: web02: {why})").as_str()
+            )
+        );
+        assert!(render(&two, &View::default()).contains(&format!(
+            "\nwarning: no run record written on 2 hosts (first: web02: {why})\nfull output"
+        )));
     }
 
     #[test]

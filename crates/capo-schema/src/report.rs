@@ -210,6 +210,11 @@ pub struct HostReport {
     /// disable`. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<DisabledReport>,
+    /// Rollout only: why this run's record (`last_run.json` in the host's `state_dir`)
+    /// could not be written there; absent when it was, or when the run writes none. It
+    /// never changes the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_record_error: Option<String>,
 }
 
 /// A host's maintenance switch.
@@ -439,6 +444,7 @@ mod tests {
             locked: None,
             check: None,
             disabled: None,
+            run_record_error: None,
         }
     }
 

@@ -36,6 +36,9 @@ pub const INCOMING_SHOWN: usize = 10;
 pub const LIB_PROC: &str = include_str!("../sh/lib-proc.sh");
 /// The checkout functions of the lock, sync, apply and plan scripts.
 pub const LIB_STEP: &str = include_str!("../sh/lib-step.sh");
+/// The run record (`record_run` and what calls it), after [`LIB_STEP`], of the sync,
+/// sync-rev, modules and apply steps alone: pull mode installs it beside them.
+pub const LIB_RECORD: &str = include_str!("../sh/lib-record.sh");
 /// The deadline wrapper every step runs under.
 pub const WRAP: &str = include_str!("../sh/wrap.sh");
 
@@ -132,20 +135,19 @@ impl Script {
         })
     }
 
-    /// The library the script needs in front of it.
-    fn lib(self) -> Option<&'static str> {
+    /// The libraries the script needs in front of it, in order.
+    fn libs(self) -> &'static [&'static str] {
         match self {
-            Script::Lock
-            | Script::Sync
-            | Script::SyncRev
-            | Script::Modules
-            | Script::Apply
-            | Script::Plan
-            | Script::Check
-            | Script::Disable
-            | Script::Bootstrap => Some(LIB_STEP),
-            Script::Kill => Some(LIB_PROC),
-            Script::Collect | Script::Exec => None,
+            // Only the steps that write the run record carry it: every byte here goes to
+            // every host, for every step.
+            Script::Sync | Script::SyncRev | Script::Modules | Script::Apply => {
+                &[LIB_STEP, LIB_RECORD]
+            }
+            Script::Lock | Script::Plan | Script::Check | Script::Disable | Script::Bootstrap => {
+                &[LIB_STEP]
+            }
+            Script::Kill => &[LIB_PROC],
+            Script::Collect | Script::Exec => &[],
         }
     }
 
@@ -157,7 +159,7 @@ impl Script {
                 .iter()
                 .map(|s| {
                     let mut text = String::new();
-                    if let Some(lib) = s.lib() {
+                    for lib in s.libs() {
                         text.push_str(&compact(lib));
                     }
                     if let Some((_, file)) = s.file() {
@@ -182,9 +184,11 @@ fn wrap_text() -> &'static str {
     &TEXT
 }
 
-/// `text` without its comment lines and blank lines (the scripts have no here-documents or
-/// multi-line strings that such a line could be part of; a unit test checks each still
-/// parses).
+/// `text` without its comment lines, blank lines and indentation (the scripts have no
+/// here-documents and no line continued with a backslash right after a word, and
+/// their multi-line strings, the awk programs in lib-record.sh, have no blank line and no line
+/// starting with `#`; a unit test checks each script still parses, and the run record's tests
+/// run those programs as sent).
 fn compact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
@@ -192,7 +196,8 @@ fn compact(text: &str) -> String {
         if code.is_empty() || code.starts_with('#') {
             continue;
         }
-        out.push_str(line);
+        // Indentation means nothing to sh or awk here, and every byte goes to every host.
+        out.push_str(code);
         out.push('\n');
     }
     out

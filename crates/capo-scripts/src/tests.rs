@@ -137,6 +137,7 @@ fn every_file_is_valid_sh_as_written_and_as_sent() {
         texts.extend(Script::ALL.iter().map(|s| (s.id().into(), s.text().into())));
         texts.push(("lib-proc.sh".into(), LIB_PROC.into()));
         texts.push(("lib-step.sh".into(), LIB_STEP.into()));
+        texts.push(("lib-record.sh".into(), LIB_RECORD.into()));
         texts.push(("wrap.sh".into(), wrap_text().into()));
         for (name, text) in texts {
             let out = Command::new(&sh)
@@ -399,6 +400,13 @@ fn apply_passes_the_words_and_reports_a_missing_puppet() {
                 String::new(),
                 String::new(),
                 "0".to_string(),
+                // No run record: STATE_DIR SOURCE RUN_ID BY STARTED REV_BEFORE all empty.
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
                 "$(id)".to_string(),
             ]
         };
@@ -601,6 +609,12 @@ fn apply_leaves_manifest_modulepath_and_config_version_to_environment_conf() {
                     modulepath,
                     "",
                     "0",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
                 ],
                 t,
             ));
@@ -1184,4 +1198,441 @@ fn git_out(dir: &Path, args: &[&str]) -> String {
         .expect("git runs");
     assert!(out.status.success(), "git {args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs `script` after lib-step.sh and lib-record.sh (as compacted and sent) in `sh` = `shell`, with `args` as
+/// its positional arguments.
+fn with_lib_step(shell: &Path, script: &str, args: &[&str]) -> Output {
+    Command::new(shell)
+        .arg("-c")
+        .arg(format!(
+            "{}{}{script}",
+            compact(LIB_STEP),
+            compact(LIB_RECORD)
+        ))
+        .arg("sh")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run")
+}
+
+#[test]
+fn json_object_escapes_every_string_for_json() {
+    let mut nasty: Vec<String> = HOSTILE.iter().map(|s| s.to_string()).collect();
+    nasty.push("ctl \u{1}\u{7}\u{8}\u{c}\r\u{1b}[0m\u{1f}\u{7f} end".into());
+    nasty.push("capo run 1 from \"ctl\" (pid 7), started C:\\Temp\\".into());
+    nasty.push("'quoted' ''".into());
+    for shell in SHS {
+        let Some(sh) = which(shell) else {
+            skip(shell);
+            continue;
+        };
+        let mut args: Vec<String> = Vec::new();
+        for (i, v) in nasty.iter().enumerate() {
+            args.extend([format!("k{i}"), "s".into(), v.clone()]);
+        }
+        let numbers = [
+            ("12", "12"),
+            ("0", "0"),
+            ("", "null"),
+            ("007", "null"),
+            ("1x", "null"),
+            ("-", "null"),
+            ("-3", "null"),
+        ];
+        for (i, (n, _)) in numbers.iter().enumerate() {
+            args.extend([format!("n{i}"), "n".into(), n.to_string()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = with_lib_step(&sh, "json_object \"$@\"\n", &refs);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{shell}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+        for (i, v) in nasty.iter().enumerate() {
+            let want = if v.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(v.clone())
+            };
+            assert_eq!(value[format!("k{i}")], want, "{shell}: {v:?}");
+        }
+        for (i, (_, want)) in numbers.iter().enumerate() {
+            assert_eq!(value[format!("n{i}")].to_string(), *want, "{shell}");
+        }
+        // One member a line, in the order given.
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("{\n  \"k0\": \"it's\",\n"),
+            "{shell}: {text}"
+        );
+        assert!(text.ends_with("\n}\n"), "{shell}: {text}");
+    }
+}
+
+/// A Puppet 7 summary (as in capo-puppet's fixtures) whose config version needs unquoting.
+const SUMMARY: &str = "---\nversion:\n  config: 'it''s 3f2a1c9'\n  puppet: 7.23.0\nresources:\n  changed: 3\n  corrective_change: 1\n  failed: 2\n  failed_to_restart: 0\n  out_of_sync: 4\n  total: 11\ntime:\n  total: 0.02\nchanges:\n  total: 3\n";
+
+/// The file names in `dir`, sorted, hidden ones included.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
+}
+
+#[test]
+fn record_run_writes_the_record_and_keeps_the_newest() {
+    for shell in SHS {
+        let Some(sh) = which(shell) else {
+            skip(shell);
+            continue;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let runs = state.join("runs");
+        std::fs::create_dir_all(&runs).expect("mkdir");
+        // Five older records, and one of another kind of file that is not a record.
+        for i in 1..=5 {
+            std::fs::write(runs.join(format!("20200101T00000{i}.000Z-pull.json")), "{}")
+                .expect("write");
+        }
+        let summary = dir.path().join("summary.yaml");
+        std::fs::write(&summary, SUMMARY).expect("write");
+        let by = "capo run R1 from \"ctl\" (pid 7), started 2026-11-24T22:45:01Z \\o/";
+        let out = with_lib_step(
+            &sh,
+            "s=$(now)\nrecord_run \"$1\" push R1 \"$2\" \"$s\" aaa bbb changed '' \"$3\" 3\necho \"rc=$?\"\n",
+            &[&path(&state), by, &path(&summary)],
+        );
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout, "::capo:record=ok\nrc=0\n", "{shell}");
+        let kept = names(&runs);
+        assert_eq!(kept.len(), 3, "{shell}: {kept:?}");
+        assert_eq!(
+            kept[..2],
+            [
+                "20200101T000004.000Z-pull.json",
+                "20200101T000005.000Z-pull.json"
+            ],
+            "{shell}"
+        );
+        assert!(
+            kept[2].ends_with("Z-push.json")
+                && kept[2].len() == "20261124T224501.123Z-push.json".len(),
+            "{shell}: {kept:?}"
+        );
+        // No temporary file is left; last_run.json is the newest record.
+        assert_eq!(names(&state), ["last_run.json", "runs"], "{shell}");
+        let record = json(&state.join("last_run.json"));
+        assert_eq!(record, json(&runs.join(&kept[2])), "{shell}");
+        let keys: Vec<&str> = record
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut want = vec![
+            "schema",
+            "time",
+            "started",
+            "source",
+            "by",
+            "run_id",
+            "rev_before",
+            "rev_after",
+            "status",
+            "step",
+            "changed",
+            "failed",
+            "corrective",
+            "out_of_sync",
+            "config_version",
+            "duration_ms",
+        ];
+        want.sort_unstable();
+        let mut got = keys.clone();
+        got.sort_unstable();
+        assert_eq!(got, want, "{shell}");
+        assert_eq!(record["schema"], "capo.run/v1");
+        assert_eq!(record["source"], "push");
+        assert_eq!(record["by"], by);
+        assert_eq!(record["run_id"], "R1");
+        assert_eq!(
+            (record["rev_before"].as_str(), record["rev_after"].as_str()),
+            (Some("aaa"), Some("bbb"))
+        );
+        assert_eq!(record["status"], "changed");
+        assert_eq!(record["step"], serde_json::Value::Null);
+        assert_eq!(
+            [
+                &record["changed"],
+                &record["failed"],
+                &record["corrective"],
+                &record["out_of_sync"]
+            ]
+            .map(|v| v.as_u64()),
+            [Some(3), Some(2), Some(1), Some(4)],
+            "{shell}"
+        );
+        assert_eq!(record["config_version"], "it's 3f2a1c9");
+        let time = record["time"].as_str().expect("time");
+        assert!(
+            time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{time}"
+        );
+        assert!(
+            record["started"].as_str().is_some_and(|s| s <= time),
+            "{record}"
+        );
+        assert!(
+            record["duration_ms"].as_u64().is_some_and(|ms| ms < 60_000),
+            "{record}"
+        );
+
+        // The default keeps RECORD_KEEP (20); without a summary the counts are null.
+        let out = with_lib_step(
+            &sh,
+            "s=$(now)\nrecord_run \"$1\" pull '' '' \"$s\" '' '' failed sync ''\n",
+            &[&path(&state)],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "::capo:record=ok\n",
+            "{shell}"
+        );
+        assert_eq!(names(&runs).len(), 4, "{shell}");
+        let record = json(&state.join("last_run.json"));
+        assert_eq!(
+            (record["source"].as_str(), record["step"].as_str()),
+            (Some("pull"), Some("sync"))
+        );
+        for key in [
+            "run_id",
+            "by",
+            "rev_before",
+            "changed",
+            "failed",
+            "corrective",
+            "out_of_sync",
+            "config_version",
+        ] {
+            assert_eq!(record[key], serde_json::Value::Null, "{shell}: {key}");
+        }
+        let keep = with_lib_step(&sh, "echo \"$RECORD_KEEP\"\n", &[]);
+        assert_eq!(String::from_utf8_lossy(&keep.stdout), "20\n");
+    }
+}
+
+#[test]
+fn a_record_that_cannot_be_written_is_reported_and_never_fails_the_step() {
+    for shell in SHS {
+        let Some(sh) = which(shell) else {
+            skip(shell);
+            continue;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A file where the state directory should be: no one can write there, root included.
+        let blocked = dir.path().join("file");
+        std::fs::write(&blocked, "x").expect("write");
+        for state in ["/proc/nope".to_string(), path(&blocked.join("state"))] {
+            let out = with_lib_step(
+                &sh,
+                "record_run \"$1\" push R1 by \"$(now)\" a b unchanged '' ''\necho \"rc=$?\"\n",
+                &[&state],
+            );
+            let marks = Marks::parse(&out.stdout);
+            assert_eq!(marks.get("record"), Some("failed"), "{shell}: {out:?}");
+            let why = marks.get("record-why").expect("why");
+            assert!(
+                why.starts_with(&format!("cannot write {state} as ")),
+                "{shell}: {why}"
+            );
+            assert!(why.contains("mkdir: "), "{shell}: {why}");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).ends_with("rc=0\n"),
+                "{shell}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&blocked).expect("read"), "x");
+    }
+}
+
+#[test]
+fn steps_write_the_record_when_they_end_and_keep_their_exit_status() {
+    each_sh(|shell, run, _| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, clone) = repos(dir.path());
+        let state = dir.path().join("state");
+        let t = Duration::from_secs(30);
+        let record = [path(&state), "push".into(), "R9".into(), "by line".into()];
+        // A sync that fails (no such branch): exit status kept, record failed at sync.
+        let mut args = vec![
+            path(&clone),
+            "origin".into(),
+            "nope".into(),
+            String::new(),
+            "ignore".into(),
+        ];
+        args.extend(record.iter().cloned());
+        let out = run(&Call::step(Script::Sync, args, t));
+        assert_eq!(out.status.code(), Some(1), "{shell}: {out:?}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("record"), Some("ok"), "{shell}: {out:?}");
+        let started = marks.get("started").expect("started").to_string();
+        let head = marks.get("rev-before").expect("rev-before").to_string();
+        let r = json(&state.join("last_run.json"));
+        assert_eq!(
+            (r["status"].as_str(), r["step"].as_str()),
+            (Some("failed"), Some("sync")),
+            "{shell}"
+        );
+        assert_eq!(
+            (r["rev_before"].as_str(), r["rev_after"].as_str()),
+            (Some(head.as_str()), Some(head.as_str()))
+        );
+        assert_eq!(r["changed"], serde_json::Value::Null);
+        // A sync that succeeds writes none: apply will.
+        let mut args = vec![
+            path(&clone),
+            "origin".into(),
+            "main".into(),
+            String::new(),
+            "ignore".into(),
+        ];
+        args.extend(record.iter().cloned());
+        let out = run(&Call::step(Script::Sync, args, t));
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        assert_eq!(Marks::parse(&out.stdout).get("record"), None, "{shell}");
+        assert_eq!(names(&state.join("runs")).len(), 1, "{shell}");
+        // An apply by a Puppet that writes its summary and says "changed" (exit 2).
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        let puppet = bin.join("fake-puppet");
+        let summary = dir.path().join("summary.yaml");
+        std::fs::write(&summary, SUMMARY).expect("write");
+        std::fs::write(
+            &puppet,
+            format!(
+                "#!/bin/sh\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = --lastrunfile ]; then cp {} \"$2\"; fi\n  shift\ndone\nexit 2\n",
+                path(&summary)
+            ),
+        )
+        .expect("write");
+        std::fs::set_permissions(&puppet, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let apply = |puppet: &str| {
+            let mut args = vec![
+                path(&clone),
+                String::new(),
+                puppet.to_string(),
+                "production".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "0".into(),
+            ];
+            args.extend(record.iter().cloned());
+            args.extend([started.clone(), "0123abc".into()]);
+            let out = run(&Call::step(Script::Apply, args, t));
+            if let Some(r) = Marks::parse(&out.stdout).get("results") {
+                let _ = std::fs::remove_dir_all(r);
+            }
+            out
+        };
+        let out = apply(&path(&puppet));
+        assert_eq!(out.status.code(), Some(2), "{shell}: {out:?}");
+        assert_eq!(
+            Marks::parse(&out.stdout).get("record"),
+            Some("ok"),
+            "{shell}: {out:?}"
+        );
+        let r = json(&state.join("last_run.json"));
+        assert_eq!(
+            (r["status"].as_str(), &r["step"]),
+            (Some("changed"), &serde_json::Value::Null),
+            "{shell}"
+        );
+        assert_eq!(
+            (r["rev_before"].as_str(), r["rev_after"].as_str()),
+            (Some("0123abc"), Some(head.as_str()))
+        );
+        assert_eq!(
+            (r["changed"].as_u64(), r["config_version"].as_str()),
+            (Some(3), Some("it's 3f2a1c9")),
+            "{shell}"
+        );
+        assert_eq!(r["started"].as_str(), started.split(' ').nth(1), "{shell}");
+        // No puppet at all: exit 127 kept, the record says failed at apply.
+        let out = apply("no-such-puppet");
+        assert_eq!(out.status.code(), Some(127), "{shell}: {out:?}");
+        let r = json(&state.join("last_run.json"));
+        assert_eq!(
+            (r["status"].as_str(), r["step"].as_str()),
+            (Some("failed"), Some("apply")),
+            "{shell}"
+        );
+        assert_eq!(r["changed"], serde_json::Value::Null);
+        assert_eq!(names(&state.join("runs")).len(), 3, "{shell}");
+    });
+}
+
+#[test]
+fn a_step_stopped_at_its_deadline_still_writes_the_record() {
+    each_sh(|shell, run, _| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, clone) = repos(dir.path());
+        let state = dir.path().join("state");
+        let puppet = dir.path().join("slow-puppet");
+        std::fs::write(&puppet, "#!/bin/sh\nsleep 30\n").expect("write");
+        std::fs::set_permissions(&puppet, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let mut args = vec![
+            path(&clone),
+            String::new(),
+            path(&puppet),
+            "production".into(),
+        ];
+        args.extend(
+            [
+                "",
+                "",
+                "",
+                "0",
+                &path(&state),
+                "push",
+                "R1",
+                "by",
+                "",
+                "abc",
+            ]
+            .map(String::from),
+        );
+        let started = std::time::Instant::now();
+        let out = run(&Call::step(Script::Apply, args, Duration::from_secs(1)));
+        assert!(started.elapsed() < Duration::from_secs(10), "{shell}");
+        let marks = Marks::parse(&out.stdout);
+        assert_eq!(marks.get("deadline"), Some("1.000"), "{shell}: {out:?}");
+        assert_eq!(marks.get("record"), Some("ok"), "{shell}: {out:?}");
+        let r = json(&state.join("last_run.json"));
+        assert_eq!(
+            (r["status"].as_str(), r["step"].as_str()),
+            (Some("failed"), Some("apply")),
+            "{shell}"
+        );
+        if let Some(results) = marks.get("results") {
+            let _ = std::fs::remove_dir_all(results);
+        }
+    });
 }

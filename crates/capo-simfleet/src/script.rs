@@ -12,9 +12,9 @@
 //! | `capo-kill` | | exit 0 |
 //! | every step (under `wrap.sh`) | DEADLINE | `::capo:pid=N` at once, then: |
 //! | - `capo-plan` | REV, SHOW_DIFF | rev-before/rev-after, `target`, `incoming-count`, `incoming`, `results=/tmp/capo-plan.XXXXXX`, Puppet's noop console output; exit 0 |
-//! | - `capo-sync-rev` | REV | rev-before/rev-after, `target`, `ahead=1` when the host is past it; exit 0 |
-//! | - `capo-sync` | REMOTE, BRANCH | rev-before, git's pull output, rev-after; exit 0 |
-//! | - `capo-apply` | SHOW_DIFF | `results=/tmp/capo-run.XXXXXX`, Puppet's console output; exit 2 (changed), 0 (unchanged) or 6 (failed) |
+//! | - `capo-sync-rev` | REV | `started` (for the run record), rev-before/rev-after, `target`, `ahead=1` when the host is past it; exit 0 |
+//! | - `capo-sync` | REMOTE, BRANCH | `started`, rev-before, git's pull output, rev-after; exit 0 |
+//! | - `capo-apply` | SHOW_DIFF | `results=/tmp/capo-run.XXXXXX`, Puppet's console output, `record=ok` (the run record, which the fleet does not keep); exit 2 (changed), 0 (unchanged) or 6 (failed) |
 //! | - `capo-exec` | CMD | [`crate::shell::simulate`] |
 //! | - `capo-check` | LOCK | user, pkg, git and puppet versions, `repo=checkout` with head and branch, `puppetfile=none`, and `lock=free`, `held` + `holder=` (while a connection holds it) or `off`; exit 0 |
 //! | anything else | | [`crate::shell::simulate`] on the whole command |
@@ -214,6 +214,16 @@ mod tests {
     const HOLDER: &str =
         "capo run 20261124T224501Z-1a2b from ctl (pid 7), started 2026-11-24T22:45:01Z";
 
+    /// A push run's record arguments, as a rollout passes them after its sync (the
+    /// arguments the simulated fleet reads by index must not move).
+    fn record() -> steps::RunRecord {
+        steps::RunRecord {
+            started: "1795563412000 2026-11-24T22:45:01Z 20261124T224501".into(),
+            rev_before: "3f2a1c9".into(),
+            ..steps::RunRecord::push(&settings(), "20261124T224501Z-1a2b", HOLDER)
+        }
+    }
+
     #[test]
     fn every_capo_script_is_recognized() {
         let s = settings();
@@ -235,22 +245,28 @@ mod tests {
             other => panic!("not a step: {other:?}"),
         };
         assert_eq!(
-            step(classify(&steps::sync(&s, HOLDER, t).script)),
+            step(classify(&steps::sync(&s, HOLDER, &record(), t).script)),
             Step::Sync {
                 remote: "origin".into(),
                 branch: "main".into()
             }
         );
         assert_eq!(
-            step(classify(&steps::sync_to_rev(&s, "v1.2", HOLDER, t).script)),
+            step(classify(
+                &steps::sync_to_rev(&s, "v1.2", HOLDER, &record(), t).script
+            )),
             Step::SyncToRev { rev: "v1.2".into() }
         );
         assert_eq!(
-            step(classify(&steps::apply(&s, HOLDER, t, false).script)),
+            step(classify(
+                &steps::apply(&s, HOLDER, &record(), t, false).script
+            )),
             Step::Apply { show_diff: false }
         );
         assert_eq!(
-            step(classify(&steps::apply(&s, HOLDER, t, true).script)),
+            step(classify(
+                &steps::apply(&s, HOLDER, &record(), t, true).script
+            )),
             Step::Apply { show_diff: true }
         );
         assert_eq!(

@@ -14,6 +14,13 @@ use crate::shell::{self, HostFacts};
 use capo_scripts::{EOF_MARK, LOCKED_EXIT, MARK};
 
 /// Subject of the one commit a sync brings in.
+/// What a simulated sync says about when the run began (`record_start` in lib-record.sh), for
+/// the run record, which capo passes on to the apply step.
+const STARTED: &str = "::capo:started=1795563412000 2026-11-24T22:45:01Z 20261124T224501\n";
+
+/// What a simulated apply prints once it wrote the run record.
+const RECORD_OK: &str = "::capo:record=ok\n";
+
 const COMMIT_SUBJECT: &str = "Raise the MOTD";
 
 /// How long each simulated step takes.
@@ -256,7 +263,7 @@ impl Sim {
         let head = self.head(host);
         match step {
             Step::Sync { remote, branch } => {
-                let now = format!("{MARK}pid={pid}\n{MARK}rev-before={head}\n");
+                let now = format!("{MARK}pid={pid}\n{STARTED}{MARK}rev-before={head}\n");
                 let from = format!(
                     "From /srv/git/puppet\n * branch            {branch:<10} -> FETCH_HEAD\n"
                 );
@@ -286,8 +293,9 @@ impl Sim {
             }
             Step::SyncToRev { rev } => {
                 let target = self.resolve(Some(&rev));
-                let now =
-                    format!("{MARK}pid={pid}\n{MARK}rev-before={head}\n{MARK}rev-after={head}\n");
+                let now = format!(
+                    "{MARK}pid={pid}\n{STARTED}{MARK}rev-before={head}\n{MARK}rev-after={head}\n"
+                );
                 let rest = if target == head {
                     format!("{MARK}target={target}\n{MARK}rev-after={head}\n")
                 } else if target == self.before {
@@ -311,10 +319,14 @@ impl Sim {
                     "{MARK}pid={pid}\n{MARK}results={}\n",
                     self.tmp_dir("capo-run")
                 );
+                // The host writes the run record when Puppet ends, and says so.
+                let mut stdout = Vec::with_capacity(run.stdout.len() + RECORD_OK.len());
+                stdout.extend_from_slice(&run.stdout);
+                stdout.extend_from_slice(RECORD_OK.as_bytes());
                 Reply {
                     now: Bytes::from(now),
                     delay: self.delays.apply,
-                    stdout: run.stdout.clone(),
+                    stdout: Bytes::from(stdout),
                     stderr: run.stderr.clone(),
                     end: End::Exit(run.exit),
                     cut: false,
@@ -441,7 +453,11 @@ mod tests {
         assert_eq!(Marks::parse(&second.now).get("holder"), Some("run A"));
         sim.release_lock(7);
 
-        let sync = sim.reply(7, &steps::sync(&s, "run A", t).script, &mut conn);
+        let sync = sim.reply(
+            7,
+            &steps::sync(&s, "run A", &steps::RunRecord::default(), t).script,
+            &mut conn,
+        );
         let marks = Marks::parse(&all(&sync));
         assert!(marks.pid().is_some());
         assert_eq!(marks.get("rev-before"), Some(BEFORE));
@@ -449,7 +465,11 @@ mod tests {
         assert_eq!(sync.end, End::Exit(0));
         assert_eq!(sync.delay, Duration::from_millis(50));
 
-        let apply = sim.reply(7, &steps::apply(&s, "run A", t, false).script, &mut conn);
+        let apply = sim.reply(
+            7,
+            &steps::apply(&s, "run A", &steps::RunRecord::default(), t, false).script,
+            &mut conn,
+        );
         assert_eq!(apply.end, End::Exit(2));
         let marks = Marks::parse(&all(&apply));
         let dir = marks.get("results").unwrap_or_default();
@@ -484,7 +504,7 @@ mod tests {
         let up = fleet(Outcome::Unchanged);
         let rev = up.reply(
             1,
-            &steps::sync_to_rev(&s, "3f2a1c9", "r", t).script,
+            &steps::sync_to_rev(&s, "3f2a1c9", "r", &steps::RunRecord::default(), t).script,
             &mut conn,
         );
         let marks = Marks::parse(&all(&rev));
@@ -515,7 +535,13 @@ mod tests {
         assert_eq!(Marks::parse(&r.stdout).get("deadline"), Some("2.000"));
         // An apply killed at its deadline leaves no results behind.
         let s = settings();
-        let apply = steps::apply(&s, "h", Duration::from_millis(500), false);
+        let apply = steps::apply(
+            &s,
+            "h",
+            &steps::RunRecord::default(),
+            Duration::from_millis(500),
+            false,
+        );
         let r = sim.reply(42, &apply.script, &mut conn);
         assert_eq!(r.end, End::Exit(143));
         let dir = Marks::parse(&all(&r))

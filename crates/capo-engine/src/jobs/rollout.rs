@@ -25,13 +25,19 @@ impl Job for Rollout<'_> {
         let deadline = settings.command_timeout;
         let holder = run.step_lock_holder().to_string();
         let rev = self.rev;
+        // The steps write the host's run record themselves (a failed sync or modules step,
+        // and apply whatever its end): no round trip of its own.
+        let mut run_record =
+            steps::RunRecord::push(&settings, &run.opts.meta.run_id, &run.opts.holder);
 
         // Sync: a failed sync means apply does not run.
         let sync = match rev {
-            Some(rev) => steps::sync_to_rev(&settings, rev, &holder, deadline),
-            None => steps::sync(&settings, &holder, deadline),
+            Some(rev) => steps::sync_to_rev(&settings, rev, &holder, &run_record, deadline),
+            None => steps::sync(&settings, &holder, &run_record, deadline),
         };
         let (record, end, marks) = run.run_step(session, &sync).await;
+        run_record.after_sync(&marks);
+        run.outcome.run_record_error = steps::record_error(&marks);
         run.outcome.rev_before = marks.get("rev-before").map(str::to_string);
         run.outcome.rev_after = marks.get("rev-after").map(str::to_string);
         run.outcome.target = marks
@@ -57,8 +63,9 @@ impl Job for Rollout<'_> {
         }
 
         if steps::modules_stale(&marks) {
-            let modules = steps::modules(&settings, &holder, deadline);
+            let modules = steps::modules(&settings, &holder, &run_record, deadline);
             let (record, end, marks) = run.run_step(session, &modules).await;
+            run.outcome.run_record_error = steps::record_error(&marks);
             let stdout = String::from_utf8_lossy(&record.stdout_tail).into_owned();
             let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
             run.finished(record).await;
@@ -76,8 +83,15 @@ impl Job for Rollout<'_> {
             }
         }
 
-        let apply = steps::apply(&settings, &holder, deadline, run.opts.show_diff);
+        let apply = steps::apply(
+            &settings,
+            &holder,
+            &run_record,
+            deadline,
+            run.opts.show_diff,
+        );
         let (record, end, marks) = run.run_step(session, &apply).await;
+        run.outcome.run_record_error = steps::record_error(&marks);
         let hint = puppet_hint(
             &String::from_utf8_lossy(&record.stderr_tail),
             &String::from_utf8_lossy(&record.stdout_tail),

@@ -51,6 +51,73 @@ impl Step {
     }
 }
 
+/// What a rollout's steps pass on so that they write the host's run record themselves (see
+/// `record_run` in capo-scripts' `lib-record.sh`, and docs/run-record.md): the sync or modules
+/// step when it fails, the apply step whatever its end. Pull mode's job passes the same
+/// arguments to the same scripts. [`RunRecord::default`]: no record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunRecord {
+    /// The host's `state_dir`; empty: no record.
+    pub state_dir: String,
+    /// The run's id.
+    pub run_id: String,
+    /// The run's holder line (run id, controller, pid, start), the record's `by`.
+    pub by: String,
+    /// When the run began on the host: the sync step's `started=` marker (host clock);
+    /// empty until the sync said it.
+    pub started: String,
+    /// HEAD before the sync, for the steps after it.
+    pub rev_before: String,
+}
+
+impl RunRecord {
+    /// What the record `source` is for runs from capo on the controller.
+    pub const PUSH: &'static str = "push";
+
+    /// The record of a push run `run_id` whose holder line is `by`, into the host's
+    /// `state_dir`.
+    pub fn push(settings: &Settings, run_id: &str, by: &str) -> RunRecord {
+        RunRecord {
+            state_dir: settings.state_dir.clone(),
+            run_id: run_id.to_string(),
+            by: by.to_string(),
+            ..RunRecord::default()
+        }
+    }
+
+    /// STATE_DIR SOURCE RUN_ID BY: the sync scripts' record arguments.
+    fn sync_args(&self) -> [&str; 4] {
+        let source = if self.state_dir.is_empty() {
+            ""
+        } else {
+            RunRecord::PUSH
+        };
+        [&self.state_dir, source, &self.run_id, &self.by]
+    }
+
+    /// STATE_DIR SOURCE RUN_ID BY STARTED REV_BEFORE: the modules and apply scripts'.
+    fn step_args(&self) -> [&str; 6] {
+        let [dir, source, run_id, by] = self.sync_args();
+        [dir, source, run_id, by, &self.started, &self.rev_before]
+    }
+
+    /// Takes what the sync step said that the later steps' records need.
+    pub fn after_sync(&mut self, marks: &Marks) {
+        self.started = marks.get("started").unwrap_or_default().to_string();
+        self.rev_before = marks.get("rev-before").unwrap_or_default().to_string();
+    }
+}
+
+/// Why a step could not write the host's run record, when it says so (`record=failed`).
+pub fn record_error(marks: &Marks) -> Option<String> {
+    (marks.get("record") == Some("failed")).then(|| {
+        marks
+            .get("record-why")
+            .unwrap_or("no reason given")
+            .to_string()
+    })
+}
+
 /// The lock holder (`capo-lock`): runs for the whole time capo works on a host and holds
 /// `capo.lock` in the checkout's git directory; see `lock.sh` for its markers.
 pub fn lock(settings: &Settings, holder: &str) -> String {
@@ -104,7 +171,9 @@ pub fn disabled(marks: &Marks) -> Option<capo_schema::DisabledReport> {
 /// HEAD around it, and on failure what blocked it (local changes, diverged history); on
 /// success, whether the Puppetfile's modules need installing (`modules=stale`, see
 /// [`modules`]). `holder` is written into the step lock; empty (`lock = false`): no step lock.
-pub fn sync(settings: &Settings, holder: &str, deadline: Duration) -> Step {
+///
+/// With a `record` (not [`RunRecord::default`]), a sync that fails writes the run record.
+pub fn sync(settings: &Settings, holder: &str, record: &RunRecord, deadline: Duration) -> Step {
     let display = join([
         "git",
         "pull",
@@ -112,17 +181,17 @@ pub fn sync(settings: &Settings, holder: &str, deadline: Duration) -> Step {
         &settings.remote,
         &settings.branch,
     ]);
-    let call = Call::step(
-        Script::Sync,
-        [
-            settings.repo_dir.as_str(),
-            &settings.remote,
-            &settings.branch,
-            holder,
-            settings.puppetfile.as_str(),
-        ],
-        deadline,
-    );
+    let mut args = vec![
+        settings.repo_dir.as_str(),
+        &settings.remote,
+        &settings.branch,
+        holder,
+        settings.puppetfile.as_str(),
+    ];
+    if !record.state_dir.is_empty() {
+        args.extend(record.sync_args());
+    }
+    let call = Call::step(Script::Sync, args, deadline);
     Step::new(StepName::Sync, display, call)
 }
 
@@ -133,21 +202,22 @@ pub fn modules_stale(marks: &Marks) -> bool {
 }
 
 /// The modules step (`capo-modules`): the checkout's Puppetfile modules installed by the
-/// `puppetfile` setting's installer, in `repo_dir`, and recorded for the next sync.
-pub fn modules(settings: &Settings, holder: &str, deadline: Duration) -> Step {
+/// `puppetfile` setting's installer, in `repo_dir`, and recorded for the next sync. With a
+/// `record`, a modules step that fails writes the run record.
+pub fn modules(settings: &Settings, holder: &str, record: &RunRecord, deadline: Duration) -> Step {
     let display = match settings.puppetfile {
         Puppetfile::G10k => "g10k -puppetfile".to_string(),
         _ => "r10k puppetfile install".to_string(),
     };
-    let call = Call::step(
-        Script::Modules,
-        [
-            settings.repo_dir.as_str(),
-            settings.puppetfile.as_str(),
-            holder,
-        ],
-        deadline,
-    );
+    let mut args = vec![
+        settings.repo_dir.as_str(),
+        settings.puppetfile.as_str(),
+        holder,
+    ];
+    if !record.state_dir.is_empty() {
+        args.extend(record.step_args());
+    }
+    let call = Call::step(Script::Modules, args, deadline);
     Step::new(StepName::Modules, display, call)
 }
 
@@ -316,12 +386,24 @@ fn puppet_args(settings: &Settings, show_diff: bool) -> Vec<String> {
 }
 
 /// The apply step (`capo-apply`): `puppet apply --detailed-exitcodes ...` in `repo_dir`, with
-/// its results written to a fresh temporary directory on the host (see [`collect`]).
-pub fn apply(settings: &Settings, holder: &str, deadline: Duration, show_diff: bool) -> Step {
+/// its results written to a fresh temporary directory on the host (see [`collect`]). With a
+/// `record`, it writes the run record when Puppet ends.
+pub fn apply(
+    settings: &Settings,
+    holder: &str,
+    record: &RunRecord,
+    deadline: Duration,
+    show_diff: bool,
+) -> Step {
     let command = apply_command(settings, &[]);
     let display = render_display(&command, &settings.repo_dir);
     let mut args = vec![settings.repo_dir.clone(), holder.to_string()];
-    args.extend(puppet_args(settings, show_diff));
+    let mut puppet = puppet_args(settings, show_diff);
+    // PUPPET .. SHOW_DIFF, then the record's arguments, then the PUPPET_ARGs.
+    let rest = puppet.split_off(6);
+    args.extend(puppet);
+    args.extend(record.step_args().map(str::to_string));
+    args.extend(rest);
     Step::new(
         StepName::Apply,
         display,
@@ -508,7 +590,11 @@ mod tests {
             "repo_dir = \"/srv/my repo's\"\ncertname = \"web'1\"\npuppet_args = [\"--tags\", \"a;b\"]\n\
              manifest = \"manifests/site.pp\"\nmodulepath = [\"modules\"]",
         );
-        let step = apply(&s, "h", Duration::from_secs(5), false);
+        let mut record = RunRecord::push(&s, "R1", "capo run R1 from 'ctl'");
+        record.after_sync(&Marks::parse(
+            b"::capo:started=1000 2026-11-24T22:45:01Z 20261124T224501\n::capo:rev-before=abc\n",
+        ));
+        let step = apply(&s, "h", &record, Duration::from_secs(5), false);
         assert_eq!(
             step.display,
             "puppet apply --detailed-exitcodes --color=false --environment production --certname 'web'\\''1' \
@@ -526,6 +612,12 @@ mod tests {
                 "modules",
                 "web'1",
                 "0",
+                "/var/lib/capo",
+                "push",
+                "R1",
+                "capo run R1 from 'ctl'",
+                "1000 2026-11-24T22:45:01Z 20261124T224501",
+                "abc",
                 "--tags",
                 "a;b"
             ]
@@ -534,9 +626,46 @@ mod tests {
     }
 
     #[test]
+    fn the_run_record_arguments_follow_each_script_s_own() {
+        let s = settings("state_dir = \"/srv/state dir\"");
+        let record = RunRecord::push(&s, "R1", "by");
+        let t = Duration::from_secs(5);
+        let tail = |step: Step| step.call.args[step.call.args.len() - 4..].to_vec();
+        assert_eq!(
+            tail(sync(&s, "h", &record, t)),
+            ["/srv/state dir", "push", "R1", "by"]
+        );
+        assert_eq!(
+            tail(sync_to_rev(&s, "v1", "h", &record, t)),
+            ["/srv/state dir", "push", "R1", "by"]
+        );
+        let m = modules(&s, "h", &record, t);
+        assert_eq!(
+            m.call.args[3..],
+            ["/srv/state dir", "push", "R1", "by", "", ""]
+        );
+        // No record: the optional arguments are left out, apply's are empty.
+        let none = RunRecord::default();
+        assert_eq!(sync(&s, "h", &none, t).call.args.len(), 5);
+        assert_eq!(modules(&s, "h", &none, t).call.args.len(), 3);
+        assert_eq!(
+            apply(&s, "h", &none, t, false).call.args[8..],
+            ["", "", "", "", "", ""]
+        );
+        assert_eq!(record_error(&Marks::parse(b"::capo:record=ok\n")), None);
+        assert_eq!(
+            record_error(&Marks::parse(
+                b"::capo:record=failed\n::capo:record-why=cannot write /x as deploy: mkdir: no\n"
+            ))
+            .as_deref(),
+            Some("cannot write /x as deploy: mkdir: no")
+        );
+    }
+
+    #[test]
     fn sync_command_passes_the_branch_as_an_argument() {
         let s = settings("branch = \"main;touch /tmp/pwned\"");
-        let step = sync(&s, "h", Duration::from_secs(5));
+        let step = sync(&s, "h", &RunRecord::default(), Duration::from_secs(5));
         assert_eq!(
             step.display,
             "git pull --ff-only origin 'main;touch /tmp/pwned'"
@@ -568,7 +697,7 @@ mod tests {
             "repo_dir = {:?}",
             dir.path().display().to_string()
         ));
-        let out = run_sh(&sync(&s, "h", Duration::from_secs(5)).script);
+        let out = run_sh(&sync(&s, "h", &RunRecord::default(), Duration::from_secs(5)).script);
         assert_eq!(out.status.code(), Some(1));
         let marks = Marks::parse(&out.stdout);
         assert_eq!(marks.get("fail"), Some("not-a-repo"));
@@ -582,7 +711,16 @@ mod tests {
             "repo_dir = {:?}\npuppet = \"no-such-puppet\"",
             dir.path().display().to_string()
         ));
-        let out = run_sh(&apply(&s, "h", Duration::from_secs(5), false).script);
+        let out = run_sh(
+            &apply(
+                &s,
+                "h",
+                &RunRecord::default(),
+                Duration::from_secs(5),
+                false,
+            )
+            .script,
+        );
         assert_eq!(out.status.code(), Some(127));
         let marks = Marks::parse(&out.stdout);
         let missing = missing_puppet(&s, &marks).expect("reported");
@@ -910,7 +1048,7 @@ mod tests {
         assert!(!modules_stale(&marks(b"::capo:modules=none\n")));
         assert!(!modules_stale(&marks(b"")));
         let s = settings("repo_dir = \"/srv/puppet\"\npuppetfile = \"g10k\"");
-        let step = modules(&s, "h", Duration::from_secs(5));
+        let step = modules(&s, "h", &RunRecord::default(), Duration::from_secs(5));
         assert_eq!(step.name, StepName::Modules);
         assert_eq!(step.display, "g10k -puppetfile");
         assert_eq!(step.call.args, ["/srv/puppet", "g10k", "h"]);

@@ -6,25 +6,33 @@ use std::time::Duration;
 use capo_inventory::Settings;
 use capo_scripts::{Call, Script, EOF_MARK};
 
-use super::{apply_command, lit, puppet_args, render_display, Step};
+use super::{apply_command, lit, puppet_args, render_display, RunRecord, Step};
 use crate::outcome::StepName;
 use capo_scripts::join;
 
 /// `rollout --rev` (`capo-sync-rev`): fetch, then fast-forward the checkout to the target. A
 /// checkout already there does nothing; one already past it is left alone (`ahead`); one
 /// that has diverged from it fails. capo never moves a checkout backwards.
-pub fn sync_to_rev(settings: &Settings, rev: &str, holder: &str, deadline: Duration) -> Step {
-    let call = Call::step(
-        Script::SyncRev,
-        [
-            settings.repo_dir.as_str(),
-            &settings.remote,
-            rev,
-            holder,
-            settings.puppetfile.as_str(),
-        ],
-        deadline,
-    );
+///
+/// With a `record` (not [`RunRecord::default`]), a sync that fails writes the run record.
+pub fn sync_to_rev(
+    settings: &Settings,
+    rev: &str,
+    holder: &str,
+    record: &RunRecord,
+    deadline: Duration,
+) -> Step {
+    let mut args = vec![
+        settings.repo_dir.as_str(),
+        &settings.remote,
+        rev,
+        holder,
+        settings.puppetfile.as_str(),
+    ];
+    if !record.state_dir.is_empty() {
+        args.extend(record.sync_args());
+    }
+    let call = Call::step(Script::SyncRev, args, deadline);
     let display = format!(
         "{} && {}",
         join(["git", "fetch", &settings.remote]),
