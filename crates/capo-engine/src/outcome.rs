@@ -95,6 +95,8 @@ pub struct HostOutcome {
     pub check: Option<capo_schema::CheckReport>,
     /// Who disabled the host, why and since when (a `disabled` host; `capo disable`).
     pub disabled: Option<capo_schema::DisabledReport>,
+    /// `capo status` only: where the host stands.
+    pub host_state: Option<capo_schema::HostStateReport>,
 }
 
 /// Commits a host would receive.

@@ -129,6 +129,7 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         puppet: None,
         check: None,
         disabled: None,
+        host_state: None,
     }
 }
 
@@ -219,6 +220,7 @@ fn host_report(o: &HostOutcome) -> HostReport {
         puppet: o.puppet.as_ref().map(puppet_report),
         check: o.check.clone(),
         disabled: o.disabled.clone(),
+        host_state: o.host_state.clone(),
     }
 }
 

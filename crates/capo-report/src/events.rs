@@ -200,6 +200,7 @@ mod tests {
             puppet: None,
             check: None,
             disabled: None,
+            host_state: None,
         };
         vec![
             Event::RunStarted {

@@ -368,6 +368,7 @@ mod tests {
             incoming: None,
             check: None,
             disabled: None,
+            host_state: None,
             puppet: Some(PuppetReport {
                 exit_code: Some(0),
                 resources: None,

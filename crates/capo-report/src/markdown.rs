@@ -243,6 +243,7 @@ mod tests {
             puppet: None,
             check: None,
             disabled: None,
+            host_state: None,
         }
     }
 

@@ -304,6 +304,7 @@ mod tests {
             puppet: None,
             check: None,
             disabled: None,
+            host_state: None,
         }
     }
 
