@@ -40,6 +40,10 @@ pub enum Command {
     /// compiles. A repo_dir that already is a checkout of the repo is left alone
     /// (`already`); one that holds anything else is refused and never touched.
     Bootstrap(BootstrapArgs),
+    /// Show where each host stands, changing nothing: HEAD and how far behind the remote
+    /// branch, the last run (push or pull) and Puppet's own, the lock, the maintenance switch,
+    /// pull mode. Exits 1 unless every host is ok or changed (a drift alarm for CI).
+    Status(StatusArgs),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
 }
@@ -157,6 +161,25 @@ pub struct BootstrapArgs {
 pub struct EnableArgs {
     #[command(flatten)]
     pub selection: Selection,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// Fetch the remote branch on each host first, so that `behind` is current (this moves
+    /// the host's remote-tracking branch, nothing else).
+    #[arg(long)]
+    pub fetch: bool,
+
+    /// A host whose last run ended longer ago than this is `stale` (default: twice the pull
+    /// timer's interval where one is installed, else 24h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stale_after: Option<Duration>,
 
     #[command(flatten)]
     pub run: RunArgs,

@@ -44,6 +44,8 @@ pub struct RunEnd {
     /// A `--report`, `--junit` or `--summary-md` file, or the report on stdout, could not be
     /// written.
     pub outputs_failed: bool,
+    /// `capo status`: hosts looked at that are not `ok` or `changed`.
+    pub unhealthy: usize,
 }
 
 impl RunEnd {
@@ -55,6 +57,11 @@ impl RunEnd {
             halted: report.halted.is_some(),
             fail_on_changes,
             outputs_failed,
+            unhealthy: report
+                .hosts
+                .iter()
+                .filter(|h| h.host_state.as_ref().is_some_and(|s| !s.state.is_healthy()))
+                .count(),
         }
     }
 }
@@ -63,7 +70,8 @@ impl RunEnd {
 ///
 /// A run's output files come first: a CI job that asked for `--report` and did not get it
 /// must not pass, whatever the hosts did. Then an interruption, whatever the hosts did
-/// before it; then hosts that fail the run ([`HostStatus::fails_run`]) or a halt; then
+/// before it; then hosts that fail the run ([`HostStatus::fails_run`]), a halt, or (`capo
+/// status`) hosts that need attention; then
 /// would-be changes when asked to fail on them.
 pub fn code(result: &Result<Outcome, Error>) -> u8 {
     let end = match result {
@@ -75,7 +83,8 @@ pub fn code(result: &Result<Outcome, Error>) -> u8 {
         FAILURE
     } else if end.interrupted {
         INTERRUPTED
-    } else if end.summary.count_where(HostStatus::fails_run) > 0 || end.halted {
+    } else if end.summary.count_where(HostStatus::fails_run) > 0 || end.halted || end.unhealthy > 0
+    {
         FAILURE
     } else if end.fail_on_changes && end.summary.would_change > 0 {
         WOULD_CHANGE
@@ -143,6 +152,11 @@ mod tests {
                 0,
             ),
             ("no hosts", end(&[]), 0),
+            (
+                "status: a host that needs attention",
+                with(end(&[(HostStatus::Ok, 2)]), |e| e.unhealthy = 1),
+                1,
+            ),
             ("a failed host", end(&[(Changed, 2), (Failed, 1)]), 1),
             ("an unreachable host", end(&[(Unreachable, 1)]), 1),
             ("a cancelled host", end(&[(Cancelled, 1)]), 1),

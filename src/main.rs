@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Disable(args) => cmd::disable::run(&args),
         Command::Enable(args) => cmd::enable::run(&args),
         Command::Bootstrap(args) => cmd::bootstrap::run(&args),
+        Command::Status(args) => cmd::status::run(&args),
     };
     if let Err(e) = &result {
         error::print(e);

@@ -9,3 +9,4 @@ pub mod exec;
 pub mod hosts;
 pub mod plan;
 pub mod rollout;
+pub mod status;

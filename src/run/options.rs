@@ -62,7 +62,11 @@ fn meta(selection: &Selection, mode: &RunMode, run_id: String, run_dir: PathBuf)
         RunMode::Rollout { rev } | RunMode::Plan { rev } | RunMode::Bootstrap { rev, .. } => {
             rev.clone()
         }
-        RunMode::Exec { .. } | RunMode::Check | RunMode::Disable { .. } | RunMode::Enable => None,
+        RunMode::Exec { .. }
+        | RunMode::Check
+        | RunMode::Disable { .. }
+        | RunMode::Enable
+        | RunMode::Status { .. } => None,
     };
     RunMeta {
         run_id,
@@ -90,8 +94,22 @@ pub fn operator() -> String {
     let user = ["USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .or_else(user_from_passwd)
         .unwrap_or_else(|| "unknown".to_string());
     format!("{user}@{}", controller_name())
+}
+
+/// The name of the user this process runs as, from /etc/passwd (cron jobs and containers
+/// often set no USER).
+fn user_from_passwd() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
 }
 
 /// This machine's name, for lock holder messages.

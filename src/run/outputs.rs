@@ -78,6 +78,11 @@ fn print(report: &Report, args: &RunArgs) -> Result<(), Error> {
             };
             print!("{}", capo_report::table::render(report, &view));
         }
+        // What a drift alarm reads: one flat entry per host (`--report` has the run report).
+        Format::Json if report.mode == capo_engine::Mode::Status => {
+            let text = capo_report::status::to_json(report).map_err(Error::EncodeReport)?;
+            print!("{text}");
+        }
         Format::Json => {
             let text = capo_report::json::to_string(report).map_err(Error::EncodeReport)?;
             print!("{text}");

@@ -50,6 +50,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         check: None,
         disabled: None,
         run_record_error: None,
+        host_state: None,
     }
 }
 
@@ -97,6 +98,7 @@ pub(super) fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) ->
             check: None,
             disabled: None,
             run_record_error: None,
+            host_state: None,
         },
     }
 }
@@ -585,7 +587,7 @@ impl StepEnd {
                     StepName::Apply | StepName::Plan => ErrorKind::Puppet,
                     StepName::Exec | StepName::Disable | StepName::Enable => ErrorKind::Command,
                     // capo's own look at the host, which nothing should kill.
-                    StepName::Check => ErrorKind::Internal,
+                    StepName::Check | StepName::Status => ErrorKind::Internal,
                     // Most of its time is the clone and the packages.
                     StepName::Bootstrap => ErrorKind::Sync,
                 },

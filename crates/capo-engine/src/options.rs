@@ -40,6 +40,14 @@ pub enum RunMode {
     },
     /// Enable them again (`capo enable`).
     Enable,
+    /// Read where each host stands (`capo status`); change nothing.
+    Status {
+        /// `--fetch`: fetch the remote branch on each host first.
+        fetch: bool,
+        /// `--stale-after`: a last run older than this is stale; None: twice the pull
+        /// interval where a systemd timer says it, else 24 h.
+        stale_after: Option<std::time::Duration>,
+    },
     /// Make each host ready for rollouts (`capo bootstrap`): git and Puppet there, a clone
     /// of the repo in an empty `repo_dir`, and a noop apply of it that compiles. A
     /// `repo_dir` that already holds a checkout of the repo is left alone.
@@ -64,6 +72,7 @@ impl RunMode {
             RunMode::Check => Mode::Check,
             RunMode::Disable { .. } => Mode::Disable,
             RunMode::Enable => Mode::Enable,
+            RunMode::Status { .. } => Mode::Status,
             RunMode::Bootstrap { .. } => Mode::Bootstrap,
         }
     }

@@ -98,6 +98,8 @@ pub struct HostOutcome {
     /// Rollout only: why the step that writes the host's run record could not write it
     /// (`record-why=`); None when it did, or when no record was due.
     pub run_record_error: Option<String>,
+    /// `capo status` only: where the host stands.
+    pub host_state: Option<capo_schema::HostStateReport>,
 }
 
 /// Commits a host would receive.

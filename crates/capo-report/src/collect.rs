@@ -130,6 +130,7 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         check: None,
         disabled: None,
         run_record_error: None,
+        host_state: None,
     }
 }
 
@@ -221,6 +222,7 @@ fn host_report(o: &HostOutcome) -> HostReport {
         check: o.check.clone(),
         disabled: o.disabled.clone(),
         run_record_error: o.run_record_error.clone(),
+        host_state: o.host_state.clone(),
     }
 }
 

@@ -201,6 +201,7 @@ mod tests {
             check: None,
             disabled: None,
             run_record_error: None,
+            host_state: None,
         };
         vec![
             Event::RunStarted {

@@ -369,6 +369,7 @@ mod tests {
             check: None,
             disabled: None,
             run_record_error: None,
+            host_state: None,
             puppet: Some(PuppetReport {
                 exit_code: Some(0),
                 resources: None,

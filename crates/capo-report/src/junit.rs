@@ -269,6 +269,7 @@ mod tests {
             check: None,
             disabled: None,
             run_record_error: None,
+            host_state: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod junit;
 pub mod markdown;
 pub mod progress;
 pub mod sanitize;
+pub mod status;
 pub mod table;
 
 pub use capo_schema::{Report, SCHEMA};

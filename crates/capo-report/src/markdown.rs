@@ -244,6 +244,7 @@ mod tests {
             check: None,
             disabled: None,
             run_record_error: None,
+            host_state: None,
         }
     }
 

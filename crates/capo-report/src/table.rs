@@ -115,6 +115,9 @@ pub fn render(report: &Report, view: &View) -> String {
     if report.mode == Mode::Check {
         return crate::check::render(report, view);
     }
+    if report.mode == Mode::Status {
+        return crate::status::render(report, view);
+    }
     if report.mode == Mode::Exec {
         let mut out = crate::grouped::render_outputs(report);
         out.push_str(&crate::grouped::render(report, view.changes));

@@ -16,17 +16,20 @@
 
 mod reason;
 pub mod report;
+pub mod status;
 mod words;
 
 pub use reason::{HaltReason, StopReason};
 pub use report::{
     BecomeReport, CheckReport, DiffReport, DisabledReport, ErrorReport, EventReport, HostKeyReport,
-    HostReport, IdentityReport, IncomingReport, LockReport, PuppetReport, PuppetfileReport,
-    RepoReport, Report, RevisionCount, StepReport, Summary, SCHEMA,
+    HostReport, HostStateReport, IdentityReport, IncomingReport, LastRunReport, LockHeld,
+    LockReport, PullReport, PuppetReport, PuppetSummaryReport, PuppetfileReport, RepoReport,
+    Report, RevisionCount, StepReport, Summary, SCHEMA,
 };
+pub use status::{StatusDocument, StatusHost, STATUS_SCHEMA};
 pub use words::{
-    DisabledBy, ErrorKind, HostKeyTrust, HostStatus, IdentitySource, LockState, Mode, RepoState,
-    Signal, StepName, UnknownWord,
+    DisabledBy, ErrorKind, HostKeyTrust, HostState, HostStatus, IdentitySource, LockState, Mode,
+    RepoState, Signal, StepName, UnknownWord,
 };
 
 #[cfg(test)]

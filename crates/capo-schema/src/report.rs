@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DisabledBy, ErrorKind, HostKeyTrust, HostStatus, IdentitySource, LockState, Mode, RepoState,
-    Signal, StepName,
+    DisabledBy, ErrorKind, HostKeyTrust, HostState, HostStatus, IdentitySource, LockState, Mode,
+    RepoState, Signal, StepName,
 };
 
 /// The schema identifier written into every report.
@@ -215,6 +215,91 @@ pub struct HostReport {
     /// never changes the status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_record_error: Option<String>,
+    /// `capo status` only: where the host stands. Absent in other runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_state: Option<HostStateReport>,
+}
+
+/// Where a host stands (`capo status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStateReport {
+    /// The first that applies, in triage order.
+    pub state: HostState,
+    /// The checkout's HEAD (full commit id); null when there is no checkout.
+    pub head: Option<String>,
+    /// The branch checked out; null when detached.
+    pub branch: Option<String>,
+    /// Commits on the remote branch (as last fetched on the host; `--fetch` fetches first)
+    /// that HEAD lacks; null when the host has no remote-tracking branch.
+    pub behind: Option<u64>,
+    /// capo's last run record on the host (written by push and pull runs alike).
+    pub last_run: Option<LastRunReport>,
+    /// Puppet's own last run summary (`last_run_summary.yaml`), for runs capo did not make.
+    pub puppet: Option<PuppetSummaryReport>,
+    /// Pull mode's schedule on the host.
+    pub pull: PullReport,
+    /// capo's lock: held now, and by whom.
+    pub lock: LockHeld,
+    /// Seconds since the last run ended (capo's record, else Puppet's summary), by the
+    /// host's clock.
+    pub age_s: Option<u64>,
+}
+
+/// capo's last run record on a host (`last_run.json`, schema `capo.run/v1`; see
+/// docs/run-record.md): the fields `capo status` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRunReport {
+    /// When it ended, RFC 3339 UTC.
+    pub time: Option<String>,
+    /// `push` or `pull`.
+    pub source: Option<String>,
+    /// `changed`, `unchanged` or `failed`.
+    pub status: Option<String>,
+    /// The step that failed.
+    pub step: Option<String>,
+    /// The commit it applied (HEAD after it).
+    pub rev: Option<String>,
+    /// Resources it changed.
+    pub changed: Option<u64>,
+    /// Resources that failed.
+    pub failed: Option<u64>,
+    /// The push run's id.
+    pub run_id: Option<String>,
+    /// Why the record could not be read, when it could not.
+    pub unreadable: Option<String>,
+}
+
+/// Puppet's own last run summary on a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PuppetSummaryReport {
+    /// When it ran, RFC 3339 UTC.
+    pub time: Option<String>,
+    /// Its config version.
+    pub config_version: Option<String>,
+    /// Resources changed.
+    pub changed: u64,
+    /// Resources failed.
+    pub failed: u64,
+}
+
+/// Pull mode on a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullReport {
+    /// Whether its schedule is installed.
+    pub installed: bool,
+    /// `systemd` or `cron`, when installed.
+    pub scheduler: Option<String>,
+    /// The systemd timer's interval, in seconds.
+    pub interval_s: Option<u64>,
+}
+
+/// capo's lock, as `capo status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHeld {
+    /// Whether a run holds it (or a step of one still runs).
+    pub held: bool,
+    /// Who: the holder's line.
+    pub holder: Option<String>,
 }
 
 /// A host's maintenance switch.
@@ -445,6 +530,7 @@ mod tests {
             check: None,
             disabled: None,
             run_record_error: None,
+            host_state: None,
         }
     }
 

@@ -235,6 +235,8 @@ words! {
         Enable = "enable",
         /// Clone the repo into an empty `repo_dir` and prove it compiles (`capo bootstrap`).
         Bootstrap = "bootstrap",
+        /// Read the host's state for `capo status`, changing nothing.
+        Status = "status",
     }
 }
 
@@ -255,6 +257,39 @@ words! {
         Enable = "enable",
         /// `capo bootstrap`.
         Bootstrap = "bootstrap",
+        /// `capo status`.
+        Status = "status",
+    }
+}
+
+words! {
+    /// Where a host stands (`capo status`), in the order operators triage: the first that
+    /// applies.
+    pub enum HostState ("host state") {
+        /// Its last run failed.
+        Failed = "failed",
+        /// Runs are disabled there (`capo disable`, `puppet agent --disable`).
+        Disabled = "disabled",
+        /// A run holds its lock now.
+        Running = "running",
+        /// Its last run is older than the threshold (`--stale-after`).
+        Stale = "stale",
+        /// Its checkout is behind the remote branch.
+        Behind = "behind",
+        /// Its last run changed something.
+        Changed = "changed",
+        /// Its last run changed nothing.
+        Ok = "ok",
+        /// No run was ever recorded there.
+        Never = "never",
+    }
+}
+
+impl HostState {
+    /// Whether the host needs no attention (`ok`, `changed`): `capo status` exits 0 when
+    /// every host is.
+    pub fn is_healthy(self) -> bool {
+        matches!(self, HostState::Ok | HostState::Changed)
     }
 }
 
@@ -366,6 +401,7 @@ mod tests {
         spellings_agree(RepoState::ALL);
         spellings_agree(LockState::ALL);
         spellings_agree(DisabledBy::ALL);
+        spellings_agree(HostState::ALL);
         assert_eq!(HostStatus::WouldChange.as_str(), "would_change");
         assert_eq!(ErrorKind::HostKey.as_str(), "host_key");
         assert_eq!(Signal::Int.as_str(), "SIGINT");

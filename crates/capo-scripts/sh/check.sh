@@ -83,37 +83,4 @@ if [ "$lock" != 1 ]; then
   echo '::capo:lock=off'
   exit 0
 fi
-if ! command -v flock >/dev/null 2>&1; then
-  echo '::capo:lock=unavailable'
-  echo '::capo:why=no-flock'
-  exit 0
-fi
-if [ ! -w "$g" ]; then
-  echo '::capo:lock=unavailable'
-  echo '::capo:why=not-writable'
-  echo "::capo:user=$me"
-  echo "::capo:path=$g"
-  exit 0
-fi
-# Opened for reading only: nothing is created. No lock file: no run ever took the lock.
-if ! command exec 7<"$g/capo.lock.info" 9<"$g/capo.lock" 2>/dev/null; then
-  echo '::capo:lock=free'
-  exit 0
-fi
-if ! flock -w 10 7; then
-  echo '::capo:lock=held'
-  echo "::capo:holder=$(head -c 300 "$g/capo.lock" | head -n 1)"
-  exit 0
-fi
-if ! flock -n 9; then
-  echo '::capo:lock=held'
-  echo "::capo:holder=$(head -c 300 "$g/capo.lock" | head -n 1)"
-  exit 0
-fi
-# Steps of an earlier run hold capo.lock.step shared while they live.
-if command exec 8<"$g/capo.lock.step" 2>/dev/null && ! flock -n 8; then
-  echo '::capo:lock=busy'
-  echo "::capo:holder=$(head -c 300 "$g/capo.lock.step" | head -n 1)"
-  exit 0
-fi
-echo '::capo:lock=free'
+look_at_lock "$g"

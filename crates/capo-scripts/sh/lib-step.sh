@@ -123,30 +123,52 @@ install_modules() {
   esac
 }
 
-# puppet_lockfile: where `puppet agent --disable` leaves its lock (Puppet's
-# agent_disabled_lockfile), read from puppet.conf without running Puppet (which takes a second
-# or more): its agent_disabled_lockfile, else statedir/agent_disabled.lock, else
-# vardir/state/agent_disabled.lock, else the package's default. A value that refers to
-# another setting ($vardir/...) is not expanded.
-puppet_lockfile() {
+# puppet_conf: the host's puppet.conf (Puppet's own packages' first, then Debian's), if any.
+puppet_conf() {
   for c in /etc/puppetlabs/puppet/puppet.conf /etc/puppet/puppet.conf; do
-    [ -f "$c" ] || continue
-    for k in agent_disabled_lockfile statedir vardir; do
-      v=$(sed -n "s/^[[:space:]]*${k}[[:space:]]*=[[:space:]]*//p" "$c" | tail -n 1)
-      case $k:$v in
-        *:) ;;
-        agent_disabled_lockfile:*) echo "$v"; return 0 ;;
-        statedir:*) echo "$v/agent_disabled.lock"; return 0 ;;
-        vardir:*) echo "$v/state/agent_disabled.lock"; return 0 ;;
-      esac
-    done
-    case $c in
-      /etc/puppetlabs/*) echo /opt/puppetlabs/puppet/cache/state/agent_disabled.lock ;;
-      *) echo /var/lib/puppet/state/agent_disabled.lock ;;
-    esac
-    return 0
+    if [ -f "$c" ]; then
+      echo "$c"
+      return 0
+    fi
   done
-  echo /var/lib/puppet/state/agent_disabled.lock
+  return 1
+}
+
+# puppet_setting KEY: the last value puppet.conf gives KEY, in any section, or nothing. Read
+# without running Puppet (which takes a second or more); a value that refers to another
+# setting ($vardir/...) is not expanded.
+puppet_setting() {
+  c=$(puppet_conf) || return 0
+  sed -n "s/^[[:space:]]*${1}[[:space:]]*=[[:space:]]*//p" "$c" | tail -n 1
+}
+
+# puppet_statedir: Puppet's statedir: puppet.conf's statedir, else vardir/state, else the
+# package's default.
+puppet_statedir() {
+  d=$(puppet_setting statedir)
+  if [ -z "$d" ]; then
+    d=$(puppet_setting vardir)
+    d=${d:+$d/state}
+  fi
+  if [ -z "$d" ]; then
+    case $(puppet_conf) in
+      /etc/puppetlabs/*) d=/opt/puppetlabs/puppet/cache/state ;;
+      *) d=/var/lib/puppet/state ;;
+    esac
+  fi
+  echo "$d"
+}
+
+# puppet_lockfile: where `puppet agent --disable` leaves its lock (agent_disabled_lockfile).
+puppet_lockfile() {
+  f=$(puppet_setting agent_disabled_lockfile)
+  echo "${f:-$(puppet_statedir)/agent_disabled.lock}"
+}
+
+# puppet_summaryfile: Puppet's own last run summary (lastrunfile).
+puppet_summaryfile() {
+  f=$(puppet_setting lastrunfile)
+  echo "${f:-$(puppet_statedir)/last_run_summary.yaml}"
 }
 
 # disabled STATE_DIR: whether runs are disabled on this host, by `capo disable` (the file
@@ -170,6 +192,51 @@ disabled() {
   echo "::capo:disabled-since=$(date -u -r "$f" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)"
   return 0
 }
+
+# look_at_lock GITDIR: capo's lock of the checkout whose git directory is GITDIR, looked at
+# and never taken from anyone: lock=free | held + holder=LINE | busy + holder=LINE |
+# unavailable + why=no-flock | not-writable (+ user=USER, path=GITDIR). Its files are opened
+# for reading only (nothing is created); when they exist it takes capo.lock.info, then tries
+# capo.lock and the step lock without waiting, as lock.sh does, so that a run taking the lock
+# at that instant waits a moment rather than finding it held. A subshell: the files close,
+# and whatever it took is let go, when it returns.
+look_at_lock() (
+  g=$1
+  if ! command -v flock >/dev/null 2>&1; then
+    echo '::capo:lock=unavailable'
+    echo '::capo:why=no-flock'
+    exit 0
+  fi
+  if [ ! -w "$g" ]; then
+    echo '::capo:lock=unavailable'
+    echo '::capo:why=not-writable'
+    echo "::capo:user=$(id -un 2>/dev/null || id -u)"
+    echo "::capo:path=$g"
+    exit 0
+  fi
+  # Opened for reading only: nothing is created. No lock file: no run ever took the lock.
+  if ! command exec 7<"$g/capo.lock.info" 9<"$g/capo.lock" 2>/dev/null; then
+    echo '::capo:lock=free'
+    exit 0
+  fi
+  if ! flock -w 10 7; then
+    echo '::capo:lock=held'
+    echo "::capo:holder=$(head -c 300 "$g/capo.lock" | head -n 1)"
+    exit 0
+  fi
+  if ! flock -n 9; then
+    echo '::capo:lock=held'
+    echo "::capo:holder=$(head -c 300 "$g/capo.lock" | head -n 1)"
+    exit 0
+  fi
+  # Steps of an earlier run hold capo.lock.step shared while they live.
+  if command exec 8<"$g/capo.lock.step" 2>/dev/null && ! flock -n 8; then
+    echo '::capo:lock=busy'
+    echo "::capo:holder=$(head -c 300 "$g/capo.lock.step" | head -n 1)"
+    exit 0
+  fi
+  echo '::capo:lock=free'
+)
 
 # pkg_manager: the host's package manager (apt, dnf, yum, zypper or apk), or nothing, for
 # the install commands capo's messages suggest.

@@ -73,11 +73,13 @@ pub enum Script {
     /// `bootstrap.sh REPO_DIR URL REMOTE BRANCH REV INSTALL INSTALLER PUPPET ENVIRONMENT
     /// MANIFEST MODULEPATH CERTNAME [ARG...]`: clone into an empty `repo_dir`, noop apply.
     Bootstrap,
+    /// `status.sh REPO_DIR REMOTE BRANCH STATE_DIR FETCH LOCK`: what `capo status` reads.
+    Status,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Script; 12] = [
+    pub const ALL: [Script; 13] = [
         Script::Lock,
         Script::Sync,
         Script::SyncRev,
@@ -90,6 +92,7 @@ impl Script {
         Script::Check,
         Script::Disable,
         Script::Bootstrap,
+        Script::Status,
     ];
 
     /// The stable id: the `$0` of the shell that runs it on the host (visible in `ps`), and
@@ -108,6 +111,7 @@ impl Script {
             Script::Check => "capo-check",
             Script::Disable => "capo-disable",
             Script::Bootstrap => "capo-bootstrap",
+            Script::Status => "capo-status",
         }
     }
 
@@ -131,6 +135,7 @@ impl Script {
             Script::Check => ("check.sh", include_str!("../sh/check.sh")),
             Script::Disable => ("disable.sh", include_str!("../sh/disable.sh")),
             Script::Bootstrap => ("bootstrap.sh", include_str!("../sh/bootstrap.sh")),
+            Script::Status => ("status.sh", include_str!("../sh/status.sh")),
             Script::Exec => return None,
         })
     }
@@ -143,9 +148,12 @@ impl Script {
             Script::Sync | Script::SyncRev | Script::Modules | Script::Apply => {
                 &[LIB_STEP, LIB_RECORD]
             }
-            Script::Lock | Script::Plan | Script::Check | Script::Disable | Script::Bootstrap => {
-                &[LIB_STEP]
-            }
+            Script::Lock
+            | Script::Plan
+            | Script::Check
+            | Script::Disable
+            | Script::Bootstrap
+            | Script::Status => &[LIB_STEP],
             Script::Kill => &[LIB_PROC],
             Script::Collect | Script::Exec => &[],
         }

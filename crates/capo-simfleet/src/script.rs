@@ -117,6 +117,8 @@ pub fn classify(command: &str) -> Kind {
         // Every simulated host already has its checkout: bootstrap is not simulated, and is
         // played as a plain command line if it ever comes.
         Script::Bootstrap => return Kind::Raw(command.to_string()),
+        // Not simulated yet (issue 14 measures status at scale); played as a plain command.
+        Script::Status => return Kind::Raw(command.to_string()),
         Script::Sync => Step::Sync {
             remote: arg(1),
             branch: arg(2),

@@ -11,6 +11,7 @@ mod exec;
 mod plan;
 mod puppet;
 mod rollout;
+mod status;
 mod switch;
 
 use capo_ssh::Session;
@@ -22,6 +23,7 @@ use check::Check;
 use exec::Exec;
 use plan::Plan;
 use rollout::Rollout;
+use status::Status;
 use switch::Switch;
 
 /// One kind of work on a connected host.
@@ -69,6 +71,13 @@ pub(super) async fn run(mode: &RunMode, run: &mut HostRun) -> Verdict {
             .await
         }
         RunMode::Enable => run.work(&Switch { disable: None }).await,
+        RunMode::Status { fetch, stale_after } => {
+            run.work(&Status {
+                fetch: *fetch,
+                stale_after: *stale_after,
+            })
+            .await
+        }
         RunMode::Bootstrap { repo, rev, install } => {
             // --repo, else the host's own repo_url; the binary refuses a run where some
             // host has neither, so None here is only a bug's way in.

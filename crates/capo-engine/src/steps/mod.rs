@@ -156,6 +156,24 @@ pub fn disable(settings: &Settings, disable: Option<(&str, &str)>, deadline: Dur
     Step::new(name, format!("capo {name}"), call)
 }
 
+/// The status step (`capo-status`): what `capo status` reads on the host, changing nothing
+/// (unless `fetch`: then the remote branch is fetched first); see `status.sh`.
+pub fn status(settings: &Settings, fetch: bool, deadline: Duration) -> Step {
+    let call = Call::step(
+        Script::Status,
+        [
+            settings.repo_dir.as_str(),
+            &settings.remote,
+            &settings.branch,
+            &settings.state_dir,
+            if fetch { "1" } else { "0" },
+            if settings.lock { "1" } else { "0" },
+        ],
+        deadline,
+    );
+    Step::new(StepName::Status, "capo status".to_string(), call)
+}
+
 /// Who disabled the host, from the markers of `disabled` (lib-step.sh); None when it is not.
 pub fn disabled(marks: &Marks) -> Option<capo_schema::DisabledReport> {
     let source = marks.get("disabled")?.parse().ok()?;
