@@ -28,6 +28,10 @@ commit() {  # path content message: push a commit to the fleet's origin
 step capo hosts -i inventory.toml
 "$capo" hosts -i inventory.toml
 
+# Before anything: can a rollout run on every host? (changes nothing)
+step capo check -i inventory.toml
+"$capo" check -i inventory.toml || true
+
 # host01-02 are web hosts (role::web), host03-05 db hosts; every host gets the motd module
 # from the Puppetfile, installed by r10k on the first rollout (step `modules`).
 step capo rollout -i inventory.toml --report report.json
@@ -55,3 +59,7 @@ FLEET_QUIET=1 "$fleet" exec host01 --dir "$dir" -- cat /srv/managed/www/index.ht
 
 step "steps and Puppet's config version per host, from rollout.json"
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps(r["summary"])); [print(h["name"], h["status"], "steps:", ",".join(s["name"] for s in h["steps"]), "config_version:", ((h["puppet"] or {}).get("config_version") or "-")[:7]) for h in r["hosts"]]' rollout.json
+
+# Where every host stands now, from what each one recorded of its last run.
+step capo status -i inventory.toml
+"$capo" status -i inventory.toml || true

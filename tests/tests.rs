@@ -31,3 +31,4 @@ mod security;
 mod sim_table;
 mod ssh_auth;
 mod ssh_config;
+mod status;
