@@ -212,3 +212,44 @@ fn status_reads_a_failed_last_run_and_an_unreachable_host() {
         r.stdout
     );
 }
+
+#[test]
+fn a_rollout_to_a_rev_pins_the_host_until_one_follows_the_branch() {
+    let fleet = Fleet::up(1);
+    let first = fleet.commit("modules/capo_demo/files/message.txt", "first\n", "first");
+    let second = fleet.commit("modules/capo_demo/files/message.txt", "second\n", "second");
+    let push = run::rollout(&fleet, &["--rev", &first]);
+    assert_eq!(push.code, 0, "{}", push.dump());
+    assert_eq!(fleet.checkout_head("host01"), first);
+    let pin = run::on_host(&fleet, "host01", "cat /var/lib/capo/pin");
+    assert!(
+        pin.starts_with(&format!(
+            "rev={first}\ncommit={first}\nby=capo run {}",
+            push.report["run_id"].as_str().unwrap_or("?")
+        )),
+        "{pin}"
+    );
+    let r = status(&fleet, &fleet.inventory, &[]);
+    let s = state(&r, "host01");
+    assert_eq!(s["pinned"]["rev"], first.as_str(), "{s}");
+    assert_eq!(s["pinned"]["commit"], first.as_str(), "{s}");
+    assert!(
+        r.stdout.contains(&format!(
+            "pinned at {first}: host01 (1 host; a rollout without --rev unpins)\n"
+        )),
+        "{}",
+        r.stdout
+    );
+
+    // Following the branch again ends the pin.
+    let push = run::rollout(&fleet, &[]);
+    assert_eq!(push.code, 0, "{}", push.dump());
+    assert_eq!(fleet.checkout_head("host01"), second);
+    assert_eq!(
+        run::on_host(&fleet, "host01", "ls /var/lib/capo"),
+        "last_run.json\nruns"
+    );
+    let r = status(&fleet, &fleet.inventory, &[]);
+    assert_eq!(state(&r, "host01")["pinned"], Value::Null);
+    assert!(!r.stdout.contains("pinned at"), "{}", r.stdout);
+}

@@ -181,6 +181,24 @@ fn attention(report: &Report) -> Vec<String> {
         }
         lines.push(line);
     }
+    // Pins are not a state (a pinned host is as well as any), but pull mode keeps to them.
+    let mut pins: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for h in &report.hosts {
+        if let Some(pin) = h.host_state.as_ref().and_then(|s| s.pinned.as_ref()) {
+            pins.entry(pin.rev.clone())
+                .or_default()
+                .push(h.name.clone());
+        }
+    }
+    for (rev, names) in pins {
+        lines.push(format!(
+            "pinned at {}: {} ({} host{}; a rollout without --rev unpins)",
+            sanitize::line(&rev),
+            sanitize::line(&fold_to_string(&names)),
+            names.len(),
+            if names.len() == 1 { "" } else { "s" }
+        ));
+    }
     lines
 }
 
@@ -251,6 +269,7 @@ pub fn document(report: &Report) -> StatusDocument {
                     pull: s.map(|s| s.pull.clone()),
                     lock: s.map(|s| s.lock.clone()),
                     disabled: h.disabled.clone(),
+                    pinned: s.and_then(|s| s.pinned.clone()),
                 }
             })
             .collect(),

@@ -23,8 +23,8 @@ pub use reason::{HaltReason, StopReason};
 pub use report::{
     BecomeReport, CheckReport, DiffReport, DisabledReport, ErrorReport, EventReport, HostKeyReport,
     HostReport, HostStateReport, IdentityReport, IncomingReport, LastRunReport, LockHeld,
-    LockReport, PullReport, PuppetReport, PuppetSummaryReport, PuppetfileReport, RepoReport,
-    Report, RevisionCount, StepReport, Summary, SCHEMA,
+    LockReport, PinReport, PullReport, PuppetReport, PuppetSummaryReport, PuppetfileReport,
+    RepoReport, Report, RevisionCount, StepReport, Summary, SCHEMA,
 };
 pub use status::{StatusDocument, StatusHost, STATUS_SCHEMA};
 pub use words::{

@@ -243,6 +243,22 @@ pub struct HostStateReport {
     /// Seconds since the last run ended (capo's record, else Puppet's summary), by the
     /// host's clock.
     pub age_s: Option<u64>,
+    /// Where `capo rollout --rev` pinned the host (pull mode keeps to it), if it did.
+    #[serde(default)]
+    pub pinned: Option<PinReport>,
+}
+
+/// A host's pin: `capo rollout --rev REV` leaves it; a rollout without `--rev` ends it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinReport {
+    /// The revision as given.
+    pub rev: String,
+    /// The commit it resolved to.
+    pub commit: Option<String>,
+    /// The run that pinned it (its holder line).
+    pub by: Option<String>,
+    /// Since when, RFC 3339 UTC.
+    pub since: Option<String>,
 }
 
 /// capo's last run record on a host (`last_run.json`, schema `capo.run/v1`; see

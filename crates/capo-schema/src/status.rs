@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DisabledReport, ErrorReport, HostState, LastRunReport, LockHeld, PullReport,
+    DisabledReport, ErrorReport, HostState, LastRunReport, LockHeld, PinReport, PullReport,
     PuppetSummaryReport,
 };
 
@@ -54,4 +54,6 @@ pub struct StatusHost {
     pub lock: Option<LockHeld>,
     /// The maintenance switch, when set.
     pub disabled: Option<DisabledReport>,
+    /// Where `capo rollout --rev` pinned it, if it did.
+    pub pinned: Option<PinReport>,
 }

@@ -174,3 +174,28 @@ record_exit() {
   record_run "$rec_dir" "$rec_source" "$rec_run" "$rec_by" "$rec_started" "$rec_before" \
     "$rec_after" "$rec_status" "$rec_failed_step" "$rec_summary"
 }
+
+# pin_set STATE_DIR REV COMMIT BY: a push rollout to an exact REV (`capo rollout --rev`)
+# leaves the host pinned there, so that pull mode keeps applying COMMIT instead of moving on
+# to the branch head, until a rollout without --rev (pin_clear) or `capo pull unpin`.
+# STATE_DIR/pin holds rev=, commit=, by=, since= lines, written atomically. Says pin=set,
+# or pin=failed + pin-why=ERROR (which changes nothing else).
+pin_set() {
+  pt=$1/.pin.$$
+  if e=$({ mkdir -p -- "$1" &&
+    printf 'rev=%s\ncommit=%s\nby=%s\nsince=%s\n' "$2" "$3" "$4" \
+      "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$pt" && mv -f -- "$pt" "$1/pin"; } 2>&1); then
+    echo '::capo:pin=set'
+  else
+    rm -f -- "$pt"
+    echo '::capo:pin=failed'
+    echo "::capo:pin-why=$(printf '%s' "$e" | tail -n 1)"
+  fi
+}
+
+# pin_clear STATE_DIR: a push rollout that followed the branch ends a pin. Says pin=cleared
+# when there was one.
+pin_clear() {
+  [ -f "$1/pin" ] || return 0
+  if rm -f -- "$1/pin"; then echo '::capo:pin=cleared'; else echo '::capo:pin=failed'; fi
+}

@@ -14,6 +14,7 @@
 #   fetch=ok | fetch=failed (its error on stderr)
 #   upstream=SHA + behind=N + ahead=N   when REMOTE/BRANCH is known here
 #   lock=... (see look_at_lock in lib-step.sh), or lock=off
+#   pin-rev=REV + pin-commit=SHA + pin-by=LINE + pin-since=TIME   when a rollout --rev pinned it
 #   record=|LINE ...                    STATE_DIR/last_run.json, one marker per line, each
 #                                       after a `|` that keeps its indentation
 #   summary=|LINE ...                   Puppet's last_run_summary.yaml, the same way
@@ -33,6 +34,11 @@ elif [ -f /etc/cron.d/capo-pull ]; then
   echo '::capo:pull=cron'
 else
   echo '::capo:pull=none'
+fi
+if [ -f "$state/pin" ]; then
+  for k in rev commit by since; do
+    echo "::capo:pin-$k=$(sed -n "s/^$k=//p" "$state/pin" | head -n 1)"
+  done
 fi
 if [ -f "$state/last_run.json" ]; then
   sed 's/^/::capo:record=|/' "$state/last_run.json"

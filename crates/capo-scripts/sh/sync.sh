@@ -11,7 +11,9 @@
 # writes one into STATE_DIR (status failed, step sync), as SOURCE (push or pull), naming the
 # run RUN_ID and its holder line BY; the run begins with this step (marker started=..., for
 # the modules and apply steps). Empty or missing STATE_DIR: no record.
-# Markers: fail=no-repo-dir | fail=not-a-repo (exit 1), rev-before=SHA, rev-after=SHA,
+# A push (SOURCE push) that pulls the branch ends a pin left by `capo rollout --rev`
+# (pin_clear in lib-record.sh).
+# Markers: fail=no-repo-dir | fail=not-a-repo (exit 1), rev-before=SHA, rev-after=SHA, pin=cleared,
 #          started=MS TIME STAMP, record=ok | record=failed + record-why=WHY (the record), and
 #          when the pull fails: dirty=LINE (git status --porcelain, at most 20),
 #          local-only=N, remote-only=N (commits on either side of FETCH_HEAD).
@@ -37,7 +39,8 @@ if [ "$rc" -ne 0 ]; then
   git status --porcelain 2>/dev/null | head -n 20 | sed 's/^/::capo:dirty=/'
   echo "::capo:local-only=$(git rev-list --count FETCH_HEAD..HEAD 2>/dev/null)"
   echo "::capo:remote-only=$(git rev-list --count HEAD..FETCH_HEAD 2>/dev/null)"
-elif [ -n "$installer" ]; then
-  modules_state "$(pwd)" "$installer"
+else
+  if [ -n "${6-}" ] && [ "${7-}" = push ]; then pin_clear "$6"; fi
+  if [ -n "$installer" ]; then modules_state "$(pwd)" "$installer"; fi
 fi
 exit "$rc"

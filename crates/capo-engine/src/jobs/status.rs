@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use capo_schema::{
-    HostState, HostStateReport, LastRunReport, LockHeld, PullReport, PuppetSummaryReport,
+    HostState, HostStateReport, LastRunReport, LockHeld, PinReport, PullReport, PuppetSummaryReport,
 };
 use capo_ssh::Session;
 use chrono::{DateTime, Utc};
@@ -136,6 +136,12 @@ fn read(marks: &Marks, stale_after: Option<Duration>, disabled: bool) -> HostSta
         pull,
         lock,
         age_s,
+        pinned: marks.get("pin-rev").map(|rev| PinReport {
+            rev: rev.to_string(),
+            commit: marks.get("pin-commit").map(str::to_string),
+            by: marks.get("pin-by").map(str::to_string),
+            since: marks.get("pin-since").map(str::to_string),
+        }),
     }
 }
 
