@@ -4,9 +4,8 @@
 //! would stop a rollout with the status and kind the rollout would end with; and nothing on
 //! any host changed by looking.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -170,21 +169,7 @@ fn check_fails_a_locked_host_naming_the_holder_and_leaves_the_lock_alone() {
     let r = run::rollout(&fleet, &[]);
     assert_eq!(r.code, 0, "{}", r.dump());
     // Someone holds host01's lock by hand, as lock.sh would: until stdin closes.
-    let mut holder = fleet
-        .ssh(
-            "host01",
-            "cd /srv/puppet/.git && exec 9<>capo.lock 7<>capo.lock.info && flock -n 9 \
-             && echo 'ops, by hand' >capo.lock && flock -u 7 && echo locked && exec cat >/dev/null",
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ssh");
-    let mut line = String::new();
-    BufReader::new(holder.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line, "locked\n");
+    let mut holder = fleet.hold_lock("host01", "ops, by hand");
 
     let r = check(&fleet, &fleet.inventory, &[]);
     assert_eq!(r.code, 1, "{}", r.dump());

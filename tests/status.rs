@@ -3,9 +3,7 @@
 //! lock, the maintenance switch), the exit status a drift alarm relies on, the flat JSON
 //! document, and nothing on the host changed by looking.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -138,21 +136,7 @@ fn status_shows_where_each_host_stands_and_changes_nothing() {
     // host02 disabled, host03's lock held by someone, host01 stale by a short threshold.
     let d = run::capo(&fleet, "disable", &["-l", "host02", "-m", "disk swap"]);
     assert_eq!(d.code, 0, "{}", d.dump());
-    let mut holder = fleet
-        .ssh(
-            "host03",
-            "cd /srv/puppet/.git && exec 9<>capo.lock 7<>capo.lock.info && flock -n 9 \
-             && echo 'ops, by hand' >capo.lock && flock -u 7 && echo locked && exec cat >/dev/null",
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ssh");
-    let mut line = String::new();
-    BufReader::new(holder.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line, "locked\n");
+    let mut holder = fleet.hold_lock("host03", "ops, by hand");
     std::thread::sleep(std::time::Duration::from_secs(2));
     let r = status(&fleet, &inv, &["--stale-after", "1s"]);
     assert_eq!(r.code, 1, "{}", r.dump());

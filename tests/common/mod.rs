@@ -422,6 +422,31 @@ impl Fleet {
         cmd
     }
 
+    /// Takes `host`'s capo lock by hand as `holder`, the way lock.sh takes it, and keeps it
+    /// until the returned child's stdin is closed (drop it, then wait).
+    pub fn hold_lock(&self, host: &str, holder: &str) -> std::process::Child {
+        use std::io::BufRead;
+        let mut child = self
+            .ssh(
+                host,
+                &format!(
+                    "cd /srv/puppet/.git && exec 9<>capo.lock 7<>capo.lock.info && flock -n 9 \
+                     && echo {} >capo.lock && flock -u 7 && echo locked && exec cat >/dev/null",
+                    tmux::sh_quote(holder)
+                ),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ssh");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line, "locked\n", "could not take {host}'s lock");
+        child
+    }
+
     /// `capo` binary with cwd = fleet dir, `CAPO_INVENTORY` = the fleet inventory, `NO_COLOR=1`,
     /// no `SSH_AUTH_SOCK` (an agent of whoever runs the tests would add its keys to every
     /// authentication; the agent tests set their own), and `HOME` = the fleet dir (the

@@ -202,14 +202,8 @@ pub fn classify_bootstrap_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capo_inventory::Inventory;
-    use std::path::Path;
 
-    fn settings(extra: &str) -> Settings {
-        let text = format!("[defaults]\n{extra}\n[hosts.h1]\n");
-        let inv = Inventory::parse(&text, Path::new("inv.toml")).expect("inventory parses");
-        inv.hosts[0].settings.clone()
-    }
+    use crate::steps::tests::settings;
 
     #[test]
     fn the_step_passes_every_value_as_an_argument() {

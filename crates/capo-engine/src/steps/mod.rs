@@ -586,10 +586,32 @@ mod tests {
     use std::path::Path;
     use std::process::Command;
 
-    fn settings(extra: &str) -> Settings {
+    /// A host's settings from `extra` lines of `[defaults]` (also for the step modules'
+    /// tests).
+    pub(super) fn settings(extra: &str) -> Settings {
         let text = format!("[defaults]\n{extra}\n[hosts.h1]\n");
         let inv = Inventory::parse(&text, Path::new("inv.toml")).expect("inventory parses");
         inv.hosts[0].settings.clone()
+    }
+
+    /// The lock script of `s` running as `holder`, once it says it holds the lock; it keeps
+    /// it until its stdin (a pipe the caller holds) closes.
+    fn hold_lock(s: &Settings, holder: &str) -> std::process::Child {
+        use std::io::BufRead;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(lock(s, holder))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        let out = child.stdout.as_mut().expect("stdout");
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line, "::capo:lock=ok\n");
+        child
     }
 
     /// Runs a command line as sshd would with `sh` as the login shell. (Each script runs
@@ -760,22 +782,7 @@ mod tests {
             dir.path().display().to_string()
         ));
         // First holder keeps its stdin open (a pipe we hold), so it keeps the lock.
-        let mut first = Command::new("sh")
-            .arg("-c")
-            .arg(lock(&s, "run A from ctl (pid 1)"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let mut line = String::new();
-        {
-            use std::io::BufRead;
-            let out = first.stdout.as_mut().expect("stdout");
-            std::io::BufReader::new(out)
-                .read_line(&mut line)
-                .expect("read");
-        }
-        assert_eq!(line, "::capo:lock=ok\n");
+        let mut first = hold_lock(&s, "run A from ctl (pid 1)");
         let second = run_sh(&lock(&s, "run B"));
         assert_eq!(second.status.code(), Some(LOCKED_EXIT as i32));
         let marks = Marks::parse(&second.stdout);
@@ -853,22 +860,7 @@ mod tests {
             .starts_with("no-such-puppet not found on host (PATH="));
 
         // Held by a run: held, with its line; and still held after the look.
-        let mut holder = Command::new("sh")
-            .arg("-c")
-            .arg(lock(&s, "run A from ctl (pid 1)"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let mut line = String::new();
-        {
-            use std::io::BufRead;
-            let out = holder.stdout.as_mut().expect("stdout");
-            std::io::BufReader::new(out)
-                .read_line(&mut line)
-                .expect("read");
-        }
-        assert_eq!(line, "::capo:lock=ok\n");
+        let mut holder = hold_lock(&s, "run A from ctl (pid 1)");
         let before = git_dir_files(dir.path());
         let marks = look();
         assert_eq!(marks.get("lock"), Some("held"));
