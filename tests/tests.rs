@@ -23,6 +23,7 @@ mod login_shells;
 mod operator;
 mod output;
 mod plan;
+mod pull_job;
 mod puppetfile;
 mod revisions;
 mod rollout;
