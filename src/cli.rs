@@ -44,8 +44,53 @@ pub enum Command {
     /// branch, the last run (push or pull) and Puppet's own, the lock, the maintenance switch,
     /// pull mode. Exits 1 unless every host is ok or changed (a drift alarm for CI).
     Status(StatusArgs),
+    /// Pull mode: each host pulls and applies by itself on a timer (`install`, `remove`;
+    /// `status` is `capo status`).
+    #[command(subcommand)]
+    Pull(PullCommand),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PullCommand {
+    /// Install on each host the pull job (the same lock, sync, modules and apply scripts as a
+    /// rollout, in /usr/local/lib/capo) and its schedule: a systemd timer, or a cron file
+    /// where systemd does not run. Installing again changes only what differs.
+    Install(PullInstallArgs),
+    /// Remove pull mode from each host: the timer or cron file and the installed scripts.
+    /// The run records in state_dir stay.
+    Remove(EnableArgs),
+    /// Where each host stands, pull mode included (the same as `capo status`).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullInstallArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+
+    /// How long after one pull run ends the next starts (cron: the period, a divisor of an
+    /// hour or a day).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Each host starts up to this much later than the schedule, by an amount fixed per
+    /// host, so that the fleet does not pull all at once.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub splay: Duration,
+
+    /// A pull run that takes longer than this is stopped (default: the host's
+    /// command_timeout).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
+
+    /// Which scheduler: systemd, cron, or auto (systemd where it runs the host).
+    #[arg(long, value_name = "WHICH", default_value = "auto", value_parser = ["auto", "systemd", "cron"])]
+    pub scheduler: String,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Which hosts, from which inventory.

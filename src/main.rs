@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Enable(args) => cmd::enable::run(&args),
         Command::Bootstrap(args) => cmd::bootstrap::run(&args),
         Command::Status(args) => cmd::status::run(&args),
+        Command::Pull(command) => cmd::pull::run(&command),
     };
     if let Err(e) = &result {
         error::print(e);

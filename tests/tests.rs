@@ -24,6 +24,7 @@ mod operator;
 mod output;
 mod plan;
 mod pull_job;
+mod pull_mode;
 mod puppetfile;
 mod revisions;
 mod rollout;

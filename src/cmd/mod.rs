@@ -8,5 +8,6 @@ pub mod enable;
 pub mod exec;
 pub mod hosts;
 pub mod plan;
+pub mod pull;
 pub mod rollout;
 pub mod status;

@@ -66,7 +66,8 @@ fn meta(selection: &Selection, mode: &RunMode, run_id: String, run_dir: PathBuf)
         | RunMode::Check
         | RunMode::Disable { .. }
         | RunMode::Enable
-        | RunMode::Status { .. } => None,
+        | RunMode::Status { .. }
+        | RunMode::Pull(_) => None,
     };
     RunMeta {
         run_id,

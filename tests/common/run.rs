@@ -80,11 +80,15 @@ fn report_path(fleet: &Fleet) -> PathBuf {
     ))
 }
 
-/// A capo command line (`capo SUBCOMMAND --report FILE ARGS...`) with its report path.
+/// A capo command line (`capo SUBCOMMAND --report FILE ARGS...`) with its report path;
+/// SUBCOMMAND may be two words (`pull install`).
 pub fn command(fleet: &Fleet, subcommand: &str, args: &[&str]) -> (Command, PathBuf) {
     let report = report_path(fleet);
     let mut cmd = fleet.capo();
-    cmd.arg(subcommand).arg("--report").arg(&report).args(args);
+    cmd.args(subcommand.split(' '))
+        .arg("--report")
+        .arg(&report)
+        .args(args);
     (cmd, report)
 }
 

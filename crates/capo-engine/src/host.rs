@@ -51,6 +51,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         disabled: None,
         run_record_error: None,
         host_state: None,
+        pull: None,
     }
 }
 
@@ -99,6 +100,7 @@ pub(super) fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) ->
             disabled: None,
             run_record_error: None,
             host_state: None,
+            pull: None,
         },
     }
 }
@@ -588,6 +590,7 @@ impl StepEnd {
                     StepName::Exec | StepName::Disable | StepName::Enable => ErrorKind::Command,
                     // capo's own look at the host, which nothing should kill.
                     StepName::Check | StepName::Status => ErrorKind::Internal,
+                    StepName::Pull => ErrorKind::Command,
                     // Most of its time is the clone and the packages.
                     StepName::Bootstrap => ErrorKind::Sync,
                 },

@@ -33,7 +33,7 @@ pub use capo_schema::{ErrorKind, HaltReason, HostStatus, Mode, Signal, StepName,
 pub use connector::connect_config;
 pub use event::{Event, RunMeta};
 pub use host::safe_dir_name;
-pub use options::{Confirm, EngineOptions, RunMode, Stop};
+pub use options::{Confirm, EngineOptions, PullAction, RunMode, Stop};
 pub use outcome::{HostError, HostOutcome, Incoming, PuppetResult, StepRecord};
 pub use remote::BecomePassword;
 pub use scheduler::run;

@@ -40,6 +40,8 @@ pub enum RunMode {
     },
     /// Enable them again (`capo enable`).
     Enable,
+    /// Install pull mode on each host (`capo pull install`), or remove it (`remove`).
+    Pull(PullAction),
     /// Read where each host stands (`capo status`); change nothing.
     Status {
         /// `--fetch`: fetch the remote branch on each host first.
@@ -62,6 +64,20 @@ pub enum RunMode {
     },
 }
 
+/// What `capo pull` does on each host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullAction {
+    /// Install the job, its scripts and its schedule.
+    Install {
+        /// When it runs.
+        schedule: capo_scripts::pull::Schedule,
+        /// `systemd`, `cron` or `auto` (systemd where it runs the host).
+        scheduler: String,
+    },
+    /// Remove all of it.
+    Remove,
+}
+
 impl RunMode {
     /// Which command this is, as reports name it.
     pub fn mode(&self) -> Mode {
@@ -73,6 +89,7 @@ impl RunMode {
             RunMode::Disable { .. } => Mode::Disable,
             RunMode::Enable => Mode::Enable,
             RunMode::Status { .. } => Mode::Status,
+            RunMode::Pull(_) => Mode::Pull,
             RunMode::Bootstrap { .. } => Mode::Bootstrap,
         }
     }

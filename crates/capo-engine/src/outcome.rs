@@ -100,6 +100,8 @@ pub struct HostOutcome {
     pub run_record_error: Option<String>,
     /// `capo status` only: where the host stands.
     pub host_state: Option<capo_schema::HostStateReport>,
+    /// `capo pull` only: pull mode on the host afterwards.
+    pub pull: Option<capo_schema::PullReport>,
 }
 
 /// Commits a host would receive.

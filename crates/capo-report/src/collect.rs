@@ -131,6 +131,7 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         disabled: None,
         run_record_error: None,
         host_state: None,
+        pull: None,
     }
 }
 
@@ -223,6 +224,7 @@ fn host_report(o: &HostOutcome) -> HostReport {
         disabled: o.disabled.clone(),
         run_record_error: o.run_record_error.clone(),
         host_state: o.host_state.clone(),
+        pull: o.pull.clone(),
     }
 }
 

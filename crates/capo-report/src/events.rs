@@ -202,6 +202,7 @@ mod tests {
             disabled: None,
             run_record_error: None,
             host_state: None,
+            pull: None,
         };
         vec![
             Event::RunStarted {

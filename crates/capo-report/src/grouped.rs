@@ -370,6 +370,7 @@ mod tests {
             disabled: None,
             run_record_error: None,
             host_state: None,
+            pull: None,
             puppet: Some(PuppetReport {
                 exit_code: Some(0),
                 resources: None,

@@ -306,6 +306,7 @@ mod tests {
             disabled: None,
             run_record_error: None,
             host_state: None,
+            pull: None,
         }
     }
 

@@ -381,7 +381,7 @@ pub fn summary_line(report: &Report) -> String {
         )
     } else if matches!(
         report.mode,
-        Mode::Exec | Mode::Check | Mode::Disable | Mode::Enable
+        Mode::Exec | Mode::Check | Mode::Disable | Mode::Enable | Mode::Pull
     ) {
         format!(
             "{hosts}: {} ok, {} failed, {} unreachable",
@@ -431,11 +431,54 @@ fn bootstrap_reason(h: &HostReport) -> String {
         .as_deref()
         .map(|r| format!(" at {}", r.chars().take(7).collect::<String>()))
         .unwrap_or_default();
-    match h.status {
-        HostStatus::Bootstrapped => format!("bootstrapped{at}"),
-        HostStatus::Already => format!("already bootstrapped{at}"),
+    match (h.status, &h.pull) {
+        (HostStatus::Bootstrapped, _) => format!("bootstrapped{at}"),
+        (HostStatus::Already, _) => format!("already bootstrapped{at}"),
+        (_, Some(p)) => pull_reason(p),
         _ => String::new(),
     }
+}
+
+/// What `capo pull install` or `remove` did on a host: `installed: cron every 30m (9 files
+/// written)`, `installed: systemd every 30m (unchanged; timer not started)`, `removed (9
+/// files)`, `not installed`.
+fn pull_reason(p: &capo_schema::PullReport) -> String {
+    let files = |n: u64| {
+        if n == 1 {
+            "1 file".to_string()
+        } else {
+            format!("{n} files")
+        }
+    };
+    if !p.installed {
+        return match p.changed {
+            Some(0) | None => "not installed".to_string(),
+            Some(n) => format!("removed ({})", files(n)),
+        };
+    }
+    let every = p
+        .interval_s
+        .map(|s| {
+            format!(
+                " every {}",
+                capo_inventory::duration::format(std::time::Duration::from_secs(s))
+            )
+        })
+        .unwrap_or_default();
+    let changed = match p.changed {
+        Some(0) => "unchanged".to_string(),
+        Some(n) => format!("{} written", files(n)),
+        None => String::new(),
+    };
+    let inactive = match (p.active, p.scheduler.as_deref()) {
+        (Some(false), Some("systemd")) => "; timer not started (systemd does not run here)",
+        (Some(false), _) => "; no cron daemon runs here",
+        _ => "",
+    };
+    format!(
+        "installed: {}{every} ({changed}{inactive})",
+        p.scheduler.as_deref().unwrap_or("?")
+    )
 }
 
 /// `revisions: 48 at 3f2a1c9, 2 ahead at 77b0e41`, with `(converged)` when every host whose

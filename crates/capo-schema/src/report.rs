@@ -215,6 +215,9 @@ pub struct HostReport {
     /// never changes the status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_record_error: Option<String>,
+    /// `capo pull install` / `remove` only: pull mode on the host afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullReport>,
     /// `capo status` only: where the host stands. Absent in other runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_state: Option<HostStateReport>,
@@ -307,6 +310,12 @@ pub struct PullReport {
     pub scheduler: Option<String>,
     /// The systemd timer's interval, in seconds.
     pub interval_s: Option<u64>,
+    /// `capo pull install` / `remove` only: files it wrote or removed (0: nothing to do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<u64>,
+    /// `capo pull install` only: whether the timer was started, or a cron daemon runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
 }
 
 /// capo's lock, as `capo status` shows it.
@@ -547,6 +556,7 @@ mod tests {
             disabled: None,
             run_record_error: None,
             host_state: None,
+            pull: None,
         }
     }
 

@@ -237,6 +237,8 @@ words! {
         Bootstrap = "bootstrap",
         /// Read the host's state for `capo status`, changing nothing.
         Status = "status",
+        /// Install or remove pull mode (`capo pull install`, `capo pull remove`).
+        Pull = "pull",
     }
 }
 
@@ -259,6 +261,8 @@ words! {
         Bootstrap = "bootstrap",
         /// `capo status`.
         Status = "status",
+        /// `capo pull install` and `capo pull remove`.
+        Pull = "pull",
     }
 }
 

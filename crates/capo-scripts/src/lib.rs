@@ -75,11 +75,13 @@ pub enum Script {
     Bootstrap,
     /// `status.sh REPO_DIR REMOTE BRANCH STATE_DIR FETCH LOCK`: what `capo status` reads.
     Status,
+    /// `pull-admin.sh install|remove LIB_DIR ...`: installs or removes pull mode.
+    PullAdmin,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Script; 13] = [
+    pub const ALL: [Script; 14] = [
         Script::Lock,
         Script::Sync,
         Script::SyncRev,
@@ -93,6 +95,7 @@ impl Script {
         Script::Disable,
         Script::Bootstrap,
         Script::Status,
+        Script::PullAdmin,
     ];
 
     /// The stable id: the `$0` of the shell that runs it on the host (visible in `ps`), and
@@ -112,6 +115,7 @@ impl Script {
             Script::Disable => "capo-disable",
             Script::Bootstrap => "capo-bootstrap",
             Script::Status => "capo-status",
+            Script::PullAdmin => "capo-pull-admin",
         }
     }
 
@@ -136,6 +140,7 @@ impl Script {
             Script::Disable => ("disable.sh", include_str!("../sh/disable.sh")),
             Script::Bootstrap => ("bootstrap.sh", include_str!("../sh/bootstrap.sh")),
             Script::Status => ("status.sh", include_str!("../sh/status.sh")),
+            Script::PullAdmin => ("pull-admin.sh", include_str!("../sh/pull-admin.sh")),
             Script::Exec => return None,
         })
     }
@@ -155,7 +160,7 @@ impl Script {
             | Script::Bootstrap
             | Script::Status => &[LIB_STEP],
             Script::Kill => &[LIB_PROC],
-            Script::Collect | Script::Exec => &[],
+            Script::Collect | Script::Exec | Script::PullAdmin => &[],
         }
     }
 

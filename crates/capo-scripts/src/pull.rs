@@ -24,6 +24,20 @@ pub mod paths {
     pub const CRON: &str = "/etc/cron.d/capo-pull";
 }
 
+/// The files pull mode installs in [`paths::LIB_DIR`]: its job and the scripts the job runs,
+/// as they are in the repository (header comments and all, so that a person on the host can
+/// read how to run each by hand).
+pub const INSTALLED: [(&str, &str); 8] = [
+    ("pull.sh", include_str!("../sh/pull.sh")),
+    ("lock.sh", include_str!("../sh/lock.sh")),
+    ("sync.sh", include_str!("../sh/sync.sh")),
+    ("sync-rev.sh", include_str!("../sh/sync-rev.sh")),
+    ("modules.sh", include_str!("../sh/modules.sh")),
+    ("apply.sh", include_str!("../sh/apply.sh")),
+    ("lib-step.sh", include_str!("../sh/lib-step.sh")),
+    ("lib-record.sh", include_str!("../sh/lib-record.sh")),
+];
+
 /// When the pull job runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {

@@ -119,6 +119,8 @@ pub fn classify(command: &str) -> Kind {
         Script::Bootstrap => return Kind::Raw(command.to_string()),
         // Not simulated yet (issue 14 measures status at scale); played as a plain command.
         Script::Status => return Kind::Raw(command.to_string()),
+        // Pull mode is installed on real hosts only.
+        Script::PullAdmin => return Kind::Raw(command.to_string()),
         Script::Sync => Step::Sync {
             remote: arg(1),
             branch: arg(2),

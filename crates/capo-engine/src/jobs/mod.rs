@@ -9,6 +9,7 @@ mod bootstrap;
 mod check;
 mod exec;
 mod plan;
+mod pull;
 mod puppet;
 mod rollout;
 mod status;
@@ -22,6 +23,7 @@ use bootstrap::Bootstrap;
 use check::Check;
 use exec::Exec;
 use plan::Plan;
+use pull::Pull;
 use rollout::Rollout;
 use status::Status;
 use switch::Switch;
@@ -71,6 +73,7 @@ pub(super) async fn run(mode: &RunMode, run: &mut HostRun) -> Verdict {
             .await
         }
         RunMode::Enable => run.work(&Switch { disable: None }).await,
+        RunMode::Pull(action) => run.work(&Pull { action }).await,
         RunMode::Status { fetch, stale_after } => {
             run.work(&Status {
                 fetch: *fetch,

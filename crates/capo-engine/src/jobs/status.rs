@@ -76,6 +76,7 @@ fn read(marks: &Marks, stale_after: Option<Duration>, disabled: bool) -> HostSta
             installed: true,
             scheduler: Some(scheduler.to_string()),
             interval_s: marks.get("pull-interval").and_then(|s| s.parse().ok()),
+            ..PullReport::default()
         },
         _ => PullReport::default(),
     };

@@ -174,6 +174,70 @@ pub fn status(settings: &Settings, fetch: bool, deadline: Duration) -> Step {
     Step::new(StepName::Status, "capo status".to_string(), call)
 }
 
+/// The pull job's command line for a host: `/bin/sh /usr/local/lib/capo/pull.sh` and the
+/// host's settings, as its timer or cron runs it.
+pub fn pull_job(settings: &Settings) -> Vec<String> {
+    let mut args = vec![
+        settings.repo_dir.clone(),
+        settings.remote.clone(),
+        settings.branch.clone(),
+        settings.state_dir.clone(),
+        settings.puppetfile.as_str().to_string(),
+        settings.puppet.clone(),
+        settings.environment.clone(),
+        settings.manifest.clone().unwrap_or_default(),
+        settings
+            .modulepath
+            .as_ref()
+            .map(|m| m.join(":"))
+            .unwrap_or_default(),
+        settings.certname.clone().unwrap_or_default(),
+    ];
+    args.extend(settings.puppet_args.iter().cloned());
+    capo_scripts::pull::pull_command(args)
+}
+
+/// Installs pull mode on a host (`capo-pull-admin install`): the job and the scripts it runs
+/// into `/usr/local/lib/capo`, and its timer (or cron file: `scheduler` is `systemd`, `cron`
+/// or `auto`) on `schedule`. `host` fixes the cron file's minute.
+pub fn pull_install(
+    settings: &Settings,
+    host: &str,
+    schedule: &capo_scripts::pull::Schedule,
+    scheduler: &str,
+    deadline: Duration,
+) -> Step {
+    use capo_scripts::pull;
+    let job = pull_job(settings);
+    // cron cannot say every interval; systemd can: an empty cron file text is never chosen
+    // by a host with systemd, and fails one without it (the step says so).
+    let cron = pull::cron(&job, schedule, host).unwrap_or_default();
+    let mut args: Vec<String> = vec![
+        "install".into(),
+        pull::paths::LIB_DIR.into(),
+        scheduler.into(),
+        pull::service(&job, schedule),
+        pull::timer(schedule),
+        cron,
+    ];
+    for (name, text) in pull::INSTALLED {
+        args.push(name.into());
+        args.push(text.into());
+    }
+    let call = Call::step(Script::PullAdmin, args, deadline);
+    Step::new(StepName::Pull, "capo pull install".to_string(), call)
+}
+
+/// Removes pull mode from a host (`capo-pull-admin remove`).
+pub fn pull_remove(deadline: Duration) -> Step {
+    let call = Call::step(
+        Script::PullAdmin,
+        ["remove", capo_scripts::pull::paths::LIB_DIR],
+        deadline,
+    );
+    Step::new(StepName::Pull, "capo pull remove".to_string(), call)
+}
+
 /// Who disabled the host, from the markers of `disabled` (lib-step.sh); None when it is not.
 pub fn disabled(marks: &Marks) -> Option<capo_schema::DisabledReport> {
     let source = marks.get("disabled")?.parse().ok()?;
