@@ -63,6 +63,9 @@ pub enum PullCommand {
     Remove(EnableArgs),
     /// Where each host stands, pull mode included (the same as `capo status`).
     Status(StatusArgs),
+    /// End the pin a `capo rollout --rev` left on each host, so that its pull job follows
+    /// the branch again (as a rollout without --rev does).
+    Unpin(EnableArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +87,16 @@ pub struct PullInstallArgs {
     /// command_timeout).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub deadline: Option<Duration>,
+
+    /// Apply only when the sync moved the checkout, the modules had to be installed, or the
+    /// last run failed; and, so that drift is still corrected, when the last run is older than
+    /// --max-age.
+    #[arg(long)]
+    pub only_if_changed: bool,
+
+    /// With --only-if-changed: apply at least this often.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub max_age: Duration,
 
     /// Which scheduler: systemd, cron, or auto (systemd where it runs the host).
     #[arg(long, value_name = "WHICH", default_value = "auto", value_parser = ["auto", "systemd", "cron"])]

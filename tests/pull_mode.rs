@@ -229,3 +229,57 @@ fn a_push_that_finds_a_pull_run_is_told_so_and_the_pull_finishes() {
     let record = run::on_host(&fleet, "host01", "cat /var/lib/capo/last_run.json");
     assert!(record.contains("\"source\": \"pull\""), "{record}");
 }
+
+#[test]
+fn only_if_changed_skips_an_unchanged_host_until_something_changes_and_unpin_ends_a_pin() {
+    let fleet = Fleet::up(1);
+    let r = pull(&fleet, &["install", "--only-if-changed", "--max-age", "1h"]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    let command = cron_command(&fleet, "host01");
+    assert!(
+        command.contains("/usr/local/lib/capo/pull.sh --only-if-changed=3600 /srv/puppet "),
+        "{command}"
+    );
+    let runs = || run::on_host(&fleet, "host01", "ls /var/lib/capo/runs | wc -l");
+
+    // No run yet: it applies, and records it.
+    let out = fleet.host_exec("host01", &command);
+    assert!(matches!(out.status.code(), Some(0 | 2)), "{out:?}");
+    assert_eq!(runs(), "1");
+    // Nothing new since, and that run went well: skipped, no new record.
+    let out = fleet.host_exec("host01", &command);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("capo-pull: skipped: nothing changed at "),
+        "{said}"
+    );
+    assert_eq!(runs(), "1");
+    // A new commit: applied.
+    let head = fleet.commit("modules/capo_demo/files/message.txt", "new\n", "new");
+    let out = fleet.host_exec("host01", &command);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(fleet.checkout_head("host01"), head);
+    assert_eq!(runs(), "2");
+
+    // Unpin: a pin left by a rollout --rev is gone, and said so; a second time, nothing to do.
+    let push = run::rollout(&fleet, &["--rev", &head]);
+    assert_eq!(push.code, 0, "{}", push.dump());
+    assert!(host_dir(&fleet, "host01", "var-lib-capo")
+        .join("pin")
+        .exists());
+    let r = pull(&fleet, &["unpin"]);
+    assert_eq!(r.code, 0, "{}", r.dump());
+    assert_eq!(r.host("host01")["unpinned"], head.as_str());
+    assert!(!host_dir(&fleet, "host01", "var-lib-capo")
+        .join("pin")
+        .exists());
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("host01"))
+        .expect("row");
+    assert!(row.contains("unpinned (was pinned at "), "{row}");
+    let r = pull(&fleet, &["unpin"]);
+    assert_eq!(r.host("host01")["unpinned"], "");
+}

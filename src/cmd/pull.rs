@@ -1,4 +1,4 @@
-//! `capo pull install|remove|status`: sets up (or takes down) the decentralized half, where
+//! `capo pull install|remove|status|unpin`: sets up (or takes down) the decentralized half, where
 //! each host pulls and applies by itself on a timer with the same scripts as a push.
 
 use capo_engine::{PullAction, RunMode};
@@ -22,6 +22,7 @@ pub fn run(command: &PullCommand) -> Result<Outcome, Error> {
             let mode = RunMode::Pull(PullAction::Install {
                 schedule,
                 scheduler: args.scheduler.clone(),
+                only_if_changed: args.only_if_changed.then_some(args.max_age),
             });
             crate::run::run(&args.selection, &args.run, mode, false)
         }
@@ -32,5 +33,11 @@ pub fn run(command: &PullCommand) -> Result<Outcome, Error> {
             false,
         ),
         PullCommand::Status(args) => super::status::run(args),
+        PullCommand::Unpin(args) => crate::run::run(
+            &args.selection,
+            &args.run,
+            RunMode::Pull(PullAction::Unpin),
+            false,
+        ),
     }
 }

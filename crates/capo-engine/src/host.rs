@@ -52,6 +52,7 @@ fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
         run_record_error: None,
         host_state: None,
         pull: None,
+        unpinned: None,
     }
 }
 
@@ -101,6 +102,7 @@ pub(super) fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) ->
             run_record_error: None,
             host_state: None,
             pull: None,
+            unpinned: None,
         },
     }
 }

@@ -73,9 +73,14 @@ pub enum PullAction {
         schedule: capo_scripts::pull::Schedule,
         /// `systemd`, `cron` or `auto` (systemd where it runs the host).
         scheduler: String,
+        /// `--only-if-changed`: apply only when something changed, the last run failed, or
+        /// it is older than this.
+        only_if_changed: Option<std::time::Duration>,
     },
     /// Remove all of it.
     Remove,
+    /// End the pin a `capo rollout --rev` left (`capo pull unpin`).
+    Unpin,
 }
 
 impl RunMode {

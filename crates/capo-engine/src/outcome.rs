@@ -102,6 +102,8 @@ pub struct HostOutcome {
     pub host_state: Option<capo_schema::HostStateReport>,
     /// `capo pull` only: pull mode on the host afterwards.
     pub pull: Option<capo_schema::PullReport>,
+    /// `capo pull unpin` only: the revision the host was pinned to (empty: it was not).
+    pub unpinned: Option<String>,
 }
 
 /// Commits a host would receive.

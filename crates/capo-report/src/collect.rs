@@ -132,6 +132,7 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
         run_record_error: None,
         host_state: None,
         pull: None,
+        unpinned: None,
     }
 }
 
@@ -225,6 +226,7 @@ fn host_report(o: &HostOutcome) -> HostReport {
         run_record_error: o.run_record_error.clone(),
         host_state: o.host_state.clone(),
         pull: o.pull.clone(),
+        unpinned: o.unpinned.clone(),
     }
 }
 

@@ -203,6 +203,7 @@ mod tests {
             run_record_error: None,
             host_state: None,
             pull: None,
+            unpinned: None,
         };
         vec![
             Event::RunStarted {

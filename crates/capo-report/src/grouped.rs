@@ -371,6 +371,7 @@ mod tests {
             run_record_error: None,
             host_state: None,
             pull: None,
+            unpinned: None,
             puppet: Some(PuppetReport {
                 exit_code: Some(0),
                 resources: None,

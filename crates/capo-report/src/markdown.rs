@@ -246,6 +246,7 @@ mod tests {
             run_record_error: None,
             host_state: None,
             pull: None,
+            unpinned: None,
         }
     }
 

@@ -435,7 +435,11 @@ fn bootstrap_reason(h: &HostReport) -> String {
         (HostStatus::Bootstrapped, _) => format!("bootstrapped{at}"),
         (HostStatus::Already, _) => format!("already bootstrapped{at}"),
         (_, Some(p)) => pull_reason(p),
-        _ => String::new(),
+        _ => match h.unpinned.as_deref() {
+            Some("") => "not pinned".to_string(),
+            Some(rev) => format!("unpinned (was pinned at {rev})"),
+            None => String::new(),
+        },
     }
 }
 

@@ -218,6 +218,9 @@ pub struct HostReport {
     /// `capo pull install` / `remove` only: pull mode on the host afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<PullReport>,
+    /// `capo pull unpin` only: the revision the host was pinned to; empty when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpinned: Option<String>,
     /// `capo status` only: where the host stands. Absent in other runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_state: Option<HostStateReport>,
@@ -557,6 +560,7 @@ mod tests {
             run_record_error: None,
             host_state: None,
             pull: None,
+            unpinned: None,
         }
     }
 

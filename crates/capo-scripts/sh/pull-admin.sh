@@ -4,6 +4,7 @@
 #
 # Usage:   sh pull-admin.sh install LIB_DIR SCHEDULER SERVICE TIMER CRON [NAME CONTENT]...
 #          sh pull-admin.sh remove LIB_DIR
+#          sh pull-admin.sh unpin STATE_DIR
 # LIB_DIR: where the scripts go (/usr/local/lib/capo). SCHEDULER: systemd, cron, or auto
 # (systemd when it runs this host: /run/systemd/system exists). SERVICE, TIMER, CRON: the
 # texts of /etc/systemd/system/capo-pull.service and .timer, and /etc/cron.d/capo-pull; only
@@ -14,6 +15,8 @@
 # stops and disables it first.
 # Markers: scheduler=systemd|cron, changed=N (files written or removed), active=yes|no
 #          (the timer started, or a cron daemon runs) (install);
+#          unpinned=REV | unpinned= (there was no pin) (unpin: removes STATE_DIR/pin, which
+#          `capo rollout --rev` leaves, so that the pull job follows the branch again);
 #          removed=N (remove); fail=write + path=FILE (exit 1).
 # Exit status: 0, or 1 when a file could not be written or removed.
 
@@ -103,6 +106,14 @@ case $action in
     fi
     if systemd_runs; then systemctl daemon-reload >/dev/null 2>&1; fi
     echo "::capo:removed=$changed"
+    ;;
+  unpin)
+    rev=''
+    if [ -f "$lib/pin" ]; then
+      rev=$(sed -n 's/^rev=//p' "$lib/pin" | head -n 1)
+      rm -f -- "$lib/pin" || { echo '::capo:fail=write'; echo "::capo:path=$lib/pin"; exit 1; }
+    fi
+    echo "::capo:unpinned=$rev"
     ;;
   *)
     echo "capo-pull-admin: unknown action $action" >&2

@@ -4,8 +4,8 @@
 # sync-rev.sh, modules.sh, apply.sh and their libraries), under the same per-host lock, so
 # that push and pull never interleave. It writes the same run record, as source `pull`.
 #
-# Usage:   sh pull.sh REPO_DIR REMOTE BRANCH STATE_DIR INSTALLER PUPPET ENVIRONMENT MANIFEST
-#                  MODULEPATH CERTNAME [PUPPET_ARG...]
+# Usage:   sh pull.sh [--only-if-changed=MAX_AGE] REPO_DIR REMOTE BRANCH STATE_DIR INSTALLER
+#                  PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME [PUPPET_ARG...]
 #          e.g. sh /usr/local/lib/capo/pull.sh /srv/puppet origin main /var/lib/capo r10k \
 #                  puppet production '' '' ''
 # Arguments as the rollout's steps take them (see sync.sh, modules.sh and apply.sh).
@@ -13,7 +13,10 @@
 # - A lock held by a push (or another pull) is left alone: the run is skipped.
 # - A host pinned by `capo rollout --rev` (STATE_DIR/pin) is brought to the pinned commit,
 #   never past it; otherwise to the tip of REMOTE/BRANCH.
-# Either skip is written to STATE_DIR/last_skip (time=, why=, by=) and said on stdout; the
+# - --only-if-changed=MAX_AGE (seconds): apply only when the sync moved the checkout, the
+#   modules had to be installed, the last run failed (or there is none), or the last run
+#   ended more than MAX_AGE seconds ago, so that drift is still corrected that often.
+# Each skip is written to STATE_DIR/last_skip (time=, why=, by=) and said on stdout; the
 # run record (last_run.json) keeps the last run that did something.
 # Exit status: the apply step's (0 unchanged, 2 changed, 4/6 failed), the sync's or modules'
 # when they failed, 0 when skipped.
@@ -22,6 +25,13 @@ here=$(cd -- "$(dirname -- "$0")" && pwd)
 . "$here/lib-step.sh"
 . "$here/lib-record.sh"
 
+max_age=''
+case ${1-} in
+  --only-if-changed=*)
+    max_age=${1#*=}
+    shift
+    ;;
+esac
 repo=$1 remote=$2 branch=$3 state=$4 installer=$5 puppet=$6 env=$7 manifest=$8
 modulepath=$9
 shift 9
@@ -84,6 +94,15 @@ printf '%s\n' "$sync"
 [ "$rc" -eq 0 ] || exit "$rc"
 mark() { printf '%s\n' "$sync" | sed -n "s/^::capo:$1=//p" | tail -n 1; }
 started=$(mark started) before=$(mark rev-before)
+
+# Nothing new, the last run went well and is recent enough: nothing to apply.
+if [ -n "$max_age" ] && [ "$before" = "$(mark rev-after)" ] && [ "$(mark modules)" != stale ] &&
+  [ -f "$state/last_run.json" ] && ! grep -q '"status": "failed"' "$state/last_run.json"; then
+  age=$(($(date +%s) - $(date -r "$state/last_run.json" +%s 2>/dev/null || echo 0)))
+  if [ "$age" -le "$max_age" ]; then
+    skip "nothing changed at $before; the last run, ${age}s ago, went well"
+  fi
+fi
 
 if [ "$(mark modules)" = stale ]; then
   sh "$here/modules.sh" "$repo" "$installer" "$holder" "$state" pull "" "$holder" \

@@ -26,20 +26,33 @@ impl Job for Pull<'_> {
             PullAction::Install {
                 schedule,
                 scheduler,
+                only_if_changed,
             } => {
                 // No --deadline: the host's own command_timeout.
                 let mut schedule = *schedule;
                 if schedule.deadline.is_zero() {
                     schedule.deadline = settings.command_timeout;
                 }
-                steps::pull_install(&settings, &run.host.name, &schedule, scheduler, deadline)
+                steps::pull_install(
+                    &settings,
+                    &run.host.name,
+                    &schedule,
+                    scheduler,
+                    *only_if_changed,
+                    deadline,
+                )
             }
             PullAction::Remove => steps::pull_remove(deadline),
+            PullAction::Unpin => steps::pull_unpin(&settings, deadline),
         };
         let (record, end, marks) = run.run_step(session, &step).await;
         run.finished(record).await;
         let count = |key| marks.get(key).and_then(|n| n.parse::<u64>().ok());
         match end {
+            StepEnd::Exited(0) if *self.action == PullAction::Unpin => {
+                run.outcome.unpinned = marks.all("unpinned").last().map(str::to_string);
+                (HostStatus::Ok, None)
+            }
             StepEnd::Exited(0) => {
                 run.outcome.pull = Some(match self.action {
                     PullAction::Install { schedule, .. } => PullReport {
@@ -49,7 +62,7 @@ impl Job for Pull<'_> {
                         changed: count("changed"),
                         active: Some(marks.get("active") == Some("yes")),
                     },
-                    PullAction::Remove => PullReport {
+                    PullAction::Remove | PullAction::Unpin => PullReport {
                         installed: false,
                         changed: count("removed"),
                         ..PullReport::default()

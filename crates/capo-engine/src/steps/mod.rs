@@ -175,9 +175,14 @@ pub fn status(settings: &Settings, fetch: bool, deadline: Duration) -> Step {
 }
 
 /// The pull job's command line for a host: `/bin/sh /usr/local/lib/capo/pull.sh` and the
-/// host's settings, as its timer or cron runs it.
-pub fn pull_job(settings: &Settings) -> Vec<String> {
-    let mut args = vec![
+/// host's settings, as its timer or cron runs it; with `only_if_changed`, the job applies only
+/// when something changed, the last run failed, or it is older than that.
+pub fn pull_job(settings: &Settings, only_if_changed: Option<Duration>) -> Vec<String> {
+    let mut args: Vec<String> = only_if_changed
+        .map(|d| format!("--only-if-changed={}", d.as_secs()))
+        .into_iter()
+        .collect();
+    args.extend([
         settings.repo_dir.clone(),
         settings.remote.clone(),
         settings.branch.clone(),
@@ -192,7 +197,7 @@ pub fn pull_job(settings: &Settings) -> Vec<String> {
             .map(|m| m.join(":"))
             .unwrap_or_default(),
         settings.certname.clone().unwrap_or_default(),
-    ];
+    ]);
     args.extend(settings.puppet_args.iter().cloned());
     capo_scripts::pull::pull_command(args)
 }
@@ -205,10 +210,11 @@ pub fn pull_install(
     host: &str,
     schedule: &capo_scripts::pull::Schedule,
     scheduler: &str,
+    only_if_changed: Option<Duration>,
     deadline: Duration,
 ) -> Step {
     use capo_scripts::pull;
-    let job = pull_job(settings);
+    let job = pull_job(settings, only_if_changed);
     // cron cannot say every interval; systemd can: an empty cron file text is never chosen
     // by a host with systemd, and fails one without it (the step says so).
     let cron = pull::cron(&job, schedule, host).unwrap_or_default();
@@ -226,6 +232,16 @@ pub fn pull_install(
     }
     let call = Call::step(Script::PullAdmin, args, deadline);
     Step::new(StepName::Pull, "capo pull install".to_string(), call)
+}
+
+/// Ends a host's pin (`capo-pull-admin unpin`): the pull job follows the branch again.
+pub fn pull_unpin(settings: &Settings, deadline: Duration) -> Step {
+    let call = Call::step(
+        Script::PullAdmin,
+        ["unpin", settings.state_dir.as_str()],
+        deadline,
+    );
+    Step::new(StepName::Pull, "capo pull unpin".to_string(), call)
 }
 
 /// Removes pull mode from a host (`capo-pull-admin remove`).
