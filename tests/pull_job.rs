@@ -145,3 +145,37 @@ fn the_pull_job_skips_a_locked_or_disabled_host_and_keeps_to_a_pin() {
     assert_eq!(code, 2, "{out}");
     assert_eq!(fleet.checkout_head("host01"), new);
 }
+
+#[test]
+fn a_pull_run_that_fails_shows_failed_in_status() {
+    let fleet = Fleet::up(1);
+    install(&fleet, "host01");
+    fleet.commit(
+        "manifests/site.pp",
+        "node default {\n  file { '/srv/managed/x': ensure => file,\n",
+        "Break the manifest",
+    );
+    let (code, out) = pull(&fleet, "host01");
+    assert!(![0, 2].contains(&code), "{out}");
+    let r = last_run(&fleet, "host01");
+    assert_eq!(
+        (
+            r["source"].as_str(),
+            r["status"].as_str(),
+            r["step"].as_str()
+        ),
+        (Some("pull"), Some("failed"), Some("apply")),
+        "{r}"
+    );
+    let s = run::capo(&fleet, "status", &[]);
+    assert_eq!(s.code, 1, "{}", s.dump());
+    let st = &s.host("host01")["host_state"];
+    assert_eq!(st["state"], "failed", "{st}");
+    assert_eq!(st["last_run"]["source"], "pull", "{st}");
+    let row = s
+        .stdout
+        .lines()
+        .find(|l| l.contains("host01"))
+        .expect("row");
+    assert!(row.contains("pull failed (apply)"), "{row}");
+}
