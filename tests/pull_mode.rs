@@ -111,6 +111,14 @@ fn pull_install_writes_the_job_and_a_cron_file_that_pulls_and_applies() {
     assert_eq!(st["state"], "changed", "{st}");
     assert_eq!(st["pull"]["installed"], true, "{st}");
     assert_eq!(st["pull"]["scheduler"], "cron", "{st}");
+    // No cron daemon runs on this machine: installed, and status says it will not fire.
+    assert_eq!(st["pull"]["active"], false, "{st}");
+    let row = s
+        .stdout
+        .lines()
+        .find(|l| l.contains("host01"))
+        .expect("row");
+    assert!(row.contains("cron every 30m (not running)"), "{row}");
     assert_eq!(fleet.checkout_head("host02"), fleet.checkout_head("host02"));
 
     // Installing again changes nothing.

@@ -120,11 +120,16 @@ fn cells(h: &HostReport) -> [String; 6] {
         (None, None) => "never".into(),
     };
     let lock = if s.lock.held { "held" } else { "free" }.to_string();
-    let pull = match (&s.pull.scheduler, s.pull.interval_s) {
+    let mut pull = match (&s.pull.scheduler, s.pull.interval_s) {
         (Some(sched), Some(i)) => format!("{sched} every {}", duration(i)),
         (Some(sched), None) => sched.clone(),
         (None, _) => "-".into(),
     };
+    match (&s.pull.next, s.pull.active) {
+        (Some(next), _) => pull.push_str(&format!(", next {next}")),
+        (None, Some(false)) => pull.push_str(" (not running)"),
+        _ => {}
+    }
     [s.state.to_string(), head, behind, last, lock, pull]
 }
 

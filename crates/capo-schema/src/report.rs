@@ -316,9 +316,12 @@ pub struct PullReport {
     /// `capo pull install` / `remove` only: files it wrote or removed (0: nothing to do).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed: Option<u64>,
-    /// `capo pull install` only: whether the timer was started, or a cron daemon runs.
+    /// Whether the timer is active (started), or a cron daemon runs to read the cron file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// `capo status`, systemd only: when the timer fires next, as systemd says it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// capo's lock, as `capo status` shows it.

@@ -18,7 +18,10 @@
 #   record=|LINE ...                    STATE_DIR/last_run.json, one marker per line, each
 #                                       after a `|` that keeps its indentation
 #   summary=|LINE ...                   Puppet's last_run_summary.yaml, the same way
-#   pull=systemd|cron|none + pull-interval=SECONDS (systemd timer's OnUnitActiveSec)
+#   pull=systemd|cron|none + pull-interval=SECONDS (the timer's OnUnitActiveSec, or the cron
+#   file's `# interval:` line),
+#   pull-active=yes|no (the timer is active, or a cron daemon runs), pull-next=TIME (systemd:
+#   when the timer fires next)
 # Exit status: 0.
 
 command -v git_dir >/dev/null 2>&1 || . "$(dirname -- "$0")/lib-step.sh"
@@ -30,8 +33,26 @@ disabled "$state" || true
 if [ -f /etc/systemd/system/capo-pull.timer ]; then
   echo '::capo:pull=systemd'
   echo "::capo:pull-interval=$(sed -n 's/^OnUnitActiveSec=\([0-9]*\)s$/\1/p' /etc/systemd/system/capo-pull.timer | tail -n 1)"
+  # Where systemd runs the host, it says whether the timer is on and when it fires next.
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    if systemctl is-active --quiet capo-pull.timer; then
+      echo '::capo:pull-active=yes'
+      echo "::capo:pull-next=$(systemctl show -p NextElapseUSecRealtime --value capo-pull.timer 2>/dev/null)"
+    else
+      echo '::capo:pull-active=no'
+    fi
+  else
+    echo '::capo:pull-active=no'
+  fi
 elif [ -f /etc/cron.d/capo-pull ]; then
   echo '::capo:pull=cron'
+  echo "::capo:pull-interval=$(sed -n 's/^# interval: \([0-9]*\)s$/\1/p' /etc/cron.d/capo-pull | head -n 1)"
+  # cron reads /etc/cron.d by itself, if a cron daemon runs here.
+  if pgrep -x cron >/dev/null 2>&1 || pgrep -x crond >/dev/null 2>&1; then
+    echo '::capo:pull-active=yes'
+  else
+    echo '::capo:pull-active=no'
+  fi
 else
   echo '::capo:pull=none'
 fi

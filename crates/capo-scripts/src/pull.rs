@@ -155,9 +155,11 @@ pub fn cron(command: &[String], schedule: &Schedule, host: &str) -> Result<Strin
     let line = crate::quote::join(&line).replace('%', "\\%");
     Ok(format!(
         "# Written by capo pull install; capo pull remove deletes it.\n\
+         # interval: {}s\n\
          SHELL=/bin/sh\n\
          PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
-         {when} root {line}\n"
+         {when} root {line}\n",
+        schedule.interval.as_secs()
     ))
 }
 

@@ -61,6 +61,7 @@ impl Job for Pull<'_> {
                         interval_s: Some(schedule.interval.as_secs()),
                         changed: count("changed"),
                         active: Some(marks.get("active") == Some("yes")),
+                        next: None,
                     },
                     PullAction::Remove | PullAction::Unpin => PullReport {
                         installed: false,

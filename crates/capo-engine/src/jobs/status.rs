@@ -76,6 +76,8 @@ fn read(marks: &Marks, stale_after: Option<Duration>, disabled: bool) -> HostSta
             installed: true,
             scheduler: Some(scheduler.to_string()),
             interval_s: marks.get("pull-interval").and_then(|s| s.parse().ok()),
+            active: marks.get("pull-active").map(|a| a == "yes"),
+            next: marks.get("pull-next").map(str::to_string),
             ..PullReport::default()
         },
         _ => PullReport::default(),
