@@ -48,18 +48,6 @@ fn fingerprint(key: &Path) -> String {
         .to_string()
 }
 
-/// What a look could change on a host: the checkout's git directory (names, sizes,
-/// modification times), HEAD and the managed files. (Not /tmp: the fleet's hosts share the
-/// machine's, where other tests' runs come and go.)
-fn host_state(fleet: &Fleet, host: &str) -> String {
-    run::on_host(
-        fleet,
-        host,
-        "cd /srv/puppet && git rev-parse HEAD && find .git -maxdepth 1 -printf '%p %s %T@\\n' | sort \
-         && ls -la --time-style=+%s /srv/managed",
-    )
-}
-
 /// The fleet's inventory with `lines` added to host `host`'s table.
 fn with_host_settings(
     fleet: &Fleet,
@@ -81,7 +69,7 @@ fn check_says_how_each_host_was_reached_and_changes_nothing() {
     assert_eq!(r.code, 0, "{}", r.dump());
     let before: Vec<String> = ["host01", "host02"]
         .iter()
-        .map(|h| host_state(&fleet, h))
+        .map(|h| run::host_snapshot(&fleet, h, &[]))
         .collect();
 
     let r = check(&fleet, &fleet.inventory, &[]);
@@ -118,7 +106,11 @@ fn check_says_how_each_host_was_reached_and_changes_nothing() {
         assert_eq!(c["lock"]["state"], "free", "{c}");
         assert_eq!(c["lock"]["holder"], Value::Null, "{c}");
         assert_eq!(run::step_names(&r, host), ["check"]);
-        assert_eq!(host_state(&fleet, host), before[i], "{host} changed");
+        assert_eq!(
+            run::host_snapshot(&fleet, host, &[]),
+            before[i],
+            "{host} changed"
+        );
     }
     // The table: one row per host and the fleet's versions in one line; every host direct
     // and without become, so no VIA or RUNS AS column.

@@ -39,17 +39,6 @@ fn states(r: &Run) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// What a look could change on a host: the checkout's git directory and HEAD, the managed
-/// files and capo's state directory.
-fn host_files(fleet: &Fleet, host: &str) -> String {
-    run::on_host(
-        fleet,
-        host,
-        "cd /srv/puppet && git rev-parse HEAD && find .git -maxdepth 1 -printf '%p %s %T@\\n' | sort \
-         && ls -la --time-style=+%s /srv/managed && find /var/lib/capo -printf '%p %s %T@\\n' | sort",
-    )
-}
-
 #[test]
 fn status_shows_where_each_host_stands_and_changes_nothing() {
     let fleet = Fleet::up(3);
@@ -100,12 +89,19 @@ fn status_shows_where_each_host_stands_and_changes_nothing() {
     // Again: unchanged is ok. Looking changes nothing on the host.
     let again = run::rollout(&fleet, &[]);
     assert_eq!(again.code, 0, "{}", again.dump());
-    let before: Vec<String> = names.iter().map(|h| host_files(&fleet, h)).collect();
+    let before: Vec<String> = names
+        .iter()
+        .map(|h| run::host_snapshot(&fleet, h, &["/var/lib/capo"]))
+        .collect();
     let r = status(&fleet, &inv, &[]);
     assert_eq!(r.code, 0, "{}", r.dump());
     assert_eq!(states(&r), run::all(&names, "ok"));
     for (i, h) in names.iter().enumerate() {
-        assert_eq!(host_files(&fleet, h), before[i], "{h} changed");
+        assert_eq!(
+            run::host_snapshot(&fleet, h, &["/var/lib/capo"]),
+            before[i],
+            "{h} changed"
+        );
     }
 
     // A new commit on the remote: hosts only know with --fetch; then they are behind.

@@ -341,3 +341,17 @@ pub fn is_seconds(s: &str) -> bool {
         && frac.len() == 1
         && frac.chars().all(|c| c.is_ascii_digit())
 }
+
+/// What looking at a host must not change: the checkout's HEAD and git directory (names,
+/// sizes, modification times), the managed files, and each of `dirs` (e.g. capo's state
+/// directory). Not /tmp: the fleet's hosts share the machine's, where other tests' runs come
+/// and go.
+pub fn host_snapshot(fleet: &Fleet, host: &str, dirs: &[&str]) -> String {
+    let mut cmd = "cd /srv/puppet && git rev-parse HEAD && find .git -maxdepth 1 -printf '%p %s %T@\\n' | sort \
+                   && ls -la --time-style=+%s /srv/managed"
+        .to_string();
+    for dir in dirs {
+        cmd.push_str(&format!(" && find {dir} -printf '%p %s %T@\\n' | sort"));
+    }
+    on_host(fleet, host, &cmd)
+}

@@ -31,17 +31,27 @@ const CLIENT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 /// The outcome of a host that has not done anything (yet).
 fn blank_outcome(host: &Host, run_dir: &Path) -> HostOutcome {
+    blank(
+        &host.name,
+        &host.address,
+        host.settings.port,
+        run_dir.join(safe_dir_name(&host.name)),
+    )
+}
+
+/// An outcome with nothing learnt yet: the one list of every field's starting value.
+fn blank(name: &str, address: &str, port: u16, log_dir: PathBuf) -> HostOutcome {
     HostOutcome {
-        name: host.name.clone(),
-        address: host.address.clone(),
-        port: host.settings.port,
+        name: name.to_string(),
+        address: address.to_string(),
+        port,
         status: HostStatus::Skipped,
         error: None,
         rev_before: None,
         rev_after: None,
         duration: Duration::ZERO,
         steps: Vec::new(),
-        log_dir: run_dir.join(safe_dir_name(&host.name)),
+        log_dir,
         connect_attempts: 0,
         locked: None,
         target: None,
@@ -82,27 +92,9 @@ pub(super) fn internal_failure(host: Option<Host>, run_dir: &Path, why: &str) ->
             ..blank_outcome(&host, run_dir)
         },
         None => HostOutcome {
-            name: "?".into(),
-            address: "?".into(),
-            port: 0,
             status: HostStatus::Failed,
             error,
-            rev_before: None,
-            rev_after: None,
-            duration: Duration::ZERO,
-            steps: Vec::new(),
-            log_dir: run_dir.to_path_buf(),
-            connect_attempts: 0,
-            locked: None,
-            target: None,
-            incoming: None,
-            puppet: None,
-            check: None,
-            disabled: None,
-            run_record_error: None,
-            host_state: None,
-            pull: None,
-            unpinned: None,
+            ..blank("?", "?", 0, run_dir.to_path_buf())
         },
     }
 }
