@@ -99,6 +99,9 @@ impl Collector {
             run_dir: meta.run_dir.display().to_string(),
             summary,
             hosts,
+            shard: None,
+            seed: None,
+            parts: Vec::new(),
         })
     }
 }
@@ -109,30 +112,12 @@ fn millis(d: Duration) -> u64 {
 
 fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
     HostReport {
-        name: name.to_string(),
-        address: String::new(),
-        port: 0,
-        status: HostStatus::Failed,
         error: Some(ErrorReport {
             kind: ErrorKind::Internal,
             message: "capo stopped before this host reported a result".to_string(),
         }),
-        rev_before: None,
-        rev_after: None,
-        duration_ms: 0,
         log_dir: run_dir.display().to_string(),
-        connect_attempts: 0,
-        locked: None,
-        steps: Vec::new(),
-        target: None,
-        incoming: None,
-        puppet: None,
-        check: None,
-        disabled: None,
-        run_record_error: None,
-        host_state: None,
-        pull: None,
-        unpinned: None,
+        ..HostReport::new(name, HostStatus::Failed)
     }
 }
 
@@ -227,6 +212,8 @@ fn host_report(o: &HostOutcome) -> HostReport {
         host_state: o.host_state.clone(),
         pull: o.pull.clone(),
         unpinned: o.unpinned.clone(),
+        position: None,
+        timing: None,
     }
 }
 
@@ -240,5 +227,6 @@ fn step_report(s: &StepRecord) -> StepReport {
         stderr_tail: String::from_utf8_lossy(&s.stderr_tail).into_owned(),
         truncated: s.truncated,
         log_error: s.log_error.clone(),
+        started_ms: None,
     }
 }

@@ -356,22 +356,9 @@ mod tests {
             address: "a".into(),
             port: 22,
             status: HostStatus::WouldChange,
-            error: None,
-            rev_before: None,
-            rev_after: None,
             duration_ms: 0,
             log_dir: String::new(),
             connect_attempts: 1,
-            locked: None,
-            steps: vec![],
-            target: None,
-            incoming: None,
-            check: None,
-            disabled: None,
-            run_record_error: None,
-            host_state: None,
-            pull: None,
-            unpinned: None,
             puppet: Some(PuppetReport {
                 exit_code: Some(0),
                 resources: None,
@@ -391,6 +378,7 @@ mod tests {
                 unreadable: None,
                 config_version: None,
             }),
+            ..HostReport::new(name, HostStatus::WouldChange)
         }
     }
 
@@ -410,6 +398,9 @@ mod tests {
             run_dir: String::new(),
             summary: Summary::default(),
             hosts,
+            shard: None,
+            seed: None,
+            parts: vec![],
         }
     }
 

@@ -243,6 +243,7 @@ mod tests {
             stderr_tail: stderr.into(),
             truncated: false,
             log_error: None,
+            started_ms: None,
         }
     }
 
@@ -256,22 +257,10 @@ mod tests {
                 kind,
                 message: message.into(),
             }),
-            rev_before: None,
-            rev_after: None,
             duration_ms: 1500,
             log_dir: format!(".capo/runs/r1/{name}"),
             connect_attempts: 1,
-            locked: None,
-            steps: vec![],
-            target: None,
-            incoming: None,
-            puppet: None,
-            check: None,
-            disabled: None,
-            run_record_error: None,
-            host_state: None,
-            pull: None,
-            unpinned: None,
+            ..HostReport::new(name, status)
         }
     }
 
@@ -291,6 +280,9 @@ mod tests {
             run_dir: ".capo/runs/r1".into(),
             summary: Summary::default(),
             hosts,
+            shard: None,
+            seed: None,
+            parts: vec![],
         }
     }
 

@@ -236,17 +236,7 @@ mod tests {
             duration_ms: 1000,
             log_dir: String::new(),
             connect_attempts: 1,
-            locked: None,
-            steps: vec![],
-            target: None,
-            incoming: None,
-            puppet: None,
-            check: None,
-            disabled: None,
-            run_record_error: None,
-            host_state: None,
-            pull: None,
-            unpinned: None,
+            ..HostReport::new(name, status)
         }
     }
 
@@ -287,6 +277,9 @@ mod tests {
             run_dir: ".capo/runs/r1".into(),
             summary,
             hosts,
+            shard: None,
+            seed: None,
+            parts: vec![],
         }
     }
 

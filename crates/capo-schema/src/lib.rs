@@ -22,9 +22,9 @@ mod words;
 pub use reason::{HaltReason, StopReason};
 pub use report::{
     BecomeReport, CheckReport, DiffReport, DisabledReport, ErrorReport, EventReport, HostKeyReport,
-    HostReport, HostStateReport, IdentityReport, IncomingReport, LastRunReport, LockHeld,
-    LockReport, PinReport, PullReport, PuppetReport, PuppetSummaryReport, PuppetfileReport,
-    RepoReport, Report, RevisionCount, StepReport, Summary, SCHEMA,
+    HostReport, HostStateReport, HostTiming, IdentityReport, IncomingReport, LastRunReport,
+    LockHeld, LockReport, PartReport, PinReport, PullReport, PuppetReport, PuppetSummaryReport,
+    PuppetfileReport, RepoReport, Report, RevisionCount, ShardReport, StepReport, Summary, SCHEMA,
 };
 pub use status::{StatusDocument, StatusHost, STATUS_SCHEMA};
 pub use words::{

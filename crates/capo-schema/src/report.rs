@@ -47,6 +47,45 @@ pub struct Report {
     pub summary: Summary,
     /// Every selected host, in inventory order.
     pub hosts: Vec<HostReport>,
+    /// `--shard K/N`: which part of the selection this run took. Absent when unsharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardReport>,
+    /// `--order shuffle`: the seed the host order was shuffled with (`--seed`, else the run
+    /// id); the same seed and hosts give the same order. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// `capo report merge` only: the runs merged into this report, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartReport>,
+}
+
+/// Which part of the selection a sharded run took (`--shard K/N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardReport {
+    /// K: this part, from 1.
+    pub index: u32,
+    /// N: how many parts.
+    pub count: u32,
+    /// Hosts the inventory and `--limit` selected before sharding (every part's total).
+    pub selected: usize,
+}
+
+/// One run merged into a report (`capo report merge`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartReport {
+    /// The part's run id.
+    pub run_id: String,
+    /// Its shard, if it was one.
+    #[serde(default)]
+    pub shard: Option<ShardReport>,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC.
+    pub finished_at: String,
+    /// Where its hosts' output is.
+    pub run_dir: String,
+    /// How many hosts it had.
+    pub hosts: usize,
 }
 
 /// Counts per status.
@@ -224,6 +263,58 @@ pub struct HostReport {
     /// `capo status` only: where the host stands. Absent in other runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_state: Option<HostStateReport>,
+    /// Sharded runs only: the host's place (from 0) in the whole selection, in inventory
+    /// order, before sharding; `capo report merge` puts hosts back in that order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    /// When the host started, from the run's start, and how long connecting and taking
+    /// the lock took. Absent for a host never started, and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<HostTiming>,
+}
+
+impl HostReport {
+    /// A host entry with only its name and status known: every other field empty, as for a
+    /// host that never started.
+    pub fn new(name: impl Into<String>, status: HostStatus) -> HostReport {
+        HostReport {
+            name: name.into(),
+            address: String::new(),
+            port: 0,
+            status,
+            error: None,
+            rev_before: None,
+            rev_after: None,
+            duration_ms: 0,
+            log_dir: String::new(),
+            connect_attempts: 0,
+            locked: None,
+            steps: Vec::new(),
+            target: None,
+            incoming: None,
+            puppet: None,
+            check: None,
+            disabled: None,
+            run_record_error: None,
+            pull: None,
+            unpinned: None,
+            host_state: None,
+            position: None,
+            timing: None,
+        }
+    }
+}
+
+/// Where a host's time went before its steps: what a timeline of the run draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostTiming {
+    /// When the host's task started, in milliseconds from the run's start.
+    pub started_ms: u64,
+    /// How long connecting and logging in took (every attempt, through any jump hosts).
+    pub connect_ms: u64,
+    /// How long taking the host's lock took; absent when the run takes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_ms: Option<u64>,
 }
 
 /// Where a host stands (`capo status`).
@@ -535,6 +626,9 @@ pub struct StepReport {
     /// Why the step's log files are incomplete, if they are; absent when they are complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+    /// When the step started, in milliseconds from the run's start; absent in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
 }
 
 #[cfg(test)]
@@ -543,27 +637,9 @@ mod tests {
 
     fn host(status: HostStatus) -> HostReport {
         HostReport {
-            name: status.to_string(),
-            address: String::new(),
             port: 22,
-            status,
-            error: None,
-            rev_before: None,
-            rev_after: None,
-            duration_ms: 0,
-            log_dir: String::new(),
             connect_attempts: 1,
-            steps: vec![],
-            target: None,
-            incoming: None,
-            puppet: None,
-            locked: None,
-            check: None,
-            disabled: None,
-            run_record_error: None,
-            host_state: None,
-            pull: None,
-            unpinned: None,
+            ..HostReport::new(status.to_string(), status)
         }
     }
 
