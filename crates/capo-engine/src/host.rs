@@ -17,7 +17,9 @@ use crate::connector::{Connected, Connector, NotConnected, Refused};
 use crate::event::Event;
 use crate::jobs::{self, Job};
 use crate::options::{hard_stop, EngineOptions, Stop};
-use crate::outcome::{ErrorKind, HostError, HostOutcome, HostStatus, StepName, StepRecord};
+use crate::outcome::{
+    ErrorKind, HostError, HostOutcome, HostStatus, HostTiming, StepName, StepRecord,
+};
 use crate::remote::{prompt_for, Command, Remote};
 use crate::scheduler::Emitter;
 use crate::steps::{self, Marks, Step};
@@ -63,6 +65,7 @@ fn blank(name: &str, address: &str, port: u16, log_dir: PathBuf) -> HostOutcome 
         host_state: None,
         pull: None,
         unpinned: None,
+        timing: None,
     }
 }
 
@@ -135,20 +138,31 @@ pub(super) struct HostRun {
     remote: Result<Remote, HostError>,
     /// What the host's report says; the runner sets status, error and duration at the end.
     pub outcome: HostOutcome,
+    /// When the run started: steps and the host's timing are measured from there, so that
+    /// one timeline holds every host.
+    run_started: Instant,
 }
 
-/// Runs the job on one host, start to end, and returns its outcome.
+/// Runs the job on one host, start to end, and returns its outcome; `run_started` is when
+/// the run began, which the host's timing counts from.
 pub(super) async fn run_host(
     host: Host,
     opts: Arc<EngineOptions>,
     connector: Arc<Connector>,
     emit: Emitter,
     stop: watch::Receiver<Stop>,
+    run_started: Instant,
 ) -> HostOutcome {
     let started = Instant::now();
     // Created with the first log written into it.
     let log_dir = opts.meta.run_dir.join(safe_dir_name(&host.name));
-    let outcome = blank_outcome(&host, &opts.meta.run_dir);
+    let outcome = HostOutcome {
+        timing: Some(HostTiming {
+            started: started.saturating_duration_since(run_started),
+            ..HostTiming::default()
+        }),
+        ..blank_outcome(&host, &opts.meta.run_dir)
+    };
     let remote = Remote::new(
         &host.settings,
         opts.become_password.as_ref(),
@@ -163,6 +177,7 @@ pub(super) async fn run_host(
         stop,
         log_dir,
         outcome,
+        run_started,
     };
     let opts = run.opts.clone();
     let (status, error) = jobs::run(&opts.mode, &mut run).await;
@@ -195,7 +210,12 @@ impl HostRun {
         if !J::TAKES_LOCK {
             return job.run(self, session).await;
         }
-        let holder = match self.lock(session).await {
+        let started = Instant::now();
+        let locked = self.lock(session).await;
+        if let Some(timing) = &mut self.outcome.timing {
+            timing.lock = Some(started.elapsed());
+        }
+        let holder = match locked {
             Ok(Locked::Held(holder)) => Some(holder),
             Ok(Locked::Nothing) => None,
             Ok(Locked::Off) => {
@@ -237,7 +257,12 @@ impl HostRun {
     /// Reaches the host through the run's connector; the attempts go into the outcome
     /// either way, a failure becomes the host's verdict.
     async fn connect(&mut self) -> Result<Session, Verdict> {
-        match self.connector.connect(&self.host, &mut self.stop).await {
+        let started = Instant::now();
+        let connected = self.connector.connect(&self.host, &mut self.stop).await;
+        if let Some(timing) = &mut self.outcome.timing {
+            timing.connect = started.elapsed();
+        }
+        match connected {
             Ok(Connected { session, attempts }) => {
                 self.outcome.connect_attempts = attempts;
                 Ok(session)
@@ -365,6 +390,7 @@ impl HostRun {
             })
             .await;
         let started = Instant::now();
+        let started_at = started.saturating_duration_since(self.run_started);
         let name = step.name.as_str();
         let log = |ext: &str| -> PathBuf { self.log_dir.join(format!("{name}.{ext}")) };
         let tail_bytes = self.opts.tail_bytes;
@@ -486,6 +512,7 @@ impl HostRun {
             stdout_tail: steps::strip_marks(&stdout_tail),
             stderr_tail,
             log_error,
+            started: started_at,
         };
         (record, end, marks)
     }

@@ -34,7 +34,7 @@ pub use connector::connect_config;
 pub use event::{Event, RunMeta};
 pub use host::safe_dir_name;
 pub use options::{Confirm, EngineOptions, PullAction, RunMode, Stop};
-pub use outcome::{HostError, HostOutcome, Incoming, PuppetResult, StepRecord};
+pub use outcome::{HostError, HostOutcome, HostTiming, Incoming, PuppetResult, StepRecord};
 pub use remote::BecomePassword;
 pub use scheduler::run;
 pub use strategy::Strategy;

@@ -53,6 +53,20 @@ pub struct StepRecord {
     /// Why the step's log files are incomplete or missing, if they are (e.g. no space left,
     /// or too many open files).
     pub log_error: Option<String>,
+    /// When the step started, from the run's start (what a timeline of the run draws).
+    pub started: Duration,
+}
+
+/// Where a host's time went before its steps, for a timeline of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostTiming {
+    /// When the host's task started, from the run's start.
+    pub started: Duration,
+    /// How long connecting and logging in took (every attempt, through any jump hosts).
+    pub connect: Duration,
+    /// How long taking the host's lock took (or, under `lock = false`, asking whether the
+    /// host is disabled); `None` when the job takes no lock or the host ended before it.
+    pub lock: Option<Duration>,
 }
 
 /// Everything the report needs about one host.
@@ -104,6 +118,9 @@ pub struct HostOutcome {
     pub pull: Option<capo_schema::PullReport>,
     /// `capo pull unpin` only: the revision the host was pinned to (empty: it was not).
     pub unpinned: Option<String>,
+    /// When the host started and how long connecting and locking took; `None` for a host
+    /// never started.
+    pub timing: Option<HostTiming>,
 }
 
 /// Commits a host would receive.

@@ -53,6 +53,7 @@ pub async fn run(
         failures: 0,
         allowed,
         halted: None,
+        started,
     };
     let mut remaining: VecDeque<Host> = hosts.into();
     for (index, range) in plan.into_iter().enumerate() {
@@ -110,6 +111,8 @@ struct Dispatch {
     allowed: Option<usize>,
     /// Why the run stopped starting hosts (canary, budget, declined), if it did.
     halted: Option<HaltReason>,
+    /// When the run started: every host's timing counts from here.
+    started: Instant,
 }
 
 impl Dispatch {
@@ -207,6 +210,7 @@ impl Dispatch {
                     self.connector.clone(),
                     self.emit.clone(),
                     self.stop.clone(),
+                    self.started,
                 );
                 let handle = running.spawn(task);
                 names.insert(handle.id(), host);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use capo_engine::{Event, HostOutcome, PuppetResult, RunMeta, StepRecord};
 use capo_schema::{
     DiffReport, ErrorKind, ErrorReport, EventReport, HaltReason, HostReport, HostStatus,
-    IncomingReport, PuppetReport, Report, RevisionCount, StepReport, Summary, SCHEMA,
+    HostTiming, IncomingReport, PuppetReport, Report, RevisionCount, StepReport, Summary, SCHEMA,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -213,7 +213,11 @@ fn host_report(o: &HostOutcome) -> HostReport {
         pull: o.pull.clone(),
         unpinned: o.unpinned.clone(),
         position: None,
-        timing: None,
+        timing: o.timing.map(|t| HostTiming {
+            started_ms: millis(t.started),
+            connect_ms: millis(t.connect),
+            lock_ms: t.lock.map(millis),
+        }),
     }
 }
 
@@ -227,6 +231,103 @@ fn step_report(s: &StepRecord) -> StepReport {
         stderr_tail: String::from_utf8_lossy(&s.stderr_tail).into_owned(),
         truncated: s.truncated,
         log_error: s.log_error.clone(),
-        started_ms: None,
+        started_ms: Some(millis(s.started)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capo_engine::{HostTiming as Timing, Mode, StepName};
+
+    fn outcome(name: &str, timing: Option<Timing>, steps: Vec<StepRecord>) -> HostOutcome {
+        HostOutcome {
+            name: name.into(),
+            address: "10.0.0.1".into(),
+            port: 22,
+            status: HostStatus::Changed,
+            error: None,
+            rev_before: None,
+            rev_after: None,
+            duration: Duration::from_millis(900),
+            steps,
+            log_dir: "d".into(),
+            connect_attempts: 1,
+            locked: Some(true),
+            target: None,
+            incoming: None,
+            puppet: None,
+            check: None,
+            disabled: None,
+            run_record_error: None,
+            host_state: None,
+            pull: None,
+            unpinned: None,
+            timing,
+        }
+    }
+
+    fn step(name: StepName, started: u64, duration: u64) -> StepRecord {
+        StepRecord {
+            name,
+            command: String::new(),
+            exit_code: Some(0),
+            duration: Duration::from_millis(duration),
+            stdout_tail: Vec::new(),
+            stderr_tail: Vec::new(),
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            truncated: false,
+            log_error: None,
+            started: Duration::from_millis(started),
+        }
+    }
+
+    #[test]
+    fn the_hosts_timing_and_each_steps_start_go_into_the_report() {
+        let ms = Duration::from_millis;
+        let mut c = Collector::new();
+        c.observe(&Event::RunStarted {
+            meta: RunMeta {
+                run_id: "r1".into(),
+                mode: Mode::Rollout,
+                inventory: "i.toml".into(),
+                limit: None,
+                run_dir: "runs/r1".into(),
+                target_rev: None,
+            },
+            hosts: vec!["a".into(), "b".into()],
+            started_at: Utc::now(),
+        });
+        let timing = Timing {
+            started: ms(120),
+            connect: ms(35),
+            lock: Some(ms(4)),
+        };
+        let steps = vec![
+            step(StepName::Sync, 160, 300),
+            step(StepName::Apply, 461, 500),
+        ];
+        c.observe(&Event::HostFinished {
+            outcome: Box::new(outcome("a", Some(timing), steps)),
+        });
+        c.observe(&Event::HostFinished {
+            outcome: Box::new(outcome("b", None, Vec::new())),
+        });
+        let report = c.report().expect("a report");
+        assert_eq!(
+            report.hosts[0].timing,
+            Some(HostTiming {
+                started_ms: 120,
+                connect_ms: 35,
+                lock_ms: Some(4)
+            })
+        );
+        let starts: Vec<Option<u64>> = report.hosts[0].steps.iter().map(|s| s.started_ms).collect();
+        assert_eq!(starts, [Some(160), Some(461)]);
+        // A host never started has none, and the JSON leaves the field out.
+        assert_eq!(report.hosts[1].timing, None);
+        let json = serde_json::to_value(&report.hosts[1]).expect("serialises");
+        assert!(json.get("timing").is_none(), "{json}");
     }
 }

@@ -181,6 +181,7 @@ mod tests {
             stderr_bytes: 15,
             truncated: false,
             log_error: None,
+            started: Duration::ZERO,
         };
         let outcome = HostOutcome {
             name: "web\u{1b}01".into(),
@@ -204,6 +205,7 @@ mod tests {
             host_state: None,
             pull: None,
             unpinned: None,
+            timing: None,
         };
         vec![
             Event::RunStarted {
@@ -316,6 +318,7 @@ mod tests {
             stderr_bytes: 0,
             truncated: false,
             log_error: None,
+            started: Duration::ZERO,
         };
         let v = to_json(
             &Event::StepFinished {

@@ -308,6 +308,7 @@ mod tests {
             host_state: None,
             pull: None,
             unpinned: None,
+            timing: None,
         }
     }
 

@@ -427,3 +427,89 @@ fn the_run_dir_holds_each_hosts_logs() {
         );
     }
 }
+
+#[test]
+fn every_host_and_step_is_placed_on_the_runs_timeline() {
+    // One host at a time, so each starts after the one before it ended.
+    let fleet = SimFleet::start(3, &["--apply-delay", "150ms"]);
+    let events = run_engine(&fleet, fleet.options(rollout(), strategy(), 1), |_, _| {});
+    let Some(Event::RunFinished { duration, .. }) = events.last() else {
+        panic!("the last event is not RunFinished");
+    };
+    let mut previous_end = Duration::ZERO;
+    for o in outcomes(&events) {
+        assert_eq!(o.status, HostStatus::Changed, "{o:?}");
+        let t = o.timing.expect("a host that ran has its timing");
+        assert!(
+            t.started >= previous_end,
+            "{}: {t:?} before {previous_end:?}",
+            o.name
+        );
+        assert!(t.connect > Duration::ZERO, "{}: {t:?}", o.name);
+        let lock = t.lock.expect("a rollout takes the lock");
+        // Steps follow connect and lock, one after another, and the apply takes its delay.
+        let mut at = t.started + t.connect + lock;
+        assert_eq!(
+            o.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["sync", "apply"]
+        );
+        for s in &o.steps {
+            assert!(
+                s.started >= at,
+                "{}: {} at {:?} before {at:?}",
+                o.name,
+                s.name,
+                s.started
+            );
+            at = s.started + s.duration;
+        }
+        assert!(o.steps[1].duration >= Duration::from_millis(150));
+        let end = t.started + o.duration;
+        assert!(
+            at <= end,
+            "{}: steps end at {at:?}, the host at {end:?}",
+            o.name
+        );
+        assert!(
+            end <= *duration,
+            "{}: ends at {end:?}, the run at {duration:?}",
+            o.name
+        );
+        previous_end = end;
+    }
+    assert!(
+        previous_end >= Duration::from_millis(450),
+        "three applies one after another"
+    );
+}
+
+#[test]
+fn a_host_never_started_has_no_timing_and_an_unreachable_one_its_connect_time() {
+    let mut fleet = SimFleet::start(2, &["--apply-delay", "10ms"]);
+    let mut hosts = fleet.hosts.clone();
+    // Nothing listens on the fleet's port of an address outside it: refused at once.
+    let mut gone = hosts[1].clone();
+    gone.name = "gone".into();
+    gone.address = "127.43.0.1".into();
+    hosts.push(gone);
+    let plan = Strategy {
+        canary: 0,
+        batches: vec![Size::Count(1)],
+        max_failures: Some(Budget::Count(0)),
+        pause: Duration::ZERO,
+    };
+    let options = fleet.options(rollout(), plan, 1);
+    // The budget of 0 stops the run after `gone` fails; put it first so the others are skipped.
+    hosts.rotate_right(1);
+    fleet.hosts = hosts;
+    let events = run_engine(&fleet, options, |_, _| {});
+    let all = outcomes(&events);
+    let gone = all.iter().find(|o| o.name == "gone").expect("gone");
+    assert_eq!(gone.status, HostStatus::Unreachable, "{gone:?}");
+    let t = gone.timing.expect("an unreachable host was started");
+    assert_eq!((t.lock, gone.steps.len()), (None, 0));
+    assert!(t.connect <= gone.duration, "{t:?} {:?}", gone.duration);
+    for o in all.iter().filter(|o| o.name != "gone") {
+        assert_eq!((o.status, o.timing), (HostStatus::Skipped, None), "{o:?}");
+    }
+}
