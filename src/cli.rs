@@ -50,6 +50,27 @@ pub enum Command {
     Pull(PullCommand),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
+    /// Work with a finished run's JSON report.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Print a run's report as one self-contained HTML page (no network access: inline CSS,
+    /// script and charts): the counts, a status grid of every host and the hosts folded by
+    /// host set, a timeline of each host's connect, lock and steps with the slowest marked,
+    /// the folded changes and problems, and the diffs collapsed. `capo report html
+    /// RUN.json > report.html`.
+    Html(ReportHtmlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportHtmlArgs {
+    /// The run's JSON report (written by --report, and kept as report.json in every run's
+    /// directory under --runs-dir).
+    #[arg(value_name = "RUN.json")]
+    pub report: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,6 +345,11 @@ pub struct RunArgs {
     /// Host order: as in the inventory, or shuffled.
     #[arg(long, value_enum, default_value_t = Order::Inventory)]
     pub order: Order,
+
+    /// Also write the report as one self-contained HTML page (counts, status grid, timeline,
+    /// changes, problems; as `capo report html`) to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// Also write a JUnit XML report (one testcase per host) to FILE.
     #[arg(long, value_name = "FILE")]

@@ -81,6 +81,12 @@ pub enum Error {
     /// The JUnit file could not be written.
     #[error(transparent)]
     Junit(#[from] capo_report::JunitError),
+    /// `capo report html`: the report given cannot be read, or is not a report.
+    #[error(transparent)]
+    ReadReport(#[from] capo_report::json::ReadError),
+    /// What a command prints could not be written to stdout (a closed pipe, a full disk).
+    #[error("cannot write to stdout: {0}")]
+    Stdout(std::io::Error),
 }
 
 impl Error {
@@ -96,7 +102,8 @@ impl Error {
             | Error::BecomePassWithoutTerminal
             | Error::BecomePassRead(_)
             | Error::NoRepoUrl { .. }
-            | Error::EventLog { .. } => exit::USAGE,
+            | Error::EventLog { .. }
+            | Error::ReadReport(_) => exit::USAGE,
             Error::PassphraseInterrupted | Error::BecomePassInterrupted => exit::INTERRUPTED,
             Error::RunDir { .. }
             | Error::PassphraseRead(_)
@@ -105,7 +112,8 @@ impl Error {
             | Error::EncodeHosts(_)
             | Error::EncodeReport(_)
             | Error::Write(_)
-            | Error::Junit(_) => exit::FAILURE,
+            | Error::Junit(_)
+            | Error::Stdout(_) => exit::FAILURE,
         }
     }
 }

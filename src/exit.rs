@@ -41,7 +41,7 @@ pub struct RunEnd {
     pub halted: bool,
     /// `--fail-on-changes` was given.
     pub fail_on_changes: bool,
-    /// A `--report`, `--junit` or `--summary-md` file, or the report on stdout, could not be
+    /// A `--report`, `--junit`, `--summary-md` or `--html` file, or the report on stdout, could not be
     /// written.
     pub outputs_failed: bool,
     /// `capo status`: hosts looked at that are not `ok` or `changed`.

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, ReportCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Bootstrap(args) => cmd::bootstrap::run(&args),
         Command::Status(args) => cmd::status::run(&args),
         Command::Pull(command) => cmd::pull::run(&command),
+        Command::Report(ReportCommand::Html(args)) => cmd::report_html::run(&args),
     };
     if let Err(e) = &result {
         error::print(e);

@@ -10,7 +10,7 @@ use crate::error::{self, Error};
 use crate::select::RUN_REPORT;
 
 /// Writes and prints `report` everywhere it goes; returns whether something the operator
-/// asked for (a `--report`, `--junit` or `--summary-md` file, or stdout) was not written,
+/// asked for (a `--report`, `--junit`, `--summary-md` or `--html` file, or stdout) was not written,
 /// which fails the run. Every failure is printed as it happens.
 pub fn deliver(report: &Report, args: &RunArgs) -> bool {
     keep(report);
@@ -25,6 +25,9 @@ pub fn deliver(report: &Report, args: &RunArgs) -> bool {
         args.summary_md
             .as_deref()
             .map(|p| capo_report::markdown::write_markdown(report, p).map_err(Error::from)),
+        args.html
+            .as_deref()
+            .map(|p| capo_report::html::write_html(report, p).map_err(Error::from)),
     ]
     .into_iter()
     .flatten()

@@ -1,0 +1,21 @@
+//! `capo report html RUN.json`: a run's JSON report as one self-contained HTML page on
+//! stdout.
+
+use std::io::Write;
+
+use crate::cli::ReportHtmlArgs;
+use crate::error::Error;
+use crate::exit::Outcome;
+
+/// Reads the report and prints its page; a file that is missing or not a report is a usage
+/// error (exit 2), nothing printed.
+pub fn run(args: &ReportHtmlArgs) -> Result<Outcome, Error> {
+    let report = capo_report::json::read(&args.report)?;
+    let page = capo_report::html::render(&report);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(page.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Stdout)?;
+    Ok(Outcome::Done)
+}
