@@ -7,11 +7,13 @@
 # the Puppetfile module installers capo drives (r10k, g10k), sudo (the fleet's deploy users
 # and capo's `become = "sudo"`) with openssl (the fleet hashes their passwords), and tmux (tests
 # that need a real terminal: --confirm, passphrase and sudo prompts; ssh-agent and ssh-add
-# come with openssh-client), and systemd for `systemd-analyze verify` of pull mode's units.
+# come with openssh-client), systemd for `systemd-analyze verify` of pull mode's units, and
+# chromium, the headless browser that loads the HTML report offline (tests/html.rs,
+# bench/html.sh).
 set -euo pipefail
 
 need=()
-for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps time shellcheck tcsh fish r10k g10k sudo openssl tmux systemd; do
+for pkg in openssh-server openssh-client puppet git util-linux iproute2 procps time shellcheck tcsh fish r10k g10k sudo openssl tmux systemd chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -16,6 +16,7 @@ mod disable;
 mod environments;
 mod fleet_smoke;
 mod host_keys;
+mod html;
 mod interrupt;
 mod jump;
 mod locking;

@@ -490,7 +490,7 @@ fn a_host_never_started_has_no_timing_and_an_unreachable_one_its_connect_time() 
     // Nothing listens on the fleet's port of an address outside it: refused at once.
     let mut gone = hosts[1].clone();
     gone.name = "gone".into();
-    gone.address = "127.43.0.1".into();
+    gone.address = "127.42.255.254".into();
     hosts.push(gone);
     let plan = Strategy {
         canary: 0,
