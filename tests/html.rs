@@ -14,6 +14,7 @@ use capo_report::html::{external_references, status_color};
 use serde_json::Value;
 
 use crate::common::run::{self, Run};
+use crate::common::sim::SimFleet;
 use crate::common::Fleet;
 
 /// How long one Chromium run may take (it starts in 1-3 s here).
@@ -420,4 +421,52 @@ fn capo_report_html_says_what_is_wrong_with_its_input() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_html_file_that_cannot_be_written_fails_the_run_and_the_other_outputs_stay() {
+    // A simulated fleet (no root needed): every host changes.
+    let sim = SimFleet::start(3, |_| {});
+    let html = sim.dir().join("no-such-dir").join("report.html");
+    let report = sim.dir().join("report.json");
+    let out = sim
+        .capo(&["rollout", "-q", "--html", run::path_arg(&html)])
+        .arg("--report")
+        .arg(&report)
+        .arg("-i")
+        .arg(sim.inventory())
+        .output()
+        .expect("capo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // (The atomic writer's error names its temporary file too, as for --junit.)
+    assert!(
+        stderr.starts_with(&format!(
+            "capo: cannot write report {}: No such file or directory (os error 2)",
+            html.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!html.exists());
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("--report written"))
+            .expect("JSON");
+    assert_eq!(written["summary"]["changed"], 3, "{written}");
+
+    // Written where it can be: the page has every host.
+    let html = sim.dir().join("report.html");
+    let out = sim
+        .capo(&["rollout", "-q", "--html", run::path_arg(&html)])
+        .arg("-i")
+        .arg(sim.inventory())
+        .output()
+        .expect("capo runs");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let page = std::fs::read_to_string(&html).expect("--html written");
+    assert!(page.contains("<span class=\"w\">changed</span> <span class=\"n\">3</span>"));
+    assert!(
+        page.contains("<span class=\"set\">sim[00001-00003]</span>"),
+        "{page}"
+    );
 }
