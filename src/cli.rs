@@ -57,11 +57,12 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Print a run's report as one self-contained HTML page (no network access: inline CSS,
-    /// script and charts): the counts, a status grid of every host and the hosts folded by
-    /// host set, a timeline of each host's connect, lock and steps with the slowest marked,
-    /// the folded changes and problems, and the diffs collapsed. `capo report html
-    /// RUN.json > report.html`.
+    /// Print a run's report as one self-contained HTML page (`> report.html`).
+    ///
+    /// The page loads nothing from the network (inline CSS, script and charts): the counts, a
+    /// status grid of every host and the hosts folded by host set, a timeline of each host's
+    /// connect, lock and steps with the stragglers marked, where the time went, the folded
+    /// changes and problems, and the diffs collapsed.
     Html(ReportHtmlArgs),
 }
 

@@ -312,7 +312,8 @@ pub struct HostTiming {
     pub started_ms: u64,
     /// How long connecting and logging in took (every attempt, through any jump hosts).
     pub connect_ms: u64,
-    /// How long taking the host's lock took; absent when the run takes none.
+    /// How long taking the host's lock took (under `lock = false`, asking whether the host is
+    /// disabled); absent when the run takes none, or the host ended before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_ms: Option<u64>,
 }
