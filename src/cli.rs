@@ -50,6 +50,54 @@ pub enum Command {
     Pull(PullCommand),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
+    /// Work with run reports (the JSON of --report) without contacting any host.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge the reports of the parts of one run (`--shard K/N` jobs) into the report one
+    /// run over every host would have written, and exit as that run would have. Parts that
+    /// do not belong together (another command, --rev, inventory or --limit, a host twice, a
+    /// shard missing or twice) are refused with exit 2.
+    Merge(ReportMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportMergeArgs {
+    /// The parts' reports (written with --report), in any order.
+    #[arg(required = true, value_name = "REPORT")]
+    pub parts: Vec<PathBuf>,
+
+    /// Write the merged JSON report to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Also write a JUnit XML report (one testcase per host) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write a Markdown summary to FILE (and append it to GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// How much of the table's changes list to print (as on a run).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
+    pub changes: ChangesView,
+
+    /// The table's rows (as on a run).
+    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
+    pub table: TableRows,
+
+    /// Plans: exit 3 when any host would change and none failed (as `capo plan
+    /// --fail-on-changes`).
+    #[arg(long)]
+    pub fail_on_changes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -321,9 +369,21 @@ pub struct RunArgs {
     #[arg(short = 'K', long)]
     pub ask_become_pass: bool,
 
-    /// Host order: as in the inventory, or shuffled.
+    /// Host order: as in the inventory, or shuffled (seeded by --seed, else by the run id).
     #[arg(long, value_enum, default_value_t = Order::Inventory)]
     pub order: Order,
+
+    /// With --order shuffle: the seed, so that a run (or each shard of one) can be repeated
+    /// in the same order.
+    #[arg(long, value_name = "TEXT")]
+    pub seed: Option<String>,
+
+    /// Take only part K of N of the selected hosts (by a stable hash of each host's name),
+    /// so that N jobs together run every host once; `auto/N` takes K from
+    /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). Merge the parts' reports with `capo
+    /// report merge`.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<capo_inventory::shard::ShardSpec>,
 
     /// Also write a JUnit XML report (one testcase per host) to FILE.
     #[arg(long, value_name = "FILE")]
@@ -378,7 +438,7 @@ pub enum TableRows {
 pub enum Order {
     /// Inventory order.
     Inventory,
-    /// A random order, different each run.
+    /// A random order, different each run unless --seed is given.
     Shuffle,
 }
 
@@ -418,6 +478,11 @@ fn parse_url(s: &str) -> Result<String, String> {
     } else {
         Ok(s.to_string())
     }
+}
+
+fn parse_shard(s: &str) -> Result<capo_inventory::shard::ShardSpec, String> {
+    s.parse()
+        .map_err(|e: capo_inventory::shard::ShardError| e.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -22,6 +22,12 @@ pub enum Error {
     /// `--rerun` cannot select from the last run.
     #[error("--rerun: {0}")]
     Rerun(#[from] RerunError),
+    /// `--shard auto/N` without a usable job index.
+    #[error(transparent)]
+    Shard(#[from] capo_inventory::shard::ShardError),
+    /// `capo report merge`: the parts cannot be read or do not belong together.
+    #[error(transparent)]
+    Merge(#[from] capo_report::merge::MergeError),
     /// `--confirm` with nobody to answer: refused rather than hang.
     #[error("--confirm needs a terminal (stdin and stderr); run without --confirm in CI")]
     ConfirmWithoutTerminal,
@@ -92,6 +98,8 @@ impl Error {
             Error::Inventory(_)
             | Error::Limit(_)
             | Error::Rerun(_)
+            | Error::Shard(_)
+            | Error::Merge(_)
             | Error::ConfirmWithoutTerminal
             | Error::BecomePassWithoutTerminal
             | Error::BecomePassRead(_)

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Bootstrap(args) => cmd::bootstrap::run(&args),
         Command::Status(args) => cmd::status::run(&args),
         Command::Pull(command) => cmd::pull::run(&command),
+        Command::Report(command) => cmd::report::run(&command),
     };
     if let Err(e) = &result {
         error::print(e);

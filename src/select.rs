@@ -2,13 +2,15 @@
 //! `--limit` decide for every command; `--rerun` narrows a run to hosts of the last run by
 //! their status, and `--order shuffle` reorders. Nothing here connects to a host.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use capo_engine::schema::ShardReport;
 use capo_engine::HostStatus;
+use capo_inventory::shard::JOB_INDEX_VAR;
 use capo_inventory::{Host, Inventory};
 
-use crate::cli::{Order, Selection};
+use crate::cli::{Order, RunArgs, Selection};
 use crate::error::Error;
 
 /// The report every run keeps in its run directory; `--rerun` reads the newest one.
@@ -67,26 +69,76 @@ pub fn limited(selection: &Selection) -> Result<Vec<Host>, Error> {
     Ok(hosts.into_iter().cloned().collect())
 }
 
-/// The hosts a run works on: the `--limit` selection, narrowed by `--rerun` when given, in
-/// `--order`.
-pub fn for_run(
-    selection: &Selection,
-    rerun: &[HostStatus],
-    runs_dir: &Path,
-    order: Order,
-) -> Result<Vec<Host>, Error> {
+/// The hosts a run works on, and what its report says about how they were picked.
+#[derive(Debug)]
+pub struct Picked {
+    /// The hosts, in the order the run takes them.
+    pub hosts: Vec<Host>,
+    /// `--shard`: the part taken.
+    pub shard: Option<ShardReport>,
+    /// `--order shuffle`: the seed.
+    pub seed: Option<String>,
+    /// `--shard`: each host's place in the whole selection, for `capo report merge`.
+    positions: HashMap<String, usize>,
+}
+
+impl Picked {
+    /// Writes into `report` what it says about the pick.
+    pub fn stamp(&self, report: &mut capo_report::Report) {
+        report.shard = self.shard;
+        report.seed = self.seed.clone();
+        if !self.positions.is_empty() {
+            for host in &mut report.hosts {
+                host.position = self.positions.get(&host.name).copied();
+            }
+        }
+    }
+}
+
+/// The hosts a run works on: the `--limit` selection, narrowed by `--rerun` when given, then
+/// to the `--shard` part, in `--order` (shuffled with `--seed`, else `run_id`).
+pub fn for_run(selection: &Selection, args: &RunArgs, run_id: &str) -> Result<Picked, Error> {
     let mut hosts = limited(selection)?;
-    if !rerun.is_empty() {
-        let names = last_run_hosts(runs_dir, rerun)?;
+    if !args.rerun.is_empty() {
+        let names = last_run_hosts(&args.runs_dir, &args.rerun)?;
         hosts.retain(|h| names.contains(&h.name));
         if hosts.is_empty() {
             return Err(RerunError::NoneSelected.into());
         }
     }
-    if order == Order::Shuffle {
-        shuffle(&mut hosts, clock_seed());
-    }
-    Ok(hosts)
+    let mut positions = HashMap::new();
+    let shard = match args.shard {
+        None => None,
+        Some(spec) => {
+            let job_index = std::env::var(JOB_INDEX_VAR).ok();
+            let shard = spec.resolve(job_index.as_deref())?;
+            let selected = hosts.len();
+            let mut kept = Vec::new();
+            for (i, host) in hosts.into_iter().enumerate() {
+                if shard.contains(&host.name) {
+                    positions.insert(host.name.clone(), i);
+                    kept.push(host);
+                }
+            }
+            hosts = kept;
+            Some(ShardReport {
+                index: shard.index,
+                count: shard.count,
+                selected,
+            })
+        }
+    };
+    let seed = (args.order == Order::Shuffle).then(|| {
+        let seed = args.seed.clone().unwrap_or_else(|| run_id.to_string());
+        shuffle(&mut hosts, capo_inventory::shard::hash(&seed) | 1);
+        seed
+    });
+    Ok(Picked {
+        hosts,
+        shard,
+        seed,
+        positions,
+    })
 }
 
 /// The names of the hosts of the newest run under `runs_dir` whose status is one of
@@ -133,12 +185,6 @@ fn newest_report(runs_dir: &Path) -> Result<PathBuf, RerunError> {
         .ok_or_else(|| RerunError::NoReport {
             dir: runs_dir.to_path_buf(),
         })
-}
-
-/// A seed from the clock: `--order shuffle` needs no more randomness than "a different
-/// order each run". Odd, as xorshift needs a non-zero state.
-fn clock_seed() -> u64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64 | 1
 }
 
 /// Shuffles `items` in place (Fisher-Yates over xorshift64, seeded with `seed`, which must

@@ -30,6 +30,7 @@ mod revisions;
 mod rollout;
 mod run_record;
 mod security;
+mod shards;
 mod sim_table;
 mod ssh_auth;
 mod ssh_config;

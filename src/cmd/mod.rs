@@ -9,5 +9,6 @@ pub mod exec;
 pub mod hosts;
 pub mod plan;
 pub mod pull;
+pub mod report;
 pub mod rollout;
 pub mod status;

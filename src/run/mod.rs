@@ -6,7 +6,7 @@ mod confirm;
 mod drive;
 mod host_keys;
 pub mod options;
-mod outputs;
+pub mod outputs;
 mod passphrases;
 mod prompt;
 mod signals;
@@ -30,20 +30,33 @@ pub fn run(
     mode: RunMode,
     fail_on_changes: bool,
 ) -> Result<Outcome, Error> {
-    let hosts = crate::select::for_run(selection, &args.rerun, &args.runs_dir, args.order)?;
+    let started = chrono::Utc::now();
+    let run_id = options::new_run_id(started);
+    let picked = crate::select::for_run(selection, args, &run_id)?;
+    let hosts = &picked.hosts;
     confirm::require_terminal(args.confirm)?;
-    host_keys::warn_unchecked(&hosts);
+    host_keys::warn_unchecked(hosts);
     // Asked once, before anything is written or any host contacted.
-    let become_password = become_pass::ask(args.ask_become_pass, &hosts)?;
+    let become_password = become_pass::ask(args.ask_become_pass, hosts)?;
     let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
-    let mut options = options::build(selection, args, mode, args.confirm.then_some(confirm_tx))?;
+    let run = options::RunId {
+        id: run_id,
+        started,
+    };
+    let mut options = options::build(
+        selection,
+        args,
+        mode,
+        run,
+        args.confirm.then_some(confirm_tx),
+    )?;
     options.become_password = become_password;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
     // Before the live display starts and before any host is contacted.
-    options.ssh = passphrases::unlock(&hosts, &runtime)?;
+    options.ssh = passphrases::unlock(hosts, &runtime)?;
     let event_log = args
         .events
         .as_deref()
@@ -55,10 +68,15 @@ pub fn run(
         progress: progress(args),
         grace: args.grace,
     };
-    let (collector, interrupted) =
-        runtime.block_on(drive::drive(hosts, options, confirm_rx, watchers));
+    let (collector, interrupted) = runtime.block_on(drive::drive(
+        picked.hosts.clone(),
+        options,
+        confirm_rx,
+        watchers,
+    ));
     let mut report = collector.report().ok_or(Error::NoReport)?;
     report.interrupted = interrupted;
+    picked.stamp(&mut report);
     let outputs_failed = outputs::deliver(&report, args);
     Ok(Outcome::Run(RunEnd::of(
         &report,

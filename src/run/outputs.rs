@@ -9,21 +9,55 @@ use crate::cli::{ChangesView, Format, RunArgs, TableRows};
 use crate::error::{self, Error};
 use crate::select::RUN_REPORT;
 
-/// Writes and prints `report` everywhere it goes; returns whether something the operator
-/// asked for (a `--report`, `--junit` or `--summary-md` file, or stdout) was not written,
-/// which fails the run. Every failure is printed as it happens.
+/// Where a report goes besides the run directory: the files asked for and stdout. Runs and
+/// `capo report merge` fill it from their own flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    /// `--report`.
+    pub report: Option<&'a Path>,
+    /// `--junit`.
+    pub junit: Option<&'a Path>,
+    /// `--summary-md`.
+    pub summary_md: Option<&'a Path>,
+    /// `--format`.
+    pub format: Format,
+    /// `--changes`.
+    pub changes: ChangesView,
+    /// `--table`.
+    pub table: TableRows,
+}
+
+impl<'a> Outputs<'a> {
+    /// A run's outputs.
+    pub fn of_run(args: &'a RunArgs) -> Outputs<'a> {
+        Outputs {
+            report: args.report.as_deref(),
+            junit: args.junit.as_deref(),
+            summary_md: args.summary_md.as_deref(),
+            format: args.format,
+            changes: args.changes,
+            table: args.table,
+        }
+    }
+}
+
+/// Keeps `report` in its run directory, then [`send`]s it.
 pub fn deliver(report: &Report, args: &RunArgs) -> bool {
     keep(report);
+    send(report, &Outputs::of_run(args))
+}
+
+/// Writes and prints `report` everywhere `args` asks, and to GitHub's step summary; returns
+/// whether something the operator asked for (a `--report`, `--junit` or `--summary-md` file,
+/// or stdout) was not written, which fails the run. Every failure is printed as it happens.
+pub fn send(report: &Report, args: &Outputs<'_>) -> bool {
     let mut failed = false;
     for result in [
         args.report
-            .as_deref()
             .map(|p| capo_report::json::write_atomic(report, p).map_err(Error::from)),
         args.junit
-            .as_deref()
             .map(|p| capo_report::junit::write_junit(report, p).map_err(Error::from)),
         args.summary_md
-            .as_deref()
             .map(|p| capo_report::markdown::write_markdown(report, p).map_err(Error::from)),
     ]
     .into_iter()
@@ -62,7 +96,7 @@ fn step_summary(report: &Report) {
 }
 
 /// The report on stdout, as `--format` (and for the table `--changes` and `--table`) asks.
-fn print(report: &Report, args: &RunArgs) -> Result<(), Error> {
+fn print(report: &Report, args: &Outputs<'_>) -> Result<(), Error> {
     match args.format {
         Format::Table => {
             let view = capo_report::table::View {

@@ -11,6 +11,7 @@ pub mod grouped;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod progress;
 pub mod sanitize;
 pub mod status;

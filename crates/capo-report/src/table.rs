@@ -343,10 +343,33 @@ pub fn disabled_reason(d: &capo_schema::DisabledReport) -> String {
 /// Where the logs are, and a warning when some could not be written in full (a full disk,
 /// too few file descriptors): the tails in the report are then all there is.
 fn logs_lines(report: &Report, of: &str) -> String {
-    let mut out = format!(
-        "full output of every {of}: {}/<host>/\n",
-        sanitize::line(&report.run_dir)
-    );
+    let mut out = if report.parts.is_empty() {
+        format!(
+            "full output of every {of}: {}/<host>/\n",
+            sanitize::line(&report.run_dir)
+        )
+    } else {
+        // A merged report: each part's hosts are under that part's run directory, on
+        // whichever machine ran it.
+        let mut lines = format!(
+            "merged from {} parts; full output of every {of}:\n",
+            report.parts.len()
+        );
+        for part in &report.parts {
+            let shard = part
+                .shard
+                .map(|s| format!("shard {}/{}, ", s.index, s.count))
+                .unwrap_or_default();
+            lines.push_str(&format!(
+                "  {}{} host{}: {}/<host>/\n",
+                shard,
+                part.hosts,
+                if part.hosts == 1 { "" } else { "s" },
+                sanitize::line(&part.run_dir)
+            ));
+        }
+        lines
+    };
     let broken: Vec<(&str, &str)> = report
         .hosts
         .iter()
