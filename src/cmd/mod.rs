@@ -10,4 +10,5 @@ pub mod hosts;
 pub mod plan;
 pub mod pull;
 pub mod rollout;
+pub mod runs;
 pub mod status;

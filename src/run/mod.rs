@@ -6,7 +6,7 @@ mod confirm;
 mod drive;
 mod host_keys;
 pub mod options;
-mod outputs;
+pub mod outputs;
 mod passphrases;
 mod prompt;
 mod signals;
@@ -18,7 +18,7 @@ use capo_report::progress::{Progress, Verbosity};
 use tokio::sync::mpsc;
 
 use crate::cli::{RunArgs, Selection};
-use crate::error::Error;
+use crate::error::{self, Error};
 use crate::exit::{Outcome, RunEnd};
 
 /// Runs `mode` on the hosts `selection` and `args` choose. Every usage error is found before
@@ -30,13 +30,24 @@ pub fn run(
     mode: RunMode,
     fail_on_changes: bool,
 ) -> Result<Outcome, Error> {
-    let hosts = crate::select::for_run(selection, &args.rerun, &args.runs_dir, args.order)?;
+    // The lead wires `--shard K/N` here: the run's shard, for --rerun to match.
+    let rerun = crate::select::Rerun::of(args, mode.mode(), None);
+    let selected = crate::select::for_run(selection, &rerun, args.order)?;
+    let hosts = selected.hosts;
     confirm::require_terminal(args.confirm)?;
     host_keys::warn_unchecked(&hosts);
     // Asked once, before anything is written or any host contacted.
     let become_password = become_pass::ask(args.ask_become_pass, &hosts)?;
     let (confirm_tx, confirm_rx) = mpsc::channel::<Confirm>(1);
     let mut options = options::build(selection, args, mode, args.confirm.then_some(confirm_tx))?;
+    // Held until the run is in the history: no prune removes a run in progress.
+    let _running = match crate::history::hold_run(&options.meta.run_dir) {
+        Ok(lock) => Some(lock),
+        Err(e) => {
+            error::print(&e.into());
+            None
+        }
+    };
     options.become_password = become_password;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -60,11 +71,10 @@ pub fn run(
     let mut report = collector.report().ok_or(Error::NoReport)?;
     report.interrupted = interrupted;
     let outputs_failed = outputs::deliver(&report, args);
-    Ok(Outcome::Run(RunEnd::of(
-        &report,
-        fail_on_changes,
-        outputs_failed,
-    )))
+    let end = RunEnd::of(&report, fail_on_changes, outputs_failed);
+    let outcome = Ok(Outcome::Run(end));
+    outputs::record(&report, args, selected.rerun, crate::exit::code(&outcome));
+    outcome
 }
 
 /// The live display on stderr: bars on a terminal, plain lines otherwise. Bars redraw the
