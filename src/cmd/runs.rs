@@ -22,22 +22,43 @@ pub fn run(command: &RunsCommand) -> Result<Outcome, Error> {
 
 fn list(args: &RunsListArgs) -> Result<Outcome, Error> {
     let runs = history::runs(&args.runs_dir)?;
-    match args.format {
+    let text = match args.format {
         Format::Json => {
-            let text = serde_json::to_string_pretty(&runs).map_err(Error::EncodeRuns)?;
-            println!("{text}");
+            let mut text = serde_json::to_string_pretty(&runs).map_err(Error::EncodeRuns)?;
+            text.push('\n');
+            text
         }
-        Format::Table => {
-            println!("{}", table(&runs));
-            println!(
-                "{} run{} in {}",
-                runs.len(),
-                if runs.len() == 1 { "" } else { "s" },
-                args.runs_dir.display()
-            );
+        Format::Table => format!(
+            "{}\n{} run{} in {}\n",
+            table(&runs),
+            runs.len(),
+            if runs.len() == 1 { "" } else { "s" },
+            args.runs_dir.display()
+        ),
+    };
+    Ok(emit(&text))
+}
+
+/// Prints `text` on stdout. A reader that stopped reading (`capo runs list | head`) is no
+/// failure; any other write error exits 1, as an output not written does.
+fn emit(text: &str) -> Outcome {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => Outcome::Done,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Done,
+        Err(e) => {
+            eprintln!("capo: cannot write to stdout: {e}");
+            not_written()
         }
     }
-    Ok(Outcome::Done)
+}
+
+/// How a command ends whose output was not written: exit 1.
+fn not_written() -> Outcome {
+    Outcome::Run(RunEnd {
+        outputs_failed: true,
+        ..RunEnd::default()
+    })
 }
 
 /// One row per run. Text from the inventory or the command line is sanitised: a limit may
@@ -101,37 +122,36 @@ fn show(args: &RunsShowArgs) -> Result<Outcome, Error> {
         table: args.table,
     };
     if outputs::show(&report, &outputs) {
-        // An output not written exits 1, as for a run.
-        return Ok(Outcome::Run(RunEnd {
-            outputs_failed: true,
-            ..RunEnd::default()
-        }));
+        return Ok(not_written());
     }
     Ok(Outcome::Done)
 }
 
 fn prune(args: &RunsPruneArgs) -> Result<Outcome, Error> {
     let pruned = history::prune(&args.runs_dir, args.keep, None)?;
-    let dir = args.runs_dir.display();
+    let mut text = String::new();
     for id in &pruned.removed {
-        println!("removed {id}");
+        text.push_str(&format!("removed {id}\n"));
     }
     for id in &pruned.abandoned {
-        println!("removed {id} (no report: its capo died)");
+        text.push_str(&format!("removed {id} (no report: its capo died)\n"));
     }
     for id in &pruned.stale {
-        println!("dropped {id} from the index (its directory is gone)");
+        text.push_str(&format!(
+            "dropped {id} from the index (its directory is gone)\n"
+        ));
     }
     for id in &pruned.running {
-        println!("left {id} (in progress)");
+        text.push_str(&format!("left {id} (in progress)\n"));
     }
     let removed = pruned.removed.len() + pruned.abandoned.len();
-    println!(
-        "{removed} run{} removed, {} kept in {dir}",
+    text.push_str(&format!(
+        "{removed} run{} removed, {} kept in {}\n",
         if removed == 1 { "" } else { "s" },
-        pruned.kept
-    );
-    Ok(Outcome::Done)
+        pruned.kept,
+        args.runs_dir.display()
+    ));
+    Ok(emit(&text))
 }
 
 #[cfg(test)]
