@@ -719,7 +719,12 @@ pub fn prune(runs_dir: &Path, keep: usize, spare: Option<&str>) -> Result<Pruned
         .filter(|e| e.file_name().to_string_lossy().starts_with(REMOVING))
         .map(|e| e.path());
     for path in leftovers {
-        std::fs::remove_dir_all(&path).map_err(|source| HistoryError::Io { path, source })?;
+        match std::fs::remove_dir_all(&path) {
+            // Another prune removing the same leftovers at the same time.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(HistoryError::Io { path, source }),
+            Ok(()) => {}
+        }
     }
     Ok(pruned)
 }

@@ -478,3 +478,39 @@ fn each_run_keeps_the_newest_keep_runs() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(listed(&fleet).len(), 3);
 }
+
+#[test]
+fn runs_ending_at_once_each_get_their_line() {
+    let fleet = Fleet::up(1);
+    let children: Vec<std::process::Child> = (0..4)
+        .map(|_| {
+            fleet
+                .capo()
+                .args(["exec", "-q", "--", "true"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("capo starts")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("capo ends");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let index = std::fs::read_to_string(runs_dir(&fleet).join("index.jsonl")).expect("index");
+    let mut ids: Vec<String> = index
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {index}"));
+            e["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    ids.sort();
+    let mut dirs: Vec<String> = std::fs::read_dir(runs_dir(&fleet))
+        .expect("runs dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("index."))
+        .collect();
+    dirs.sort();
+    assert_eq!(ids.len(), 4, "{index}");
+    assert_eq!(ids, dirs);
+}
