@@ -30,7 +30,8 @@ pub fn run(
     mode: RunMode,
     fail_on_changes: bool,
 ) -> Result<Outcome, Error> {
-    // The lead wires `--shard K/N` here: the run's shard, for --rerun to match.
+    // The run's shard (`--shard K/N`, None until that option exists): --rerun takes the
+    // latest run of the same shard.
     let rerun = crate::select::Rerun::of(args, mode.mode(), None);
     let selected = crate::select::for_run(selection, &rerun, args.order)?;
     let hosts = selected.hosts;
