@@ -53,6 +53,79 @@ pub enum Command {
     /// Work with run reports (the JSON of --report) without contacting any host.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// The run history under --runs-dir: list runs, show one again, prune old ones.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List the runs, newest first: id, start, mode, inventory, limit, shard, host counts
+    /// and exit status.
+    List(RunsListArgs),
+    /// Show a run again from its stored report, as the run printed it (or as JSON), and write
+    /// its --report, --junit and --summary-md files as the run would have.
+    Show(RunsShowArgs),
+    /// Remove all but the newest N runs (their directories and index entries), and the
+    /// directories of runs that died before writing their report. Never a run in progress.
+    Prune(RunsPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// Where the runs are.
+    #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
+    pub runs_dir: PathBuf,
+
+    /// A table for people, or the index entries as JSON.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsShowArgs {
+    /// The run: its id, the start of exactly one id, or `latest`.
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// Where the runs are.
+    #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
+    pub runs_dir: PathBuf,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Also write the JSON report (schema capo.report/v1) to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Also write a JUnit XML report (one testcase per host) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write a Markdown summary to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+
+    /// How much of the table's changes list to print (as for a run).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
+    pub changes: ChangesView,
+
+    /// The table's rows (as for a run).
+    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
+    pub table: TableRows,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsPruneArgs {
+    /// How many of the newest finished runs to keep (0 keeps all).
+    #[arg(long, value_name = "N")]
+    pub keep: usize,
+
+    /// Where the runs are.
+    #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
+    pub runs_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -406,10 +479,21 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Select the hosts that ended with these statuses in the last run (its report in
-    /// --runs-dir), e.g. `failed,unreachable`; combines with --limit.
+    /// Select the hosts that ended with these statuses in the latest run of the same command
+    /// and inventory (`capo runs list`), or in --rerun-from's run, e.g. `failed,unreachable`;
+    /// combines with --limit.
     #[arg(long, value_name = "STATUSES", value_delimiter = ',', value_parser = host_status())]
     pub rerun: Vec<HostStatus>,
+
+    /// With --rerun: take the hosts from this run, whatever its command (an id, the start of
+    /// exactly one id, or `latest`).
+    #[arg(long, value_name = "ID", requires = "rerun")]
+    pub rerun_from: Option<String>,
+
+    /// After the run, keep this many of the newest runs in --runs-dir and remove older ones
+    /// (0 keeps all).
+    #[arg(long, value_name = "N", env = "CAPO_KEEP_RUNS", default_value_t = crate::history::DEFAULT_KEEP)]
+    pub keep_runs: usize,
 }
 
 /// A host status as reports spell it; `--help` and errors list every one.

@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod error;
 mod exit;
+mod history;
 mod limits;
 mod run;
 mod select;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(&args),
         Command::Pull(command) => cmd::pull::run(&command),
         Command::Report(command) => cmd::report::run(&command),
+        Command::Runs(command) => cmd::runs::run(&command),
     };
     if let Err(e) = &result {
         error::print(e);

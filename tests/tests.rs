@@ -29,6 +29,7 @@ mod puppetfile;
 mod revisions;
 mod rollout;
 mod run_record;
+mod runs;
 mod security;
 mod shards;
 mod sim_table;

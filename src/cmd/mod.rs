@@ -11,4 +11,5 @@ pub mod plan;
 pub mod pull;
 pub mod report;
 pub mod rollout;
+pub mod runs;
 pub mod status;
