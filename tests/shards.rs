@@ -622,3 +622,47 @@ fn the_kubernetes_example_validates_and_rolls_out_in_shards() {
     );
     assert!(!run_dir.join("report.json").exists());
 }
+
+#[test]
+fn rerun_takes_the_hosts_of_the_same_shard() {
+    let fleet = Fleet::up(6);
+    let exec = |args: &[&str]| {
+        let (mut cmd, path) = run::command(&fleet, "exec", args);
+        let out = cmd.args(["--", "true"]).output().expect("capo runs");
+        (out, path)
+    };
+    // Shard 1/3 is host01 and host04; host01 is down for its run.
+    fleet.stop("host01");
+    let (out, path) = exec(&["--shard", "1/3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        crate::common::run::statuses_of(&read_json(&path)),
+        run::pairs(&[("host01", "unreachable"), ("host04", "ok")])
+    );
+    fleet.start("host01");
+    // A later run of another shard, and of the whole fleet's other shard, all ok.
+    let (out, _) = exec(&["--shard", "2/3"]);
+    assert_eq!(out.status.code(), Some(0));
+
+    let (out, path) = exec(&["--shard", "1/3", "--rerun", "unreachable"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        crate::common::run::statuses_of(&read_json(&path)),
+        run::pairs(&[("host01", "ok")])
+    );
+    // Shard 2/3's latest run had nothing unreachable.
+    let (out, _) = exec(&["--shard", "2/3", "--rerun", "unreachable"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("capo: --rerun: the last exec of ")
+            && stderr.contains(" (shard 2/3) (")
+            && stderr.ends_with(") has no unreachable hosts\n"),
+        "{stderr}"
+    );
+}
