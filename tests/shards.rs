@@ -109,6 +109,16 @@ fn shards_of_2_and_3_cover_every_host_once_and_merge_into_the_unsharded_run() {
                 serde_json::json!({"index": index, "count": count, "selected": 6}),
                 "shard {index}/{count}"
             );
+            let summary = format!(
+                "{} host{} (shard {index}/{count} of 6 selected): ",
+                want.len(),
+                if want.len() == 1 { "" } else { "s" }
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains(&summary),
+                "{summary}\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
             let has_unreachable = want.iter().any(|n| n == "host05");
             assert_eq!(
                 out.status.code(),
