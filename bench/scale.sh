@@ -24,6 +24,7 @@ EXEC_DELAY=0ms
 BASE=127.1.0.1
 PORT=2222
 COMMANDS=exec,rollout
+SHARDS=0
 TMP_PARENT="${TMPDIR:-/tmp}"
 
 die() { echo "scale.sh: $*" >&2; exit 1; }
@@ -39,6 +40,9 @@ for every N and J, under /usr/bin/time, and prints a table of the controller's c
   --jobs J1,J2,...      capo -j values (default 200,1000)
   --rounds R            runs of each command per (N, J) (default 1)
   --commands LIST       which of exec,rollout,plan to run (default exec,rollout)
+  --shards S            also run each command as S shards (--shard K/S, one after another),
+                        merge their reports with `capo report merge`, and check the merged
+                        report equals the unsharded run's (hosts, statuses, summary)
   --sync-delay D        simulated `git pull` time (default 50ms)
   --apply-delay D       simulated `puppet apply` time (default 1s)
   --exec-delay D        simulated time of each ad-hoc command (default 0ms)
@@ -59,6 +63,7 @@ while (($#)); do
     --jobs) JOBS_LIST="${2:?--jobs needs a value}"; shift 2 ;;
     --rounds) ROUNDS="${2:?--rounds needs a value}"; shift 2 ;;
     --commands) COMMANDS="${2:?--commands needs a value}"; shift 2 ;;
+    --shards) SHARDS="${2:?--shards needs a value}"; shift 2 ;;
     --sync-delay) SYNC_DELAY="${2:?--sync-delay needs a value}"; shift 2 ;;
     --apply-delay) APPLY_DELAY="${2:?--apply-delay needs a value}"; shift 2 ;;
     --exec-delay) EXEC_DELAY="${2:?--exec-delay needs a value}"; shift 2 ;;
@@ -76,6 +81,7 @@ done
 IFS=, read -r -a HOSTS <<<"$HOSTS_LIST"
 IFS=, read -r -a JOBS <<<"$JOBS_LIST"
 IFS=, read -r -a CMDS <<<"$COMMANDS"
+[[ "$SHARDS" =~ ^[0-9]+$ ]] || die "not a number: --shards '$SHARDS'"
 for v in "${HOSTS[@]}" "${JOBS[@]}" "$ROUNDS"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "not a positive number: '$v'"
 done
@@ -198,13 +204,15 @@ count() {
 ROWS=()
 VERDICTS=()
 
-# measure N J CMD ROUND
+# measure N J CMD ROUND [K/S]: one run, or its shard K of S.
 measure() {
-  local n="$1" j="$2" cmd="$3" round="$4" tag="$1-$2-$3-$4"
+  local n="$1" j="$2" cmd="$3" round="$4" shard="${5:-}" tag="$1-$2-$3-$4"
+  [[ -z "$shard" ]] || tag="$tag-s${shard%/*}"
   local report="$WORK/report-$tag.json" timing="$WORK/time-$tag" rc=0
   local -a argv=("$CAPO" "$cmd" -q -j "$j" -i "$INVENTORY" --runs-dir "$WORK/runs-$tag" --report "$report")
+  [[ -z "$shard" ]] || argv+=(--shard "$shard")
   [[ "$cmd" == exec ]] && argv+=(-- true)
-  log "N=$n J=$j $cmd (round $round)"
+  log "N=$n J=$j $cmd ${shard:+shard $shard }(round $round)"
   /usr/bin/time -f '%e %U %S %M' -o "$timing" "${argv[@]}" >"$WORK/stdout-$tag" 2>"$WORK/stderr-$tag" || rc=$?
 
   local wall user sys rss_kib
@@ -229,8 +237,9 @@ measure() {
     fi
   fi
 
-  local row
-  row="$(awk -v n="$n" -v j="$j" -v cmd="$cmd" -v wall="$wall" -v u="$user" -v s="$sys" \
+  local row label="$cmd${shard:+ $shard}" hosts="$n"
+  [[ -z "$shard" || ! -s "$report" ]] || hosts="$(count total "$report")"
+  row="$(awk -v n="$hosts" -v j="$j" -v cmd="$label" -v wall="$wall" -v u="$user" -v s="$sys" \
     -v rss="$rss_kib" -v f="$failures" -v tn="$TARGET_N" -v tc="$TARGET_CPU_MS" -v tr="$TARGET_RSS_KIB" 'BEGIN {
       cpu = u + s; cpu_ms = cpu * 1000 / n; rss_host = rss / n
       verdict = (cpu_ms <= tc && rss_host <= tr && f == "0") ? "PASS" : "MISS"
@@ -239,7 +248,7 @@ measure() {
         n, j, cmd, wall, cpu, u, s, cpu_ms, rss / 1024, rss_host, f, verdict
     }')"
   ROWS+=("$row")
-  if ((n >= TARGET_N)); then
+  if [[ -z "$shard" ]] && ((n >= TARGET_N)); then
     VERDICTS+=("$(awk -v n="$n" -v j="$j" -v cmd="$cmd" -v u="$user" -v s="$sys" -v rss="$rss_kib" \
       -v f="$failures" -v tc="$TARGET_CPU_MS" -v tr="$TARGET_RSS_KIB" 'BEGIN {
         cpu_ms = (u + s) * 1000 / n; rss_host = rss / n
@@ -253,6 +262,42 @@ measure() {
   # freed moments ago), which would be charged to capo.
 }
 
+# merge_shards N J CMD ROUND: merges the S shards' reports of a run, measured, and checks the
+# merged report against the unsharded run's: the same hosts in the same order, with the same
+# statuses and errors, and the same summary.
+merge_shards() {
+  local n="$1" j="$2" cmd="$3" round="$4" tag="$1-$2-$3-$4"
+  local merged="$WORK/merged-$tag.json" timing="$WORK/time-merge-$tag" rc=0 k
+  local -a parts=()
+  for ((k = 1; k <= SHARDS; k++)); do parts+=("$WORK/report-$tag-s$k.json"); done
+  log "N=$n J=$j $cmd: merging $SHARDS shards"
+  /usr/bin/time -f '%e %U %S %M' -o "$timing" "$CAPO" report merge "${parts[@]}" \
+    --report "$merged" --junit "$WORK/merged-$tag.xml" --summary-md "$WORK/merged-$tag.md" \
+    --format json >/dev/null 2>"$WORK/stderr-merge-$tag" || rc=$?
+  local wall user sys rss_kib differs=0
+  read -r wall user sys rss_kib < <(tail -n 1 "$timing")
+  python3 - "$WORK/report-$tag.json" "$merged" <<'PY' >&2 || differs=1
+import json, sys
+def essence(path):
+    r = json.load(open(path))
+    return [(h["name"], h["status"], h.get("error")) for h in r["hosts"]], r["summary"]
+whole, merged = essence(sys.argv[1]), essence(sys.argv[2])
+if whole != merged:
+    print("scale.sh: the merged report differs from the unsharded run's", file=sys.stderr)
+    sys.exit(1)
+PY
+  if ((differs)); then
+    FAILED_RUNS=$((FAILED_RUNS + 1))
+    tail -n 5 "$WORK/stderr-merge-$tag" >&2
+  fi
+  ROWS+=("$(awk -v n="$n" -v cmd="merge $SHARDS" -v wall="$wall" -v u="$user" -v s="$sys" \
+    -v rss="$rss_kib" -v f="$differs" -v size="$(stat -c %s "$merged" 2>/dev/null || echo 0)" 'BEGIN {
+      cpu = u + s
+      printf "| %6d | %5s | %-7s | %7.1f | %8.2f | %6.2f | %6.2f | %11.3f | %8.1f | %12.1f | %8s | %-14s |", \
+        n, "-", cmd, wall, cpu, u, s, cpu * 1000 / n, rss / 1024, rss / n, f, sprintf("%.1f MB JSON", size / 1e6)
+    }')")
+}
+
 for n in "${HOSTS[@]}"; do
   log "starting a simulated fleet of $n hosts"
   start_fleet "$n"
@@ -261,6 +306,12 @@ for n in "${HOSTS[@]}"; do
     for ((r = 1; r <= ROUNDS; r++)); do
       for cmd in "${CMDS[@]}"; do
         measure "$n" "$j" "$cmd" "$r"
+        if ((SHARDS > 0)); then
+          for ((k = 1; k <= SHARDS; k++)); do
+            measure "$n" "$j" "$cmd" "$r" "$k/$SHARDS"
+          done
+          merge_shards "$n" "$j" "$cmd" "$r"
+        fi
       done
     done
   done

@@ -50,13 +50,91 @@ pub enum Command {
     Pull(PullCommand),
     /// List the hosts a --limit selects, without connecting to any.
     Hosts(HostsArgs),
-    /// Work with a finished run's JSON report.
+    /// Work with run reports (the JSON of --report) without contacting any host.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// The run history under --runs-dir: list runs, show one again, prune old ones.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List the runs, newest first: id, start, mode, inventory, limit, shard, host counts
+    /// and exit status.
+    List(RunsListArgs),
+    /// Show a run again from its stored report, as the run printed it (or as JSON), and write
+    /// its --report, --junit and --summary-md files as the run would have.
+    Show(RunsShowArgs),
+    /// Remove all but the newest N runs (their directories and index entries), and the
+    /// directories of runs that died before writing their report. Never a run in progress.
+    Prune(RunsPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// Where the runs are.
+    #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
+    pub runs_dir: PathBuf,
+
+    /// A table for people, or the index entries as JSON.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsShowArgs {
+    /// The run: its id, the start of exactly one id, or `latest`.
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// Where the runs are.
+    #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
+    pub runs_dir: PathBuf,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Also write the JSON report (schema capo.report/v1) to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Also write a JUnit XML report (one testcase per host) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write a Markdown summary to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+
+    /// How much of the table's changes list to print (as for a run).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
+    pub changes: ChangesView,
+
+    /// The table's rows (as for a run).
+    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
+    pub table: TableRows,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsPruneArgs {
+    /// How many of the newest finished runs to keep (0 keeps all).
+    #[arg(long, value_name = "N")]
+    pub keep: usize,
+
+    /// Where the runs are.
+    #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
+    pub runs_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
+    /// Merge the reports of the parts of one run (`--shard K/N` jobs) into the report one
+    /// run over every host would have written, and exit as that run would have. Parts that
+    /// do not belong together (another command, --rev, inventory or --limit, a host twice, a
+    /// shard missing or twice) are refused with exit 2.
+    Merge(ReportMergeArgs),
     /// Print a run's report as one self-contained HTML page (`> report.html`).
     ///
     /// The page loads nothing from the network (inline CSS, script and charts): the counts, a
@@ -64,6 +142,42 @@ pub enum ReportCommand {
     /// connect, lock and steps with the stragglers marked, where the time went, the folded
     /// changes and problems, and the diffs collapsed.
     Html(ReportHtmlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportMergeArgs {
+    /// The parts' reports (written with --report), in any order.
+    #[arg(required = true, value_name = "REPORT")]
+    pub parts: Vec<PathBuf>,
+
+    /// Write the merged JSON report to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Also write a JUnit XML report (one testcase per host) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write a Markdown summary to FILE (and append it to GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// How much of the table's changes list to print (as on a run).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
+    pub changes: ChangesView,
+
+    /// The table's rows (as on a run).
+    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
+    pub table: TableRows,
+
+    /// Plans: exit 3 when any host would change and none failed (as `capo plan
+    /// --fail-on-changes`).
+    #[arg(long)]
+    pub fail_on_changes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -343,9 +457,21 @@ pub struct RunArgs {
     #[arg(short = 'K', long)]
     pub ask_become_pass: bool,
 
-    /// Host order: as in the inventory, or shuffled.
+    /// Host order: as in the inventory, or shuffled (seeded by --seed, else by the run id).
     #[arg(long, value_enum, default_value_t = Order::Inventory)]
     pub order: Order,
+
+    /// With --order shuffle: the seed, so that a run (or each shard of one) can be repeated
+    /// in the same order.
+    #[arg(long, value_name = "TEXT")]
+    pub seed: Option<String>,
+
+    /// Take only part K of N of the selected hosts (by a stable hash of each host's name),
+    /// so that N jobs together run every host once; `auto/N` takes K from
+    /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). Merge the parts' reports with `capo
+    /// report merge`.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<capo_inventory::shard::ShardSpec>,
 
     /// Also write the report as one self-contained HTML page (counts, status grid, timeline,
     /// changes, problems; as `capo report html`) to FILE, atomically.
@@ -373,10 +499,21 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Select the hosts that ended with these statuses in the last run (its report in
-    /// --runs-dir), e.g. `failed,unreachable`; combines with --limit.
+    /// Select the hosts that ended with these statuses in the latest run of the same command
+    /// and inventory (`capo runs list`), or in --rerun-from's run, e.g. `failed,unreachable`;
+    /// combines with --limit.
     #[arg(long, value_name = "STATUSES", value_delimiter = ',', value_parser = host_status())]
     pub rerun: Vec<HostStatus>,
+
+    /// With --rerun: take the hosts from this run, whatever its command (an id, the start of
+    /// exactly one id, or `latest`).
+    #[arg(long, value_name = "ID", requires = "rerun")]
+    pub rerun_from: Option<String>,
+
+    /// After the run, keep this many of the newest runs in --runs-dir and remove older ones
+    /// (0 keeps all).
+    #[arg(long, value_name = "N", env = "CAPO_KEEP_RUNS", default_value_t = crate::history::DEFAULT_KEEP)]
+    pub keep_runs: usize,
 }
 
 /// A host status as reports spell it; `--help` and errors list every one.
@@ -405,7 +542,7 @@ pub enum TableRows {
 pub enum Order {
     /// Inventory order.
     Inventory,
-    /// A random order, different each run.
+    /// A random order, different each run unless --seed is given.
     Shuffle,
 }
 
@@ -445,6 +582,11 @@ fn parse_url(s: &str) -> Result<String, String> {
     } else {
         Ok(s.to_string())
     }
+}
+
+fn parse_shard(s: &str) -> Result<capo_inventory::shard::ShardSpec, String> {
+    s.parse()
+        .map_err(|e: capo_inventory::shard::ShardError| e.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -19,9 +19,18 @@ pub enum Error {
     /// `--limit` is malformed or selects nothing.
     #[error(transparent)]
     Limit(#[from] capo_inventory::SelectError),
-    /// `--rerun` cannot select from the last run.
-    #[error("--rerun: {0}")]
+    /// `--rerun` cannot select from an earlier run.
+    #[error(transparent)]
     Rerun(#[from] RerunError),
+    /// `--shard auto/N` without a usable job index.
+    #[error(transparent)]
+    Shard(#[from] capo_inventory::shard::ShardError),
+    /// `capo report merge`: the parts cannot be read or do not belong together.
+    #[error(transparent)]
+    Merge(#[from] capo_report::merge::MergeError),
+    /// `capo runs`: the run history cannot be read or pruned, or has no such run.
+    #[error(transparent)]
+    Runs(#[from] crate::history::HistoryError),
     /// `--confirm` with nobody to answer: refused rather than hang.
     #[error("--confirm needs a terminal (stdin and stderr); run without --confirm in CI")]
     ConfirmWithoutTerminal,
@@ -72,6 +81,9 @@ pub enum Error {
     /// `capo hosts --format json` could not encode the list (a bug).
     #[error("cannot encode host list: {0}")]
     EncodeHosts(serde_json::Error),
+    /// `capo runs list --format json` could not encode the list (a bug).
+    #[error("cannot encode run list: {0}")]
+    EncodeRuns(serde_json::Error),
     /// `--format json` could not encode the report (a bug).
     #[error("cannot encode report: {0}")]
     EncodeReport(serde_json::Error),
@@ -81,9 +93,6 @@ pub enum Error {
     /// The JUnit file could not be written.
     #[error(transparent)]
     Junit(#[from] capo_report::JunitError),
-    /// `capo report html`: the report given cannot be read, or is not a report.
-    #[error(transparent)]
-    ReadReport(#[from] capo_report::json::ReadError),
     /// What a command prints could not be written to stdout (a closed pipe, a full disk).
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),
@@ -98,18 +107,22 @@ impl Error {
             Error::Inventory(_)
             | Error::Limit(_)
             | Error::Rerun(_)
+            | Error::Shard(_)
+            | Error::Merge(_)
             | Error::ConfirmWithoutTerminal
             | Error::BecomePassWithoutTerminal
             | Error::BecomePassRead(_)
             | Error::NoRepoUrl { .. }
-            | Error::EventLog { .. }
-            | Error::ReadReport(_) => exit::USAGE,
+            | Error::EventLog { .. } => exit::USAGE,
+            Error::Runs(e) if e.is_usage() => exit::USAGE,
             Error::PassphraseInterrupted | Error::BecomePassInterrupted => exit::INTERRUPTED,
             Error::RunDir { .. }
+            | Error::Runs(_)
             | Error::PassphraseRead(_)
             | Error::Runtime(_)
             | Error::NoReport
             | Error::EncodeHosts(_)
+            | Error::EncodeRuns(_)
             | Error::EncodeReport(_)
             | Error::Write(_)
             | Error::Junit(_)

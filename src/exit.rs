@@ -249,6 +249,20 @@ mod tests {
             ),
             (Error::Runtime(io()), FAILURE),
             (Error::NoReport, FAILURE),
+            (
+                Error::Runs(crate::history::HistoryError::NoRun {
+                    id: "2025".into(),
+                    dir: ".capo/runs".into(),
+                }),
+                USAGE,
+            ),
+            (
+                Error::Runs(crate::history::HistoryError::Io {
+                    path: ".capo/runs/index.jsonl".into(),
+                    source: io(),
+                }),
+                FAILURE,
+            ),
         ];
         for (error, want) in cases {
             let text = error.to_string();

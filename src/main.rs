@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod error;
 mod exit;
+mod history;
 mod limits;
 mod run;
 mod select;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ReportCommand};
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,7 +29,8 @@ fn main() -> ExitCode {
         Command::Bootstrap(args) => cmd::bootstrap::run(&args),
         Command::Status(args) => cmd::status::run(&args),
         Command::Pull(command) => cmd::pull::run(&command),
-        Command::Report(ReportCommand::Html(args)) => cmd::report_html::run(&args),
+        Command::Report(command) => cmd::report::run(&command),
+        Command::Runs(command) => cmd::runs::run(&command),
     };
     if let Err(e) = &result {
         error::print(e);

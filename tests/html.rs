@@ -398,7 +398,7 @@ fn capo_report_html_says_what_is_wrong_with_its_input() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!(
-            "capo: cannot read report {}: No such file or directory (os error 2)\n",
+            "capo: cannot read {}: No such file or directory (os error 2)\n",
             missing.display()
         )
     );

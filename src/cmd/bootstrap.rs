@@ -14,12 +14,9 @@ use crate::exit::Outcome;
 /// `--repo`, no `repo_url`) is refused before any host is contacted.
 pub fn run(args: &BootstrapArgs) -> Result<Outcome, Error> {
     if args.repo.is_none() {
-        let hosts = crate::select::for_run(
-            &args.selection,
-            &args.run.rerun,
-            &args.run.runs_dir,
-            args.run.order,
-        )?;
+        let hosts =
+            crate::select::for_run(&args.selection, &args.run, capo_engine::Mode::Bootstrap, "")?
+                .hosts;
         let without: Vec<&str> = hosts
             .iter()
             .filter(|h| h.settings.repo_url.is_none())

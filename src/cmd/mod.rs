@@ -9,6 +9,8 @@ pub mod exec;
 pub mod hosts;
 pub mod plan;
 pub mod pull;
+pub mod report;
 pub mod report_html;
 pub mod rollout;
+pub mod runs;
 pub mod status;

@@ -7,10 +7,10 @@ use crate::cli::ReportHtmlArgs;
 use crate::error::Error;
 use crate::exit::Outcome;
 
-/// Reads the report and prints its page; a file that is missing or not a report is a usage
-/// error (exit 2), nothing printed.
+/// Reads the report (as `capo report merge` reads its parts) and prints its page; a file that
+/// is missing or not a run report is a usage error (exit 2), nothing printed.
 pub fn run(args: &ReportHtmlArgs) -> Result<Outcome, Error> {
-    let report = capo_report::json::read(&args.report)?;
+    let report = capo_report::merge::read(&args.report)?.report;
     let page = capo_report::html::render(&report);
     let mut stdout = std::io::stdout().lock();
     stdout

@@ -10,6 +10,15 @@ use tokio::sync::mpsc;
 use crate::cli::{RunArgs, Selection};
 use crate::error::Error;
 
+/// A run's id and when it started.
+#[derive(Debug, Clone)]
+pub struct RunId {
+    /// See [`new_run_id`].
+    pub id: String,
+    /// When capo started the run.
+    pub started: DateTime<Utc>,
+}
+
 /// The engine's options for a run in `mode`; creates the run's directory under
 /// `--runs-dir`, where the engine keeps every host's output. `confirm` carries the engine's
 /// questions when `--confirm` is given.
@@ -17,10 +26,13 @@ pub fn build(
     selection: &Selection,
     args: &RunArgs,
     mode: RunMode,
+    run: RunId,
     confirm: Option<mpsc::Sender<Confirm>>,
 ) -> Result<EngineOptions, Error> {
-    let started = Utc::now();
-    let run_id = new_run_id(started);
+    let RunId {
+        id: run_id,
+        started,
+    } = run;
     let run_dir = args.runs_dir.join(&run_id);
     std::fs::create_dir_all(&run_dir).map_err(|source| Error::RunDir {
         path: run_dir.clone(),
@@ -123,7 +135,7 @@ fn controller_name() -> String {
 }
 
 /// `20261124T224501Z-1a2b`: sortable by time, unique enough for runs started in the same second.
-fn new_run_id(now: DateTime<Utc>) -> String {
+pub fn new_run_id(now: DateTime<Utc>) -> String {
     let salt = (std::process::id() ^ now.timestamp_subsec_nanos()) & 0xffff;
     format!("{}-{salt:04x}", now.format("%Y%m%dT%H%M%SZ"))
 }

@@ -37,6 +37,7 @@ mod parse;
 pub mod range;
 mod select;
 mod settings;
+pub mod shard;
 mod ssh_config;
 mod suggest;
 #[cfg(test)]

@@ -123,7 +123,7 @@ fn lost_host(name: &str, run_dir: &std::path::Path) -> HostReport {
 
 /// Hosts grouped by the commit their checkout is at after the run, most first; hosts whose
 /// revision is unknown (unreachable, no checkout) are not counted.
-fn revisions(hosts: &[HostReport]) -> Vec<RevisionCount> {
+pub(crate) fn revisions(hosts: &[HostReport]) -> Vec<RevisionCount> {
     let mut counts: Vec<RevisionCount> = Vec::new();
     for h in hosts {
         let Some(rev) = h.rev_after.as_ref().or(h.rev_before.as_ref()) else {

@@ -343,10 +343,33 @@ pub fn disabled_reason(d: &capo_schema::DisabledReport) -> String {
 /// Where the logs are, and a warning when some could not be written in full (a full disk,
 /// too few file descriptors): the tails in the report are then all there is.
 fn logs_lines(report: &Report, of: &str) -> String {
-    let mut out = format!(
-        "full output of every {of}: {}/<host>/\n",
-        sanitize::line(&report.run_dir)
-    );
+    let mut out = if report.parts.is_empty() {
+        format!(
+            "full output of every {of}: {}/<host>/\n",
+            sanitize::line(&report.run_dir)
+        )
+    } else {
+        // A merged report: each part's hosts are under that part's run directory, on
+        // whichever machine ran it.
+        let mut lines = format!(
+            "merged from {} parts; full output of every {of}:\n",
+            report.parts.len()
+        );
+        for part in &report.parts {
+            let shard = part
+                .shard
+                .map(|s| format!("shard {}/{}, ", s.index, s.count))
+                .unwrap_or_default();
+            lines.push_str(&format!(
+                "  {}{} host{}: {}/<host>/\n",
+                shard,
+                part.hosts,
+                if part.hosts == 1 { "" } else { "s" },
+                sanitize::line(&part.run_dir)
+            ));
+        }
+        lines
+    };
     let broken: Vec<(&str, &str)> = report
         .hosts
         .iter()
@@ -373,7 +396,17 @@ fn logs_lines(report: &Report, of: &str) -> String {
 /// cancelled counts only when there are any, and the signal if the run was interrupted.
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
-    let hosts = format!("{} host{}", s.total, if s.total == 1 { "" } else { "s" });
+    let mut hosts = format!("{} host{}", s.total, if s.total == 1 { "" } else { "s" });
+    // A shard's job log should say it saw only part of the fleet, and a merge how many
+    // parts it joined.
+    if let Some(shard) = report.shard {
+        hosts.push_str(&format!(
+            " (shard {}/{} of {} selected)",
+            shard.index, shard.count, shard.selected
+        ));
+    } else if !report.parts.is_empty() {
+        hosts.push_str(&format!(" (merged from {} parts)", report.parts.len()));
+    }
     let mut line = if report.mode == Mode::Bootstrap {
         format!(
             "{hosts}: {} bootstrapped, {} already, {} failed, {} unreachable",
@@ -594,6 +627,39 @@ pub fn seconds(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_and_a_merge_say_so_in_the_summary_line() {
+        let mut report = rollout(&[("web01", "changed", None), ("web02", "changed", None)]);
+        report.summary = capo_schema::Summary::of(&report.hosts);
+        report.shard = Some(capo_schema::ShardReport {
+            index: 2,
+            count: 3,
+            selected: 7,
+        });
+        assert!(
+            summary_line(&report).starts_with("2 hosts (shard 2/3 of 7 selected): 2 changed, "),
+            "{}",
+            summary_line(&report)
+        );
+        report.shard = None;
+        report.parts = vec![
+            capo_schema::PartReport {
+                run_id: "r1".into(),
+                shard: None,
+                started_at: String::new(),
+                finished_at: String::new(),
+                run_dir: "runs/r1".into(),
+                hosts: 2,
+            };
+            3
+        ];
+        assert!(
+            summary_line(&report).starts_with("2 hosts (merged from 3 parts): 2 changed, "),
+            "{}",
+            summary_line(&report)
+        );
+    }
 
     #[test]
     fn revisions_are_short() {
