@@ -108,6 +108,10 @@ pub struct RunsShowArgs {
     #[arg(long, value_name = "FILE")]
     pub summary_md: Option<PathBuf>,
 
+    /// Also write the report as one self-contained HTML page to FILE (as `capo report html`).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// How much of the table's changes list to print (as for a run).
     #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
     pub changes: ChangesView,
@@ -161,6 +165,10 @@ pub struct ReportMergeArgs {
     /// Also write a Markdown summary to FILE (and append it to GITHUB_STEP_SUMMARY when set).
     #[arg(long, value_name = "FILE")]
     pub summary_md: Option<PathBuf>,
+
+    /// Also write the report as one self-contained HTML page to FILE (as `capo report html`).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]

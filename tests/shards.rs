@@ -136,12 +136,33 @@ fn shards_of_2_and_3_cover_every_host_once_and_merge_into_the_unsharded_run() {
         // Given in reverse: the merge puts hosts back in inventory order.
         reports.reverse();
         let merged_path = fleet.dir.join(format!("merged-{count}.json"));
+        let html_path = fleet.dir.join(format!("merged-{count}.html"));
         let out = merge(
             &fleet,
             &reports,
-            &["--report", path_arg(&merged_path), "--format", "json"],
+            &[
+                "--report",
+                path_arg(&merged_path),
+                "--html",
+                path_arg(&html_path),
+                "--format",
+                "json",
+            ],
         );
         let merged = read_json(&merged_path);
+        // The page is the merged report's, as `capo report html` renders it.
+        let page = fleet
+            .capo()
+            .args(["report", "html"])
+            .arg(&merged_path)
+            .output()
+            .expect("capo runs");
+        assert_eq!(page.status.code(), Some(0));
+        assert_eq!(
+            std::fs::read(&html_path).expect("merged page"),
+            page.stdout,
+            "{count} shards"
+        );
         assert_eq!(out.status.code(), Some(whole.code), "{count} shards");
         assert_eq!(essence(&merged), essence(&whole.report), "{count} shards");
         assert_eq!(merged["mode"], "plan");

@@ -31,7 +31,7 @@ fn run_merge(args: &ReportMergeArgs) -> Result<Outcome, Error> {
             report: args.report.as_deref(),
             junit: args.junit.as_deref(),
             summary_md: args.summary_md.as_deref(),
-            html: None,
+            html: args.html.as_deref(),
             format: args.format,
             changes: args.changes,
             table: args.table,

@@ -128,9 +128,29 @@ pub fn merge(parts: &[Part]) -> Result<Report, MergeError> {
         return Err(MergeError::NoParts);
     };
     check_together(parts)?;
+    let start = parts
+        .iter()
+        .filter_map(|p| time(&p.report.started_at))
+        .min();
     let mut hosts = Vec::with_capacity(parts.iter().map(|p| p.report.hosts.len()).sum());
     for part in parts {
-        hosts.extend(part.report.hosts.iter().cloned());
+        // Each part's times count from its own start; the merged run's from the earliest,
+        // so that a timeline shows the parts where they ran.
+        let offset = match (start, time(&part.report.started_at)) {
+            (Some(start), Some(own)) => {
+                u64::try_from((own - start).num_milliseconds()).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        hosts.extend(part.report.hosts.iter().cloned().map(|mut h| {
+            if let Some(t) = h.timing.as_mut() {
+                t.started_ms += offset;
+            }
+            for step in &mut h.steps {
+                step.started_ms = step.started_ms.map(|ms| ms + offset);
+            }
+            h
+        }));
     }
     // Inventory order, as the unsharded run would list them; the sort is stable, so parts
     // without positions (unsharded) keep the order given.
@@ -444,6 +464,48 @@ mod tests {
         assert!(merged.run_id.starts_with("merge-"), "{}", merged.run_id);
         // The same parts give the same id.
         assert_eq!(merge(&two_shards()).expect("merges").run_id, merged.run_id);
+    }
+
+    #[test]
+    fn each_part_s_times_move_to_the_merged_run_s_start() {
+        let mut parts = two_shards();
+        for part in &mut parts {
+            for h in &mut part.report.hosts {
+                h.timing = Some(capo_schema::HostTiming {
+                    started_ms: 100,
+                    connect_ms: 5,
+                    lock_ms: None,
+                });
+            }
+        }
+        parts[0].report.hosts[0].steps = vec![capo_schema::StepReport {
+            name: capo_schema::StepName::Sync,
+            command: String::new(),
+            exit_code: Some(0),
+            duration_ms: 10,
+            stdout_tail: String::new(),
+            stderr_tail: String::new(),
+            truncated: false,
+            log_error: None,
+            started_ms: Some(120),
+        }];
+        // b.json started at :06, a1.json at :07: a1's hosts move 1 s later.
+        let merged = merge(&parts).expect("merges");
+        let starts: Vec<(&str, u64)> = merged
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.timing.map_or(0, |t| t.started_ms)))
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                ("web01", 1100),
+                ("web02", 100),
+                ("web03", 100),
+                ("web04", 1100)
+            ]
+        );
+        assert_eq!(merged.hosts[1].steps[0].started_ms, Some(120));
     }
 
     #[test]
