@@ -9,6 +9,7 @@ mod history;
 mod limits;
 mod run;
 mod select;
+mod stdout;
 
 use std::process::ExitCode;
 

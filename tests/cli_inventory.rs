@@ -163,3 +163,37 @@ fn the_inventory_comes_from_capo_inventory_when_not_given() {
     assert!(stdout.contains("web03"), "{stdout}");
     assert!(stdout.ends_with("1 host\n"), "{stdout}");
 }
+
+#[test]
+fn hosts_piped_into_a_reader_that_stops_early_exits_0() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Far more than a pipe's 64 KiB buffer, so that capo is still writing when the reader
+    // has gone (as in `capo hosts | head -1`).
+    std::fs::write(
+        dir.path().join("inventory.toml"),
+        "[groups.all]\nhosts = [\"web[00001-05000].example.com\"]\n",
+    )
+    .expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_capo"))
+        .current_dir(dir.path())
+        .env_remove("CAPO_INVENTORY")
+        .args(["hosts", "-i", "inventory.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("capo starts");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("a line");
+    assert!(first.starts_with('┌'), "{first}");
+    let out = child.wait_with_output().expect("capo ends");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -11,17 +11,16 @@ use crate::exit::Outcome;
 /// Prints the selection as a table or JSON.
 pub fn run(args: &HostsArgs) -> Result<Outcome, Error> {
     let hosts = crate::select::limited(&args.selection)?;
-    match args.format {
-        Format::Json => println!("{}", json(&hosts)?),
-        Format::Table => {
-            println!("{}", table(&hosts));
-            println!(
-                "{} host{}",
-                hosts.len(),
-                if hosts.len() == 1 { "" } else { "s" }
-            );
-        }
-    }
+    let text = match args.format {
+        Format::Json => format!("{}\n", json(&hosts)?),
+        Format::Table => format!(
+            "{}\n{} host{}\n",
+            table(&hosts),
+            hosts.len(),
+            if hosts.len() == 1 { "" } else { "s" }
+        ),
+    };
+    crate::stdout::write(&text).map_err(Error::Stdout)?;
     Ok(Outcome::Done)
 }
 

@@ -1,8 +1,6 @@
 //! `capo report html RUN.json`: a run's JSON report as one self-contained HTML page on
 //! stdout.
 
-use std::io::Write;
-
 use crate::cli::ReportHtmlArgs;
 use crate::error::Error;
 use crate::exit::Outcome;
@@ -12,10 +10,6 @@ use crate::exit::Outcome;
 pub fn run(args: &ReportHtmlArgs) -> Result<Outcome, Error> {
     let report = capo_report::merge::read(&args.report)?.report;
     let page = capo_report::html::render(&report);
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(page.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(Error::Stdout)?;
+    crate::stdout::write(&page).map_err(Error::Stdout)?;
     Ok(Outcome::Done)
 }

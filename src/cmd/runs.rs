@@ -42,10 +42,8 @@ fn list(args: &RunsListArgs) -> Result<Outcome, Error> {
 /// Prints `text` on stdout. A reader that stopped reading (`capo runs list | head`) is no
 /// failure; any other write error exits 1, as an output not written does.
 fn emit(text: &str) -> Outcome {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
+    match crate::stdout::write(text) {
         Ok(()) => Outcome::Done,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Done,
         Err(e) => {
             eprintln!("capo: cannot write to stdout: {e}");
             not_written()

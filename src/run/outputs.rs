@@ -154,16 +154,17 @@ fn print(report: &Report, args: &Outputs) -> Result<(), Error> {
                     TableRows::Full => capo_report::table::Rows::Full,
                 },
             };
-            print!("{}", capo_report::table::render(report, &view));
+            crate::stdout::write(&capo_report::table::render(report, &view))
+                .map_err(Error::Stdout)?;
         }
         // What a drift alarm reads: one flat entry per host (`--report` has the run report).
         Format::Json if report.mode == capo_engine::Mode::Status => {
             let text = capo_report::status::to_json(report).map_err(Error::EncodeReport)?;
-            print!("{text}");
+            crate::stdout::write(&text).map_err(Error::Stdout)?;
         }
         Format::Json => {
             let text = capo_report::json::to_string(report).map_err(Error::EncodeReport)?;
-            print!("{text}");
+            crate::stdout::write(&text).map_err(Error::Stdout)?;
         }
     }
     Ok(())
