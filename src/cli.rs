@@ -92,33 +92,8 @@ pub struct RunsShowArgs {
     #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
     pub runs_dir: PathBuf,
 
-    /// What to print on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-
-    /// Also write the JSON report (schema capo.report/v1) to FILE, atomically.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// Also write a JUnit XML report (one testcase per host) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-
-    /// Also write a Markdown summary to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub summary_md: Option<PathBuf>,
-
-    /// Also write the report as one self-contained HTML page to FILE (as `capo report html`).
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-
-    /// How much of the table's changes list to print (as for a run).
-    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
-    pub changes: ChangesView,
-
-    /// The table's rows (as for a run).
-    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
-    pub table: TableRows,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -154,33 +129,8 @@ pub struct ReportMergeArgs {
     #[arg(required = true, value_name = "REPORT")]
     pub parts: Vec<PathBuf>,
 
-    /// Write the merged JSON report to FILE, atomically.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// Also write a JUnit XML report (one testcase per host) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-
-    /// Also write a Markdown summary to FILE (and append it to GITHUB_STEP_SUMMARY when set).
-    #[arg(long, value_name = "FILE")]
-    pub summary_md: Option<PathBuf>,
-
-    /// Also write the report as one self-contained HTML page to FILE (as `capo report html`).
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-
-    /// What to print on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-
-    /// How much of the table's changes list to print (as on a run).
-    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
-    pub changes: ChangesView,
-
-    /// The table's rows (as on a run).
-    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
-    pub table: TableRows,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Plans: exit 3 when any host would change and none failed (as `capo plan
     /// --fail-on-changes`).
@@ -398,6 +348,46 @@ fn parse_message(s: &str) -> Result<String, String> {
     }
 }
 
+/// Where a report goes when a command ends: stdout (`--format`, and the table's
+/// `--changes` and `--table`) and the files asked for. Runs, `capo report merge` and `capo
+/// runs show` share them.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Also write the JSON report (schema capo.report/v1) to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// What to print on stdout at the end.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// How much of the table's changes list to print: past about 20 lines, `short` shows
+    /// counts by resource type and host set and the first lines; `all` lists every one (the
+    /// JSON report and the Markdown summary always keep everything).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
+    pub changes: ChangesView,
+
+    /// The table's rows: with more than 50 hosts, `auto` folds hosts that share status,
+    /// revision change, config version and reason into one row per host set (a failed,
+    /// unreachable or cancelled host keeps its own row); `full` shows one row per host.
+    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
+    pub table: TableRows,
+
+    /// Also write a JUnit XML report (one testcase per host) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write a Markdown summary (for a pull-request comment) to FILE. A run and a merge
+    /// also append it to GITHUB_STEP_SUMMARY when that is set.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+
+    /// Also write the report as one self-contained HTML page (counts, status grid, timeline,
+    /// changes, problems; as `capo report html`) to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
 /// Options every command that runs on hosts shares.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -405,13 +395,8 @@ pub struct RunArgs {
     #[arg(short = 'j', long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
 
-    /// Also write the JSON report (schema capo.report/v1) to FILE, atomically.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// What to print on stdout when the run ends.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Directory under which each run keeps every host's full output (<DIR>/<run id>/<host>/).
     #[arg(long, value_name = "DIR", default_value = ".capo/runs")]
@@ -425,18 +410,6 @@ pub struct RunArgs {
     /// Collect file content diffs from Puppet (show_diff) and print each distinct one once.
     #[arg(long)]
     pub show_diff: bool,
-
-    /// How much of the table's changes list to print: past about 20 lines, `short` shows
-    /// counts by resource type and host set and the first lines; `all` lists every one (the
-    /// JSON report and the Markdown summary always keep everything).
-    #[arg(long, value_enum, value_name = "HOW", default_value_t = ChangesView::Short)]
-    pub changes: ChangesView,
-
-    /// The table's rows: with more than 50 hosts, `auto` folds hosts that share status,
-    /// revision change, config version and reason into one row per host set (a failed,
-    /// unreachable or cancelled host keeps its own row); `full` shows one row per host.
-    #[arg(long = "table", value_enum, value_name = "ROWS", default_value_t = TableRows::Auto)]
-    pub table: TableRows,
 
     /// Run the first N hosts alone first; if any of them fails, start no other host.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -480,20 +453,6 @@ pub struct RunArgs {
     /// report merge`.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<capo_inventory::shard::ShardSpec>,
-
-    /// Also write the report as one self-contained HTML page (counts, status grid, timeline,
-    /// changes, problems; as `capo report html`) to FILE, atomically.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-
-    /// Also write a JUnit XML report (one testcase per host) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-
-    /// Also write a Markdown summary (for a pull-request comment) to FILE. When
-    /// GITHUB_STEP_SUMMARY is set, the summary is appended there too.
-    #[arg(long, value_name = "FILE")]
-    pub summary_md: Option<PathBuf>,
 
     /// Write the event stream as JSON Lines to FILE as it happens.
     #[arg(long, value_name = "FILE")]
@@ -635,12 +594,12 @@ mod tests {
     fn the_table_is_short_by_default_and_full_when_asked() {
         let default = run_args(&[]);
         assert_eq!(
-            (default.changes, default.table),
+            (default.output.changes, default.output.table),
             (ChangesView::Short, TableRows::Auto)
         );
         let full = run_args(&["--changes", "all", "--table", "full"]);
         assert_eq!(
-            (full.changes, full.table),
+            (full.output.changes, full.output.table),
             (ChangesView::All, TableRows::Full)
         );
         assert!(Cli::try_parse_from(["capo", "plan", "--changes", "some"]).is_err());

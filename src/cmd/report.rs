@@ -6,7 +6,7 @@ use capo_report::merge;
 use crate::cli::{ReportCommand, ReportMergeArgs};
 use crate::error::Error;
 use crate::exit::{Outcome, RunEnd};
-use crate::run::outputs::{self, Outputs};
+use crate::run::outputs;
 
 /// Runs a `capo report` subcommand.
 pub fn run(command: &ReportCommand) -> Result<Outcome, Error> {
@@ -25,18 +25,7 @@ fn run_merge(args: &ReportMergeArgs) -> Result<Outcome, Error> {
         .map(|p| merge::read(p))
         .collect::<Result<Vec<_>, _>>()?;
     let report = merge::merge(&parts)?;
-    let outputs_failed = outputs::send(
-        &report,
-        &Outputs {
-            report: args.report.as_deref(),
-            junit: args.junit.as_deref(),
-            summary_md: args.summary_md.as_deref(),
-            html: args.html.as_deref(),
-            format: args.format,
-            changes: args.changes,
-            table: args.table,
-        },
-    );
+    let outputs_failed = outputs::send(&report, &args.output);
     Ok(Outcome::Run(RunEnd::of(
         &report,
         args.fail_on_changes,

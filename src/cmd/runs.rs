@@ -9,7 +9,7 @@ use crate::cli::{Format, RunsCommand, RunsListArgs, RunsPruneArgs, RunsShowArgs}
 use crate::error::Error;
 use crate::exit::{Outcome, RunEnd};
 use crate::history::{self, RunEntry};
-use crate::run::outputs::{self, Outputs};
+use crate::run::outputs;
 
 /// Runs the `capo runs` subcommand.
 pub fn run(command: &RunsCommand) -> Result<Outcome, Error> {
@@ -111,16 +111,7 @@ fn show(args: &RunsShowArgs) -> Result<Outcome, Error> {
     let runs = history::runs(&args.runs_dir)?;
     let entry = history::find(&runs, &args.id, &args.runs_dir)?;
     let report = history::read_report(&history::report_path(&args.runs_dir, entry))?;
-    let outputs = Outputs {
-        report: args.report.as_deref(),
-        junit: args.junit.as_deref(),
-        summary_md: args.summary_md.as_deref(),
-        html: args.html.as_deref(),
-        format: args.format,
-        changes: args.changes,
-        table: args.table,
-    };
-    if outputs::show(&report, &outputs) {
+    if outputs::show(&report, &args.output) {
         return Ok(not_written());
     }
     Ok(Outcome::Done)

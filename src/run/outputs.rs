@@ -1,60 +1,27 @@
 //! Where a finished run's report goes: its run directory and the run history (for `capo
 //! runs` and `--rerun`), the files the operator asked for, GitHub's step summary, and stdout.
 //! `capo runs show` writes the same files and prints the same way from a stored report
-//! ([`show`]), so the list of outputs lives here once ([`Outputs`]).
+//! ([`show`]), so the list of outputs lives here once (over [`OutputArgs`]).
 
 use std::path::Path;
 
 use capo_report::Report;
 
-use crate::cli::{ChangesView, Format, RunArgs, TableRows};
+use crate::cli::{ChangesView, Format, OutputArgs, RunArgs, TableRows};
 use crate::error::{self, Error};
 use crate::history::{self, RerunOf, RunEntry, RUN_REPORT};
-
-/// The outputs a report goes to, as a run's or `capo runs show`'s options ask.
-#[derive(Debug, Clone, Copy)]
-pub struct Outputs<'a> {
-    /// `--report FILE`.
-    pub report: Option<&'a Path>,
-    /// `--junit FILE`.
-    pub junit: Option<&'a Path>,
-    /// `--summary-md FILE`.
-    pub summary_md: Option<&'a Path>,
-    /// `--html FILE`.
-    pub html: Option<&'a Path>,
-    /// `--format`.
-    pub format: Format,
-    /// `--changes`.
-    pub changes: ChangesView,
-    /// `--table`.
-    pub table: TableRows,
-}
-
-impl<'a> From<&'a RunArgs> for Outputs<'a> {
-    fn from(args: &'a RunArgs) -> Outputs<'a> {
-        Outputs {
-            report: args.report.as_deref(),
-            junit: args.junit.as_deref(),
-            summary_md: args.summary_md.as_deref(),
-            html: args.html.as_deref(),
-            format: args.format,
-            changes: args.changes,
-            table: args.table,
-        }
-    }
-}
 
 /// Writes and prints `report` everywhere it goes; returns whether something the operator
 /// asked for (a `--report`, `--junit`, `--summary-md` or `--html` file, or stdout) was not written,
 /// which fails the run. Every failure is printed as it happens.
 pub fn deliver(report: &Report, args: &RunArgs) -> bool {
     keep(report);
-    send(report, &Outputs::from(args))
+    send(report, &args.output)
 }
 
 /// Writes and prints `report` as [`deliver`] does, but keeps it nowhere: `capo report merge`,
 /// whose parts each kept their own. Returns whether an output was not written.
-pub fn send(report: &Report, outputs: &Outputs) -> bool {
+pub fn send(report: &Report, outputs: &OutputArgs) -> bool {
     let mut failed = write_files(report, outputs);
     step_summary(report);
     if let Err(e) = print(report, outputs) {
@@ -66,7 +33,7 @@ pub fn send(report: &Report, outputs: &Outputs) -> bool {
 
 /// Writes and prints a stored report as its run did (`capo runs show`), without the step
 /// summary: showing a run again is not a run. Returns whether an output was not written.
-pub fn show(report: &Report, outputs: &Outputs) -> bool {
+pub fn show(report: &Report, outputs: &OutputArgs) -> bool {
     let mut failed = write_files(report, outputs);
     if let Err(e) = print(report, outputs) {
         error::print(&e);
@@ -77,20 +44,24 @@ pub fn show(report: &Report, outputs: &Outputs) -> bool {
 
 /// The `--report`, `--junit`, `--summary-md` and `--html` files; returns whether one was not
 /// written.
-fn write_files(report: &Report, outputs: &Outputs) -> bool {
+fn write_files(report: &Report, outputs: &OutputArgs) -> bool {
     let mut failed = false;
     for result in [
         outputs
             .report
+            .as_deref()
             .map(|p| capo_report::json::write_atomic(report, p).map_err(Error::from)),
         outputs
             .junit
+            .as_deref()
             .map(|p| capo_report::junit::write_junit(report, p).map_err(Error::from)),
         outputs
             .summary_md
+            .as_deref()
             .map(|p| capo_report::markdown::write_markdown(report, p).map_err(Error::from)),
         outputs
             .html
+            .as_deref()
             .map(|p| capo_report::html::write_html(report, p).map_err(Error::from)),
     ]
     .into_iter()
@@ -140,7 +111,7 @@ fn step_summary(report: &Report) {
 }
 
 /// The report on stdout, as `--format` (and for the table `--changes` and `--table`) asks.
-fn print(report: &Report, args: &Outputs) -> Result<(), Error> {
+fn print(report: &Report, args: &OutputArgs) -> Result<(), Error> {
     match args.format {
         Format::Table => {
             let view = capo_report::table::View {
