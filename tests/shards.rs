@@ -570,34 +570,15 @@ fn the_kubernetes_example_validates_and_rolls_out_in_shards() {
     let completions = job["spec"]["completions"].as_u64().expect("completions");
     let container = &job["spec"]["template"]["spec"]["containers"][0];
     for index in 0..completions {
-        let mut env: Vec<(String, String)> = container["env"]
-            .as_array()
-            .expect("env")
-            .iter()
-            .map(|e| {
-                let name = e["name"].as_str().expect("name").to_string();
-                // The manifest's revision is an example; the test rolls out its commit.
-                let value = if name == "CAPO_REV" {
-                    sha.clone()
-                } else {
-                    map(e["value"].as_str().expect("value"))
-                };
-                (name, value)
-            })
-            .collect();
-        env.push(("JOB_COMPLETION_INDEX".into(), index.to_string()));
-        let argv: Vec<String> = container["command"]
-            .as_array()
-            .expect("command")
-            .iter()
-            .map(|a| {
-                let mut a = a.as_str().expect("arg").to_string();
-                for (k, v) in &env {
-                    a = a.replace(&format!("$({k})"), v);
-                }
-                map(&a)
-            })
-            .collect();
+        // The manifest's revision is an example; the test rolls out its commit.
+        let (argv, env) = pod(
+            container,
+            &[
+                ("CAPO_REV", sha.clone()),
+                ("JOB_COMPLETION_INDEX", index.to_string()),
+            ],
+            &map,
+        );
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = shell(&fleet, &argv, &fleet.dir, &env);
         assert_eq!(
@@ -610,23 +591,7 @@ fn the_kubernetes_example_validates_and_rolls_out_in_shards() {
 
     let merge_job = example("k8s-merge-job.yaml");
     let container = &merge_job["spec"]["template"]["spec"]["containers"][0];
-    let env: Vec<(String, String)> = container["env"]
-        .as_array()
-        .expect("env")
-        .iter()
-        .map(|e| {
-            (
-                e["name"].as_str().expect("name").to_string(),
-                e["value"].as_str().expect("value").to_string(),
-            )
-        })
-        .collect();
-    let argv: Vec<String> = container["command"]
-        .as_array()
-        .expect("command")
-        .iter()
-        .map(|a| map(a.as_str().expect("arg")))
-        .collect();
+    let (argv, env) = pod(container, &[], &map);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = shell(&fleet, &argv, &fleet.dir, &env);
     assert_eq!(
@@ -652,6 +617,46 @@ fn the_kubernetes_example_validates_and_rolls_out_in_shards() {
         "capo: shard 2/3 missing: the run has 3 parts and each must be merged (a job whose hosts failed still writes its report; pass it too)\n"
     );
     assert!(!run_dir.join("report.json").exists());
+}
+
+/// A container's env (values with mount paths mapped by `map`, `set` replacing or adding
+/// variables) and its command with `$(VAR)` expanded from that env, as the kubelet runs it.
+fn pod(
+    container: &Value,
+    set: &[(&str, String)],
+    map: &dyn Fn(&str) -> String,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let mut env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().expect("name").to_string();
+            let value = match set.iter().find(|(k, _)| *k == name) {
+                Some((_, v)) => v.clone(),
+                None => map(e["value"].as_str().expect("value")),
+            };
+            (name, value)
+        })
+        .collect();
+    for (k, v) in set {
+        if !env.iter().any(|(name, _)| name == k) {
+            env.push((k.to_string(), v.clone()));
+        }
+    }
+    let argv = container["command"]
+        .as_array()
+        .expect("command")
+        .iter()
+        .map(|a| {
+            let mut a = a.as_str().expect("arg").to_string();
+            for (k, v) in &env {
+                a = a.replace(&format!("$({k})"), v);
+            }
+            map(&a)
+        })
+        .collect();
+    (argv, env)
 }
 
 #[test]
