@@ -16,11 +16,16 @@ pub enum Answer {
 }
 
 /// Prints `prompt` on stderr and reads a line from the terminal on stdin without echo.
+///
+/// Echo goes off before the prompt is shown, as OpenSSH's `readpassphrase` does: switching
+/// the terminal discards what was typed before (`TCSAFLUSH`), so an answer typed as soon as
+/// the prompt appears must find echo already off, or it would be shown and then lost.
 pub fn read_hidden(prompt: &str) -> io::Result<Answer> {
     let mut err = io::stderr();
-    let _ = write!(err, "{prompt}");
-    let _ = err.flush();
-    let line = tty::read_line_hidden(libc::STDIN_FILENO);
+    let line = tty::read_line_hidden(libc::STDIN_FILENO, || {
+        let _ = write!(err, "{prompt}");
+        let _ = err.flush();
+    });
     let _ = writeln!(err);
     Ok(match line? {
         tty::Line::Text(bytes) => {
@@ -67,7 +72,8 @@ mod tty {
         }
     }
 
-    pub fn read_line_hidden(fd: RawFd) -> io::Result<Line> {
+    /// Turns echo off, calls `prompt`, and reads a line.
+    pub fn read_line_hidden(fd: RawFd, prompt: impl FnOnce()) -> io::Result<Line> {
         // SAFETY: plain termios calls on a descriptor we do not own or close; the struct is
         // fully written by tcgetattr before it is read.
         let saved = unsafe {
@@ -86,6 +92,7 @@ mod tty {
         if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &raw) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        prompt();
         // Never grown (a reallocation would leave a copy behind that nobody zeroes).
         let mut line = Zeroizing::new(Vec::with_capacity(MAX));
         let result = loop {
