@@ -342,10 +342,10 @@ stats() {
 
 row() { # row WHAT INVENTORY HOSTS LABEL [BASE_LABEL BASE_NAME]
   local what="$1" inv="$2" n="$3" label="$4" base="${5:-}" base_name="${6:-}"
-  local wall min max cpu rss bwall bmin bmax bcpu brss extra="-"
+  local wall min max cpu rss bcpu extra="-"
   read -r wall min max cpu rss < <(stats "$label")
   if [[ -n "$base" ]]; then
-    read -r bwall bmin bmax bcpu brss < <(stats "$base")
+    read -r _ _ _ bcpu _ < <(stats "$base")
     extra="$(awk -v c="$cpu" -v b="$bcpu" -v n="$n" -v name="$base_name" 'BEGIN { printf "%+.2f s, %+.1f µs/host vs %s", c - b, (c - b) * 1e6 / n, name }')"
   fi
   awk -v what="$what" -v inv="$inv" -v n="$n" -v wall="$wall" -v min="$min" -v max="$max" \
@@ -357,6 +357,7 @@ row() { # row WHAT INVENTORY HOSTS LABEL [BASE_LABEL BASE_NAME]
 
 table() {
   local scoped_note="" exec_note=""
+  # shellcheck disable=SC2016 # backquotes for Markdown
   ((SCOPED == 0)) || scoped_note='; the Include inside a `Host edge*` block'
   ((EXEC == 0)) || exec_note="; exec: \`-j $JOBS\`, the $NODES directly reached hosts, $BLOCKS simulated hosts (one per block)"
   echo "## ssh_config at scale ($(date -u +%Y-%m-%dT%H:%MZ))"
