@@ -33,13 +33,14 @@ log() { echo "scale.sh: $*" >&2; }
 usage() {
   cat <<'EOF'
 usage: bench/scale.sh [OPTIONS]
-Runs `capo exec -- true` and `capo rollout` against a simulated fleet of N hosts with -j J,
-for every N and J, under /usr/bin/time, and prints a table of the controller's cost.
+Runs `capo exec -- true` and `capo rollout` (or the --commands given) against a simulated
+fleet of N hosts with -j J, for every N and J, under /usr/bin/time, and prints a table of the
+controller's cost.
 
   --hosts N1,N2,...     fleet sizes (default 1000,10000)
   --jobs J1,J2,...      capo -j values (default 200,1000)
   --rounds R            runs of each command per (N, J) (default 1)
-  --commands LIST       which of exec,rollout,plan to run (default exec,rollout)
+  --commands LIST       which of exec,rollout,plan,status,check to run (default exec,rollout)
   --shards S            also run each command as S shards (--shard K/S, one after another),
                         merge their reports with `capo report merge`, and check the merged
                         report equals the unsharded run's (hosts, statuses, summary)
@@ -86,7 +87,7 @@ for v in "${HOSTS[@]}" "${JOBS[@]}" "$ROUNDS"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "not a positive number: '$v'"
 done
 for c in "${CMDS[@]}"; do
-  [[ "$c" =~ ^(exec|rollout|plan)$ ]] || die "unknown command '$c' (exec, rollout, plan)"
+  [[ "$c" =~ ^(exec|rollout|plan|status|check)$ ]] || die "unknown command '$c' (exec, rollout, plan, status, check)"
 done
 [[ -z "$OUT" ]] || OUT="$(readlink -f "$OUT")"
 
@@ -201,6 +202,17 @@ count() {
   fi
 }
 
+# count_states REPORT: hosts of a `capo status` report whose host_state is ok or changed.
+count_states() {
+  if command -v jq >/dev/null 2>&1; then
+    jq '[.hosts[] | select(.host_state.state == "ok" or .host_state.state == "changed")] | length' "$1"
+  else
+    python3 -c 'import json, sys
+print(sum(1 for h in json.load(open(sys.argv[1]))["hosts"]
+          if (h.get("host_state") or {}).get("state") in ("ok", "changed")))' "$1"
+  fi
+}
+
 ROWS=()
 VERDICTS=()
 
@@ -223,6 +235,9 @@ measure() {
       exec) good=$(($(count ok "$report"))) ;;
       rollout) good=$(($(count changed "$report") + $(count unchanged "$report"))) ;;
       plan) good=$(($(count would_change "$report") + $(count unchanged "$report"))) ;;
+      check) good=$(($(count ok "$report"))) ;;
+      # Every status host ends `ok` (it was read); what it read is its host_state.
+      status) good=$(($(count_states "$report"))) ;;
     esac
     failures=$(($(count total "$report") - good))
   else

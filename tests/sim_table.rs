@@ -177,3 +177,67 @@ fn check_of_sixty_hosts_alike_is_one_row() {
         "{all}"
     );
 }
+
+/// `capo status` of simulated hosts (capo-simfleet answers `status.sh` as a host does ten
+/// minutes after a rollout): each host's state from its run record, Puppet's summary and its
+/// checkout against the remote; the failing hosts' alarm; `--fetch` finds every checkout one
+/// commit behind.
+#[test]
+fn status_of_sixty_simulated_hosts_reads_their_last_rollout() {
+    let sim = SimFleet::start(60, |o| o.fail_every = 20);
+    let failed = ["sim00020", "sim00040", "sim00060"];
+    let report = sim.dir().join("status.json");
+    let out = capo(
+        &sim,
+        &[
+            "status",
+            "--report",
+            report.to_str().expect("a UTF-8 temporary path"),
+        ],
+    );
+    let all = dump(&out);
+    assert_eq!(out.status.code(), Some(1), "failed hosts: the alarm\n{all}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("the report")).expect("JSON");
+    let hosts = doc["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 60, "{all}");
+    for h in hosts {
+        let name = h["name"].as_str().unwrap_or("");
+        let s = &h["host_state"];
+        assert_eq!(h["status"], "ok", "{name}: {h}");
+        let (state, record) = if failed.contains(&name) {
+            ("failed", "failed")
+        } else {
+            ("changed", "changed")
+        };
+        assert_eq!(s["state"], state, "{name}: {s}");
+        assert_eq!(s["last_run"]["status"], record, "{name}: {s}");
+        assert_eq!(s["last_run"]["source"], "push", "{name}: {s}");
+        assert_eq!(s["head"], capo_simfleet::REV_BEFORE, "{s}");
+        assert_eq!(
+            (s["branch"].as_str(), s["behind"].as_u64()),
+            (Some("main"), Some(0))
+        );
+        assert_eq!(s["age_s"], 600, "{name}: {s}");
+        assert_eq!(s["lock"]["held"], false, "{name}: {s}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "failed: sim[00020,00040,00060] (3 hosts)\n",
+        "revisions: 60 at 3f2a1c9 (converged)\n",
+        "60 hosts: 0 ok, 57 changed, 3 failed, 0 unreachable in ",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in\n{all}");
+    }
+
+    let out = capo(&sim, &["status", "--fetch", "--format", "json"]);
+    let all = dump(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(doc["schema"], "capo.status/v1", "{all}");
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"behind": 57, "failed": 3}),
+        "{all}"
+    );
+}

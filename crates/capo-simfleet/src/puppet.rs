@@ -29,6 +29,12 @@ pub struct Run {
     pub collected: Bytes,
     /// The same without `--show_diff`: no diffs in the JSON log.
     pub collected_no_diff: Bytes,
+    /// Puppet's `last_run_summary.yaml` of this run (with the config version given), which
+    /// `capo status` reads back; its `last_run:` time is the fixture's.
+    pub summary: String,
+    /// The summary's resource counts, as the run record takes them (`changed`, `failed`,
+    /// `corrective_change`, `out_of_sync`).
+    pub resources: [Option<u64>; 4],
 }
 
 /// Every run the simulated hosts can make.
@@ -122,6 +128,43 @@ fn run(f: &Fixture, exit: u32, config_version: &str) -> Run {
         exit,
         collected: collected(&summary, f.report, f.log),
         collected_no_diff: collected(&summary, f.report, &log_no_diff),
+        resources: ["changed", "failed", "corrective_change", "out_of_sync"]
+            .map(|k| resource_count(&summary, k)),
+        summary,
+    }
+}
+
+/// `resources.KEY` of a Puppet summary, as `summary_values` in lib-record.sh reads it.
+fn resource_count(summary: &str, key: &str) -> Option<u64> {
+    let mut section = "";
+    for line in summary.lines() {
+        if !line.starts_with(' ') {
+            section = line.split(':').next().unwrap_or("");
+        } else if section == "resources" {
+            if let Some((k, v)) = line.trim_start().split_once(':') {
+                if k == key {
+                    return v.trim().parse().ok();
+                }
+            }
+        }
+    }
+    None
+}
+
+impl Run {
+    /// The summary as Puppet would have written it at `last_run` (seconds since the epoch).
+    pub fn summary_at(&self, last_run: i64) -> String {
+        self.summary
+            .lines()
+            .map(|l| {
+                if l.starts_with("  last_run: ") {
+                    format!("  last_run: {last_run}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .flat_map(|l| [l, "\n".to_string()])
+            .collect()
     }
 }
 
@@ -208,6 +251,16 @@ mod tests {
             log(&runs.apply.collected).lines().count(),
             log(&runs.apply.collected_no_diff).lines().count() + 1
         );
+    }
+
+    #[test]
+    fn the_record_takes_the_summarys_resource_counts_and_time() {
+        let runs = Runs::new(Outcome::Changed, "77b0e41");
+        assert_eq!(runs.apply.resources, [Some(3), Some(0), Some(0), Some(3)]);
+        let failed = Runs::new(Outcome::Failed, "77b0e41");
+        assert!(failed.apply.resources[1].is_some_and(|n| n > 0));
+        let summary = capo_puppet::parse_summary(&runs.apply.summary_at(1_796_299_200));
+        assert_eq!(summary.ok().and_then(|s| s.last_run), Some(1_796_299_200));
     }
 
     #[test]

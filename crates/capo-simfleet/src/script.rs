@@ -17,6 +17,7 @@
 //! | - `capo-apply` | SHOW_DIFF | `results=/tmp/capo-run.XXXXXX`, Puppet's console output, `record=ok` (the run record, which the fleet does not keep); exit 2 (changed), 0 (unchanged) or 6 (failed) |
 //! | - `capo-exec` | CMD | [`crate::shell::simulate`] |
 //! | - `capo-check` | LOCK | user, pkg, git and puppet versions, `repo=checkout` with head and branch, `puppetfile=none`, and `lock=free`, `held` + `holder=` (while a connection holds it) or `off`; exit 0 |
+//! | - `capo-status` | FETCH, LOCK | the host as it stands [`crate::sim::LAST_RUN_AGE`] after its last rollout: `now`, `pull=none`, that rollout's run record (`record=\|`, `changed`, `unchanged` or `failed` as the fleet's Puppet runs end) and Puppet's summary (`summary=\|`), `repo=checkout` with head and branch, `upstream` (FETCH 1: `fetch=ok` and the remote's commit, `behind=1` when the checkout is behind it; else the checkout's own, as the last sync left it), `behind`, `ahead`, and the lock as for `capo-check`; exit 0 |
 //! | anything else | | [`crate::shell::simulate`] on the whole command |
 //!
 //! A wrapped step whose simulated time reaches the wrapper's deadline ends as the real wrapper
@@ -88,6 +89,13 @@ pub enum Step {
         /// Whether the inventory lets runs take the lock.
         lock: bool,
     },
+    /// `capo status`'s look at the host.
+    Status {
+        /// Whether the remote branch is fetched first (`--fetch`).
+        fetch: bool,
+        /// Whether the inventory lets runs take the lock.
+        lock: bool,
+    },
 }
 
 /// Sorts a command into a [`Kind`]; see the module documentation for the rules.
@@ -117,8 +125,10 @@ pub fn classify(command: &str) -> Kind {
         // Every simulated host already has its checkout: bootstrap is not simulated, and is
         // played as a plain command line if it ever comes.
         Script::Bootstrap => return Kind::Raw(command.to_string()),
-        // Not simulated yet (issue 14 measures status at scale); played as a plain command.
-        Script::Status => return Kind::Raw(command.to_string()),
+        Script::Status => Step::Status {
+            fetch: arg(4) == "1",
+            lock: arg(5) == "1",
+        },
         // Pull mode is installed on real hosts only.
         Script::PullAdmin => return Kind::Raw(command.to_string()),
         Script::Sync => Step::Sync {
@@ -298,6 +308,20 @@ mod tests {
         assert_eq!(
             classify(&steps::collect("/tmp/capo-plan.Ab12Cd").unwrap_or_default()),
             Kind::Collect { plan: true }
+        );
+        assert_eq!(
+            step(classify(&steps::status(&s, false, t).script)),
+            Step::Status {
+                fetch: false,
+                lock: true
+            }
+        );
+        assert_eq!(
+            step(classify(&steps::status(&s, true, t).script)),
+            Step::Status {
+                fetch: true,
+                lock: true
+            }
         );
         assert_eq!(classify(&steps::kill(4242)), Kind::Kill);
         assert_eq!(classify("uname -r"), Kind::Raw("uname -r".into()));

@@ -23,6 +23,26 @@ const RECORD_OK: &str = "::capo:record=ok\n";
 
 const COMMIT_SUBJECT: &str = "Raise the MOTD";
 
+/// How long before `capo status` looks each simulated host's last rollout ended: recent
+/// enough for every default staleness threshold (`--stale-after`, 24 h without a pull timer).
+pub const LAST_RUN_AGE: Duration = Duration::from_secs(600);
+
+/// A time as the run record writes it: RFC 3339 UTC, whole seconds.
+fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(epoch, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// A JSON string (or null when empty), as `json_object` in lib-record.sh writes one.
+fn json_str(text: &str) -> String {
+    if text.is_empty() {
+        "null".to_string()
+    } else {
+        serde_json::Value::from(text).to_string()
+    }
+}
+
 /// How long each simulated step takes.
 #[derive(Debug, Clone, Copy)]
 pub struct Delays {
@@ -389,6 +409,7 @@ impl Sim {
                     cut: false,
                 }
             }
+            Step::Status { fetch, lock } => self.status(host, pid, fetch, lock),
             Step::Exec(line) => {
                 let name = self.name(host);
                 let played = shell::simulate(&line, &HostFacts { name: &name });
@@ -401,6 +422,101 @@ impl Sim {
                     cut: false,
                 }
             }
+        }
+    }
+}
+
+impl Sim {
+    /// What `status.sh` prints on host `host` (see the module documentation of
+    /// [`crate::script`]): the host as it stands [`LAST_RUN_AGE`] after its last rollout,
+    /// which ended as every rollout of this fleet does.
+    fn status(&self, host: u32, pid: u64, fetch: bool, lock: bool) -> Reply {
+        let now = chrono::Utc::now().timestamp();
+        let ended = now - i64::try_from(LAST_RUN_AGE.as_secs()).unwrap_or(0);
+        let took = self.delays.sync + self.delays.apply;
+        let started = ended - i64::try_from(took.as_secs()).unwrap_or(0);
+        let run = &self.runs(host).apply;
+        let head = self.head(host);
+        let (status, step) = match run.exit {
+            0 => ("unchanged", ""),
+            2 => ("changed", ""),
+            _ => ("failed", "apply"),
+        };
+        let run_id = format!(
+            "{}Z-{:04x}",
+            rfc3339(started)
+                .replace(['-', ':'], "")
+                .trim_end_matches('Z'),
+            host % 0x10000
+        );
+        let by = format!(
+            "capo run {run_id} from capo-simfleet (pid 1), started {}",
+            rfc3339(started)
+        );
+        let count = |n: Option<u64>| n.map_or("null".to_string(), |n| n.to_string());
+        let [changed, failed, corrective, out_of_sync] = run.resources.map(count);
+        let config = run
+            .summary
+            .lines()
+            .find_map(|l| l.strip_prefix("  config: "))
+            .map(|c| c.trim_matches('\'').replace("''", "'"))
+            .unwrap_or_default();
+        // The record as json_object writes it: one member a line.
+        let record = format!(
+            "{{\n  \"schema\": \"capo.run/v1\",\n  \"time\": \"{}\",\n  \"started\": \"{}\",\n  \
+             \"source\": \"push\",\n  \"by\": {},\n  \"run_id\": {},\n  \"rev_before\": {},\n  \
+             \"rev_after\": {},\n  \"status\": \"{status}\",\n  \"step\": {},\n  \
+             \"changed\": {changed},\n  \"failed\": {failed},\n  \"corrective\": {corrective},\n  \
+             \"out_of_sync\": {out_of_sync},\n  \"config_version\": {},\n  \"duration_ms\": {}\n}}\n",
+            rfc3339(ended),
+            rfc3339(started),
+            json_str(&by),
+            json_str(&run_id),
+            json_str(head),
+            json_str(head),
+            json_str(step),
+            json_str(&config),
+            took.as_millis(),
+        );
+        let summary = run.summary_at(ended);
+        let mut out = String::with_capacity(record.len() + summary.len() + 1024);
+        out.push_str(&format!("{MARK}now={now}\n{MARK}pull=none\n"));
+        for (key, text) in [("record", &record), ("summary", &summary)] {
+            for line in text.lines() {
+                out.push_str(&format!("{MARK}{key}=|{line}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "{MARK}repo=checkout\n{MARK}head={head}\n{MARK}branch=main\n"
+        ));
+        // Without a fetch the remote-tracking branch is where the last sync left it: at HEAD.
+        let upstream = if fetch {
+            out.push_str(&format!("{MARK}fetch=ok\n"));
+            self.after.as_str()
+        } else {
+            head
+        };
+        let behind = u32::from(upstream != head);
+        out.push_str(&format!(
+            "{MARK}upstream={upstream}\n{MARK}behind={behind}\n{MARK}ahead=0\n"
+        ));
+        out.push_str(&match (lock, self.lock_holder(host)) {
+            (false, _) => format!("{MARK}lock=off\n"),
+            (true, None) => format!("{MARK}lock=free\n"),
+            (true, Some(holder)) => format!("{MARK}lock=held\n{MARK}holder={holder}\n"),
+        });
+        Reply {
+            now: Bytes::from(format!("{MARK}pid={pid}\n")),
+            delay: self.delays.exec
+                + if fetch {
+                    self.delays.sync
+                } else {
+                    Duration::ZERO
+                },
+            stdout: Bytes::from(out),
+            stderr: Bytes::new(),
+            end: End::Exit(0),
+            cut: false,
         }
     }
 }
@@ -510,6 +626,90 @@ mod tests {
         let marks = Marks::parse(&all(&rev));
         assert_eq!(marks.get("ahead"), Some("1"));
         assert_eq!(marks.get("rev-after"), Some(AFTER));
+    }
+
+    /// The markers of a status look, and the run record and summary read back as capo's
+    /// status job reads them (`KEY=|LINE`).
+    fn status_of(sim: &Sim, host: u32, fetch: bool) -> (Marks, serde_json::Value, String) {
+        let t = Duration::from_secs(300);
+        let step = steps::status(&settings(), fetch, t);
+        let r = sim.reply(host, &step.script, &mut ConnState::default());
+        assert_eq!(r.end, End::Exit(0));
+        let marks = Marks::parse(&all(&r));
+        let file = |key| {
+            marks
+                .all(key)
+                .map(|l| l.strip_prefix('|').unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let record = serde_json::from_str(&file("record")).expect("the record is JSON");
+        let summary = file("summary");
+        (marks, record, summary)
+    }
+
+    #[test]
+    fn status_sees_the_last_rollout_and_how_far_behind_the_remote_is() {
+        let mut sim = fleet(Outcome::Changed);
+        sim.fail_every = 3;
+        let (marks, record, summary) = status_of(&sim, 1, false);
+        assert!(marks.pid().is_some());
+        let now: i64 = marks.get("now").and_then(|n| n.parse().ok()).unwrap_or(0);
+        assert!((now - chrono::Utc::now().timestamp()).abs() < 5, "{now}");
+        assert_eq!(marks.get("pull"), Some("none"));
+        assert_eq!(marks.get("repo"), Some("checkout"));
+        assert_eq!(marks.get("head"), Some(BEFORE));
+        assert_eq!(marks.get("branch"), Some("main"));
+        assert_eq!(marks.get("upstream"), Some(BEFORE));
+        assert_eq!(marks.get("behind"), Some("0"));
+        assert_eq!(marks.get("fetch"), None);
+        assert_eq!(marks.get("lock"), Some("free"));
+        assert_eq!(record["schema"], "capo.run/v1");
+        assert_eq!(record["source"], "push");
+        assert_eq!(record["status"], "changed");
+        assert_eq!(record["step"], serde_json::Value::Null);
+        assert_eq!(record["rev_after"], BEFORE);
+        assert_eq!(record["config_version"], AFTER);
+        assert_eq!(
+            (record["changed"].as_u64(), record["failed"].as_u64()),
+            (Some(3), Some(0))
+        );
+        let ended = chrono::DateTime::parse_from_rfc3339(record["time"].as_str().unwrap_or(""))
+            .map(|t| t.timestamp())
+            .unwrap_or(0);
+        assert_eq!(now - ended, 600);
+        let puppet = capo_puppet::parse_summary(&summary).expect("Puppet's summary");
+        assert_eq!(puppet.last_run, u64::try_from(ended).ok());
+        assert_eq!(puppet.resources.changed, 3);
+
+        // --fetch: the remote is one commit ahead of the checkout.
+        let (marks, _, _) = status_of(&sim, 1, true);
+        assert_eq!(marks.get("fetch"), Some("ok"));
+        assert_eq!(marks.get("upstream"), Some(AFTER));
+        assert_eq!(marks.get("behind"), Some("1"));
+
+        // Every third host's Puppet runs fail; the record says so.
+        let (_, record, summary) = status_of(&sim, 3, false);
+        assert_eq!(
+            (record["status"].as_str(), record["step"].as_str()),
+            (Some("failed"), Some("apply"))
+        );
+        assert!(capo_puppet::parse_summary(&summary).is_ok_and(|s| s.resources.failed > 0));
+
+        // A held lock shows with its holder; an up-to-date fleet is not behind after a fetch.
+        assert!(sim.take_lock(2, "capo run X").is_ok());
+        let (marks, _, _) = status_of(&sim, 2, false);
+        assert_eq!(
+            (marks.get("lock"), marks.get("holder")),
+            (Some("held"), Some("capo run X"))
+        );
+        let up = fleet(Outcome::Unchanged);
+        let (marks, record, _) = status_of(&up, 1, true);
+        assert_eq!(
+            (marks.get("head"), marks.get("behind")),
+            (Some(AFTER), Some("0"))
+        );
+        assert_eq!(record["status"], "unchanged");
     }
 
     #[test]
