@@ -221,7 +221,7 @@ if want bssh && [[ ! -x "$BSSH" ]]; then
   else
     ((INSTALL)) || die "bssh $BSSH_VERSION is not built at $BSSH (drop --no-install to build it, or leave bssh out of --tools)"
     command -v cargo >/dev/null || die "cargo not found: needed once to build bssh $BSSH_VERSION (or leave bssh out of --tools)"
-    say "building bssh $BSSH_VERSION once into $BSSH_ROOT (cargo install --locked; several minutes)"
+    say "building bssh $BSSH_VERSION once into $BSSH_ROOT (cargo install --locked; can take half an hour on 2 cores)"
     mkdir -p "$BSSH_ROOT"
     cargo install --locked --quiet bssh --version "$BSSH_VERSION" --root "$BSSH_ROOT" >&2 ||
       die "cargo install bssh $BSSH_VERSION failed"
@@ -435,7 +435,8 @@ for n in "${CMD_SIZES[@]}" "${JOB_NS[@]}" "$WARM_N"; do
     echo "[bench:vars]"
     echo "ansible_ssh_common_args='-F /dev/null -o IdentitiesOnly=yes -o UserKnownHostsFile=$FLEET_KNOWN_HOSTS -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes'"
   } >"$WORK/ansible-$n.ini"
-  for h in "${HOSTS[@]:0:n}"; do echo "root@127.0.0.1:$(port_of "$h")"; done >"$WORK/bssh-hosts-$n.txt"
+  # bssh 2.2.3 takes hosts only on the command line (-H a,b,c; no ^file)
+  for h in "${HOSTS[@]:0:n}"; do echo "root@127.0.0.1:$(port_of "$h")"; done | paste -sd, >"$WORK/bssh-hosts-$n.txt"
 done
 
 # bssh 2.x checks host keys only against ~/.ssh/known_hosts (in strict mode it ignores
@@ -521,8 +522,8 @@ count_failures() {  # key phase n dir rc
         f="$(sed -nE 's/^pdsh@[^:]*: ([^: ]+): .*/\1/p' "$dir/stderr" | sort -u | wc -l)"
         ((f > 0)) || f=1
       fi ;;
-    bssh)  # its last lines: "200 nodes • 199 successful • 1 failed" (maybe coloured)
-      ok="$(sed 's/\x1b\[[0-9;]*m//g' "$dir/stdout" | grep -oE '^[0-9]+ nodes( • [0-9]+ successful)?' |
+    bssh)  # its summary line: " Summary: 200 nodes • 199 successful • 1 failed" (coloured)
+      ok="$(sed 's/\x1b\[[0-9;]*m//g' "$dir/stdout" | grep -oE '[0-9]+ nodes( • [0-9]+ successful)?' |
         sed -nE 's/.* ([0-9]+) successful$/\1/p' | tail -n 1)"
       f=$((n - ${ok:-0})) ;;
     ans-*)  # "host01 | CHANGED | rc=0 >>", "host01 | FAILED | rc=1 >>", "host01 | UNREACHABLE! => {"
@@ -580,7 +581,7 @@ build_cmd() {  # key phase n dir
       # --require-all-success: exit 0 only when every host succeeded (its default is the
       # "main rank's" status); stdout is a file, so bssh prints plainly, no TUI
       RUN_ENV=(-u SSH_AUTH_SOCK "--chdir=$BSSH_HOME" "HOME=$BSSH_HOME" "XDG_CONFIG_HOME=$BSSH_HOME/.config")
-      RUN_CMD=("$BSSH" -H "^$WORK/bssh-hosts-$n.txt" -i "$FLEET_KEY" --strict-host-key-checking yes
+      RUN_CMD=("$BSSH" -H "$(cat "$WORK/bssh-hosts-$n.txt")" -i "$FLEET_KEY" --strict-host-key-checking yes
         --parallel "$JOBS" --require-all-success "$remote") ;;
     ans-*)
       local module=raw
@@ -675,6 +676,9 @@ if want bssh; then
     --require-all-success true </dev/null >"$WORK/bssh-nokeys.log" 2>&1; then
     die "bssh ran on a host whose key is not in its known_hosts: it does not check host keys (see $WORK/bssh-nokeys.log)"
   fi
+  grep -q 'Unknown server key' "$WORK/bssh-nokeys.log" ||
+    die "bssh failed on a host whose key is not in its known_hosts, but not for that key (see $WORK/bssh-nokeys.log)"
+
   say "bssh refuses a host whose key is not in its known_hosts: checked"
 fi
 if ((${#JOB_NS[@]} > 0)); then
@@ -813,7 +817,7 @@ LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "Ansible uses an INI inventory (ansible_host/port/user/ssh_private_key_file) with the same options in ansible_ssh_common_args,"
   echo "ANSIBLE_HOST_KEY_CHECKING=True and a fresh ANSIBLE_SSH_CONTROL_PATH_DIR per run (its ControlPersist masters are stopped after each run)."
   echo "bssh (it checks host keys only against ~/.ssh/known_hosts) runs with HOME and its working directory set to a directory whose"
-  echo ".ssh/known_hosts is a symlink to the fleet's known_hosts and which holds no other configuration; bssh-hosts.txt has one"
+  echo ".ssh/known_hosts is a symlink to the fleet's known_hosts and which holds no other configuration; the host list has one"
   echo "root@127.0.0.1:PORT per host. Before the benchmark, bssh is checked to refuse a host whose key is not in its known_hosts."
   echo "Before every rollout run a new commit is pushed to the control repo; a run counts a host as failed unless its checkout is at that"
   echo "commit and its /srv/managed/motd has the new text afterwards (capo: also unless its report says \`changed\`)."
@@ -825,7 +829,7 @@ LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "clush -S -b -f $JOBS -w 'host[01-NN]' -o '-F ssh_config [-o KexAlgorithms=$FORCED_KEX]' CMD"
   echo "PDSH_SSH_ARGS_APPEND='-F ssh_config [-o KexAlgorithms=$FORCED_KEX]' pdsh -S -R ssh -f $JOBS -w 'host[01-NN]' CMD"
   echo "ansible bench -i hosts.ini -f $JOBS -m raw|command|shell -a CMD [--ssh-extra-args '-o KexAlgorithms=$FORCED_KEX']"
-  echo "HOME=bssh-home bssh -H '^bssh-hosts.txt' -i KEY --strict-host-key-checking yes --parallel $JOBS --require-all-success CMD"
+  echo "HOME=bssh-home bssh -H 'root@127.0.0.1:PORT1,root@127.0.0.1:PORT2,...' -i KEY --strict-host-key-checking yes --parallel $JOBS --require-all-success CMD"
   echo
   echo "CMD = true, or for the rollout:"
   echo "$JOB_LINE"
