@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/peers.sh -- capo against parallel-ssh, ClusterShell (clush), pdsh and Ansible on the
-# same real local fleet (tests/fleet/fleet.sh: one OpenSSH sshd per "host" on 127.0.0.1, each
+# bench/peers.sh -- capo against parallel-ssh, ClusterShell (clush), pdsh, Ansible and bssh on
+# the same real local fleet (tests/fleet/fleet.sh: one OpenSSH sshd per "host" on 127.0.0.1, each
 # with a git checkout of a control repo and a real Puppet).
 #
 # Two workloads, each measured per tool at the same concurrency, with the same client key and
@@ -28,29 +28,39 @@ MSG_PATH=modules/capo_demo/files/message.txt
 # shellcheck disable=SC2016  # expanded on the host, not here
 JOB_LINE='cd /srv/puppet && git pull --ff-only origin main && puppet apply --detailed-exitcodes --color=false --modulepath modules manifests/site.pp; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 2 ]'
 FORCED_KEX=curve25519-sha256   # what capo (russh) negotiates first
+# lablup's bssh (Rust, russh), the fastest parallel-SSH peer: a pinned crates.io version,
+# built once with `cargo install --locked` into a cache outside the repository. 2.2.3 is the
+# newest release that builds with the stable Rust this project uses (1.95); 2.3.1 and later
+# declare rust-version 1.96+. The 3.x releases also changed bssh's short flags, so a newer
+# pin needs build_cmd's bssh line checked too.
+BSSH_VERSION=2.2.3
+BSSH_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/capo-bench/bssh-$BSSH_VERSION"
 
 usage() {
-  cat <<'EOF'
+  sed -e "s|BSSH_V|$BSSH_VERSION|" -e "s|BSSH_ROOT_DIR|$BSSH_ROOT|" <<'EOF'
 usage: bench/peers.sh [OPTIONS]
 
-Benchmarks capo against parallel-ssh, clush, pdsh and ansible on a local fleet (needs root).
+Benchmarks capo against parallel-ssh, clush, pdsh, ansible and bssh on a local fleet (needs root).
 
   --sizes N,N,...       hosts for the trivial command (`true`)          (default 50,200)
   --job-sizes N,N,...   hosts for the real job (git pull + puppet apply) (default 20,50)
                         (0 or empty: skip that workload)
   --rounds R            rounds; each round runs every tool once          (default 5)
   --jobs J              concurrency of every tool                        (default 50)
-  --tools LIST          subset of capo,pssh,clush,pdsh,ansible           (default all)
+  --tools LIST          subset of capo,pssh,clush,pdsh,ansible,bssh      (default all)
   --job-forced          also run the job's peers forced to curve25519-sha256
   --no-build            do not run `cargo build --release` (use target/release/capo)
-  --no-install          do not apt-get install missing tools (fail instead)
+  --no-install          do not apt-get install missing tools, nor build bssh (fail instead)
   --keep-fleet          leave the fleet up and the work directory in place
   --out FILE            Markdown results (default bench/results/peers-YYYYmmdd-HHMMSS.md)
-  --quick               = --sizes 10 --job-sizes 10 --rounds 1 (CI smoke run; targets n/a)
+  --quick               = --sizes 10 --job-sizes 10 --rounds 1 (CI smoke run; targets n/a;
+                        bssh is skipped when it is not built yet)
   -h, --help            this text
 
 Environment: CAPO=/path/to/capo uses that binary and skips the build; PEERS_CPU=time takes
 controller CPU from /usr/bin/time even where a per-run cgroup could be used.
+bssh BSSH_V is installed with `cargo install --locked` into
+  BSSH_ROOT_DIR (built once, kept across runs).
 Exit status: 0 when every run completed with zero failed hosts (a missed target does not
 fail the script), 1 when a run had failures, 2 for bad usage, other non-zero if it broke.
 EOF
@@ -65,7 +75,7 @@ SIZES=50,200
 JOB_SIZES=20,50
 ROUNDS=5
 JOBS=50
-TOOLS=capo,pssh,clush,pdsh,ansible
+TOOLS=capo,pssh,clush,pdsh,ansible,bssh
 JOB_FORCED=0
 BUILD=1
 INSTALL=1
@@ -125,10 +135,10 @@ declare -A WANT=()
 IFS=, read -r -a tool_list <<<"$TOOLS"
 for t in "${tool_list[@]}"; do
   case "$t" in
-    capo | pssh | clush | pdsh | ansible) WANT[$t]=1 ;;
+    capo | pssh | clush | pdsh | ansible | bssh) WANT[$t]=1 ;;
     parallel-ssh) WANT[pssh]=1 ;;
     clustershell) WANT[clush]=1 ;;
-    *) bad_usage "--tools: unknown tool '$t' (capo, pssh, clush, pdsh, ansible)" ;;
+    *) bad_usage "--tools: unknown tool '$t' (capo, pssh, clush, pdsh, ansible, bssh)" ;;
   esac
 done
 ((${#WANT[@]} > 0)) || bad_usage "--tools is empty"
@@ -142,13 +152,15 @@ want pssh && CMD_KEYS+=(pssh pssh-c)
 want clush && CMD_KEYS+=(clush clush-c)
 want pdsh && CMD_KEYS+=(pdsh pdsh-c)
 want ansible && CMD_KEYS+=(ans-raw ans-raw-c ans-cmd ans-cmd-c)
+# bssh is russh like capo, so it has no forced-kex row: it negotiates what capo does
+want bssh && CMD_KEYS+=(bssh)
 JOB_KEYS=()
 want capo && JOB_KEYS+=(capo)
 want pssh && JOB_KEYS+=(pssh)
 ((JOB_FORCED)) && want pssh && JOB_KEYS+=(pssh-c)
 want ansible && JOB_KEYS+=(ans-sh)
 ((JOB_FORCED)) && want ansible && JOB_KEYS+=(ans-sh-c)
-if ((${#JOB_KEYS[@]} == 0)); then JOB_NS=(); fi  # only clush/pdsh: they have no job row
+if ((${#JOB_KEYS[@]} == 0)); then JOB_NS=(); fi  # only clush/pdsh/bssh: they have no job row
 
 label() {  # key phase -> row label
   local base="${1%-c}" l
@@ -160,6 +172,7 @@ label() {  # key phase -> row label
     ans-raw) l="ansible -m raw" ;;
     ans-cmd) l="ansible -m command" ;;
     ans-sh) l="ansible -m shell" ;;
+    bssh) l="bssh $BSSH_VERSION" ;;
     *) l="$base" ;;
   esac
   [[ "$1" == *-c ]] && l+=" (curve25519)"
@@ -194,6 +207,28 @@ install_missing() {
   apt-get install -y -q "${need[@]}" >&2
 }
 install_missing
+
+# bssh: built once into $BSSH_ROOT (cargo install writes bin/bssh only when the build
+# succeeded). A quick run (CI) does not spend minutes compiling it: it skips bssh instead.
+BSSH="$BSSH_ROOT/bin/bssh"
+if want bssh && [[ ! -x "$BSSH" ]]; then
+  if ((QUICK)); then
+    say "skipping bssh: not built at $BSSH (a full run builds it: cargo install --locked bssh --version $BSSH_VERSION)"
+    unset 'WANT[bssh]'
+    keep=()
+    for k in "${CMD_KEYS[@]}"; do [[ "$k" == bssh ]] || keep+=("$k"); done
+    CMD_KEYS=("${keep[@]}")
+  else
+    ((INSTALL)) || die "bssh $BSSH_VERSION is not built at $BSSH (drop --no-install to build it, or leave bssh out of --tools)"
+    command -v cargo >/dev/null || die "cargo not found: needed once to build bssh $BSSH_VERSION (or leave bssh out of --tools)"
+    say "building bssh $BSSH_VERSION once into $BSSH_ROOT (cargo install --locked; can take half an hour on 2 cores)"
+    mkdir -p "$BSSH_ROOT"
+    cargo install --locked --quiet bssh --version "$BSSH_VERSION" --root "$BSSH_ROOT" >&2 ||
+      die "cargo install bssh $BSSH_VERSION failed"
+    [[ -x "$BSSH" ]] || die "cargo install bssh did not leave $BSSH"
+  fi
+fi
+((${#WANT[@]} > 0)) || die "no tool left to run"
 
 if [[ -n "${CAPO:-}" ]]; then
   CAPO="$(readlink -f "$CAPO")"
@@ -336,6 +371,23 @@ read -r -a HOSTS <<<"$FLEET_HOSTS"
 ((${#HOSTS[@]} == MAXN)) || die "fleet has ${#HOSTS[@]} hosts, expected $MAXN"
 port_of() { local v="FLEET_PORT_$1"; echo "${!v}"; }
 
+# The hosts' side of a run: each host's sshd is pid 1 of its own pid namespace (its parent is
+# fleet.sh's `unshare`, whose pid is in hosts/NAME/pid), so it reaps every session, shell and
+# command that ran on that host, orphans included; its utime+stime+cutime+cstime, summed over
+# the fleet before and after a run, is the CPU the run cost the hosts (sshd's key exchanges
+# included), once those processes have ended.
+HOST_STATS=()
+for h in "${HOSTS[@]}"; do
+  init="$(pgrep -P "$(cat "$FLEET/hosts/$h/pid")" | head -n 1)" || init=""
+  [[ -n "$init" ]] || die "cannot find the sshd of $h (pid 1 of its namespace)"
+  HOST_STATS+=("/proc/$init/stat")
+done
+CLK_TCK="$(getconf CLK_TCK)"
+hosts_cpu() {  # seconds of CPU used on all hosts so far
+  # after "pid (comm) ", $12..$15 are utime stime cutime cstime (fields 14-17 of proc(5))
+  awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { printf "%.3f", t / hz }' "${HOST_STATS[@]}"
+}
+
 # One ssh_config for every OpenSSH-based tool (-F): names, ports, key, strict known_hosts.
 for h in "${HOSTS[@]}"; do
   cat <<EOF
@@ -383,17 +435,30 @@ for n in "${CMD_SIZES[@]}" "${JOB_NS[@]}" "$WARM_N"; do
     echo "[bench:vars]"
     echo "ansible_ssh_common_args='-F /dev/null -o IdentitiesOnly=yes -o UserKnownHostsFile=$FLEET_KNOWN_HOSTS -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes'"
   } >"$WORK/ansible-$n.ini"
+  # bssh 2.2.3 takes hosts only on the command line (-H a,b,c; no ^file)
+  for h in "${HOSTS[@]:0:n}"; do echo "root@127.0.0.1:$(port_of "$h")"; done | paste -sd, >"$WORK/bssh-hosts-$n.txt"
 done
+
+# bssh 2.x checks host keys only against ~/.ssh/known_hosts (in strict mode it ignores
+# UserKnownHostsFile), and reads ./config.yaml, ~/.config/bssh and ~/.ssh/config. So every bssh
+# run gets a home of its own whose .ssh/known_hosts is the fleet's file (a symlink: the same
+# file as every other tool's), with no other configuration, and runs from there.
+BSSH_HOME="$WORK/bssh-home"
+mkdir -p "$BSSH_HOME/.ssh" "$WORK/bssh-nokeys/.ssh"
+ln -s "$FLEET_KNOWN_HOSTS" "$BSSH_HOME/.ssh/known_hosts"
+: >"$WORK/bssh-nokeys/.ssh/known_hosts"   # for the check that bssh rejects unknown keys
 "$CAPO" hosts -i "$WORK/inv-$MAXN.toml" >/dev/null || die "capo does not accept the generated inventory $WORK/inv-$MAXN.toml"
 
 # ---------------------------------------------------------------- one measured run
 # measure RUN_DIR CMD... : runs CMD (with RUN_ENV) under /usr/bin/time, inside the run's own
-# cgroup when there is one. Sets M_WALL M_USER M_SYS M_RSS (KiB) M_CPU; returns CMD's status.
+# cgroup when there is one. Sets M_WALL M_USER M_SYS M_RSS (KiB) M_CPU M_HOSTS_CPU (the hosts'
+# CPU, see hosts_cpu); returns CMD's status.
 RUN_ENV=()
 measure() {
-  local dir="$1" cg="" rc=0 line usage
+  local dir="$1" cg="" rc=0 line usage h0 h1
   shift
-  M_WALL="" M_USER="" M_SYS="" M_RSS="" M_CPU=""
+  M_WALL="" M_USER="" M_SYS="" M_RSS="" M_CPU="" M_HOSTS_CPU=""
+  h0="$(hosts_cpu)"
   local -a timed=(/usr/bin/time -f '%e %U %S %M' -o "$dir/time" env "${RUN_ENV[@]}" "$@")
   if [[ -n "$CG_BASE" ]]; then
     cg="$CG_BASE/$(basename "$dir")"
@@ -421,6 +486,10 @@ measure() {
     *) [[ -n "$M_USER" ]] && M_CPU="$(awk -v a="$M_USER" -v b="$M_SYS" 'BEGIN{printf "%.3f", a+b}')" ;;
   esac
   reap_run "$dir" "$cg"
+  # the last sessions may end (and be reaped) just after the tool exits: give them a moment
+  sleep 0.3
+  h1="$(hosts_cpu)"
+  M_HOSTS_CPU="$(awk -v a="$h0" -v b="$h1" 'BEGIN{printf "%.3f", b-a}')"
   return "$rc"
 }
 
@@ -453,6 +522,10 @@ count_failures() {  # key phase n dir rc
         f="$(sed -nE 's/^pdsh@[^:]*: ([^: ]+): .*/\1/p' "$dir/stderr" | sort -u | wc -l)"
         ((f > 0)) || f=1
       fi ;;
+    bssh)  # its summary line: " Summary: 200 nodes • 199 successful • 1 failed" (coloured)
+      ok="$(sed 's/\x1b\[[0-9;]*m//g' "$dir/stdout" | grep -oE '[0-9]+ nodes( • [0-9]+ successful)?' |
+        sed -nE 's/.* ([0-9]+) successful$/\1/p' | tail -n 1)"
+      f=$((n - ${ok:-0})) ;;
     ans-*)  # "host01 | CHANGED | rc=0 >>", "host01 | FAILED | rc=1 >>", "host01 | UNREACHABLE! => {"
       bad="$(grep -E '^[^ ]+ \| (FAILED|UNREACHABLE)' "$dir/stdout" | awk '{print $1}' | sort -u | wc -l)"
       ok="$(grep -E '^[^ ]+ \| (CHANGED|SUCCESS) ' "$dir/stdout" | awk '{print $1}' | sort -u | wc -l)"
@@ -504,6 +577,12 @@ build_cmd() {  # key phase n dir
     pdsh)
       RUN_ENV=("PDSH_SSH_ARGS_APPEND=$ssh_args")
       RUN_CMD=(pdsh -S -R ssh -f "$JOBS" -w "${NODESET[$n]}" "$remote") ;;
+    bssh)
+      # --require-all-success: exit 0 only when every host succeeded (its default is the
+      # "main rank's" status); stdout is a file, so bssh prints plainly, no TUI
+      RUN_ENV=(-u SSH_AUTH_SOCK "--chdir=$BSSH_HOME" "HOME=$BSSH_HOME" "XDG_CONFIG_HOME=$BSSH_HOME/.config")
+      RUN_CMD=("$BSSH" -H "$(cat "$WORK/bssh-hosts-$n.txt")" -i "$FLEET_KEY" --strict-host-key-checking yes
+        --parallel "$JOBS" --require-all-success "$remote") ;;
     ans-*)
       local module=raw
       case "${key%-c}" in ans-cmd) module="command" ;; ans-sh) module="shell" ;; esac
@@ -539,12 +618,12 @@ run_one() {  # key phase n round
     fi
   fi
   if [[ "$phase" != warm ]]; then
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$n" "$round" "$key" "$(label "$key" "$phase")" \
-      "${M_WALL:-nan}" "${M_CPU:-nan}" "${M_RSS:-0}" "$fails" "$rc" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$n" "$round" "$key" "$(label "$key" "$phase")" \
+      "${M_WALL:-nan}" "${M_CPU:-nan}" "${M_RSS:-0}" "$fails" "$rc" "${M_HOSTS_CPU:-nan}" >>"$RESULTS"
   fi
-  printf 'peers.sh: %-4s N=%-3s round %s/%s  %-30s %7s s wall %7s s CPU %6s MiB  %s failed\n' \
+  printf 'peers.sh: %-4s N=%-3s round %s/%s  %-30s %7s s wall %7s s CPU %6s MiB %8s s hosts CPU  %s failed\n' \
     "$phase" "$n" "$round" "$ROUNDS" "$(label "$key" "$phase")" "${M_WALL:-?}" "${M_CPU:-?}" \
-    "$(awk -v k="${M_RSS:-0}" 'BEGIN{printf "%.0f", k/1024}')" "$fails" >&2
+    "$(awk -v k="${M_RSS:-0}" 'BEGIN{printf "%.0f", k/1024}')" "${M_HOSTS_CPU:-?}" "$fails" >&2
   if ((fails > 0)); then
     say "  $fails hosts failed (exit $rc); command: $(cat "$dir/cmd")"
     say "  logs: $dir/{stdout,stderr}:"
@@ -576,6 +655,7 @@ want pssh && VERSIONS+=("parallel-ssh: $(first_line parallel-ssh --version)")
 want clush && VERSIONS+=("clush: $(first_line clush --version)")
 want pdsh && VERSIONS+=("pdsh: $(first_line pdsh -V)")
 want ansible && VERSIONS+=("ansible: $(first_line ansible --version)")
+want bssh && VERSIONS+=("bssh: $(first_line "$BSSH" --version) (cargo install --locked bssh --version $BSSH_VERSION)")
 VERSIONS+=("puppet: $(first_line puppet --version)")
 MACHINE="$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), \
 $(awk '/^MemTotal/{printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
@@ -589,6 +669,18 @@ say "warm-up: every tool once on $WARM_N hosts"
 for k in "${CMD_KEYS[@]}"; do
   run_one "$k" warm "$WARM_N" 0 || die "warm-up run of $(label "$k" cmd) failed; see $WORK/runs/warm-n$WARM_N-r0-$k"
 done
+if want bssh; then
+  # bssh must verify host keys like every other tool: with an empty known_hosts it must refuse
+  if env -u SSH_AUTH_SOCK --chdir="$WORK/bssh-nokeys" "HOME=$WORK/bssh-nokeys" "XDG_CONFIG_HOME=$WORK/bssh-nokeys/.config" \
+    "$BSSH" -H "root@127.0.0.1:$(port_of "${HOSTS[0]}")" -i "$FLEET_KEY" --strict-host-key-checking yes \
+    --require-all-success true </dev/null >"$WORK/bssh-nokeys.log" 2>&1; then
+    die "bssh ran on a host whose key is not in its known_hosts: it does not check host keys (see $WORK/bssh-nokeys.log)"
+  fi
+  grep -q 'Unknown server key' "$WORK/bssh-nokeys.log" ||
+    die "bssh failed on a host whose key is not in its known_hosts, but not for that key (see $WORK/bssh-nokeys.log)"
+
+  say "bssh refuses a host whose key is not in its known_hosts: checked"
+fi
 if ((${#JOB_NS[@]} > 0)); then
   jmax=0
   for n in "${JOB_NS[@]}"; do ((n > jmax)) && jmax=$n; done
@@ -619,7 +711,7 @@ else
   mkdir -p "$(dirname "$OUT")"
 fi
 
-# Table and targets from $RESULTS (phase n round key label wall cpu rss fails rc).
+# Table and targets from $RESULTS (phase n round key label wall cpu rss fails rc hosts-cpu).
 summarize() {
   awk -F '\t' -v quick="$QUICK" '
     function sortv(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
@@ -627,7 +719,7 @@ summarize() {
     {
       g = $1 SUBSEP $2 SUBSEP $4
       if (!(g in cnt)) { order[++ng] = g; lab[g] = $5; ph[g] = $1; nn[g] = $2; key[g] = $4 }
-      i = ++cnt[g]; wall[g, i] = $6; cpu[g, i] = $7; rss[g, i] = $8; fails[g] += $9; rnd[g, i] = $3
+      i = ++cnt[g]; wall[g, i] = $6; cpu[g, i] = $7; rss[g, i] = $8; fails[g] += $9; rnd[g, i] = $3; hcpu[g, i] = $11
       w[$1, $2, $4, $3] = $6
     }
     # per-round ratio capo/peer for group g: sets RN (count), RMED, RMIN, RMAX
@@ -659,15 +751,16 @@ summarize() {
     }
     END {
       nr = 0
-      hdr = "workload|N|tool|runs|wall s: median (min..max)|capo/tool wall, per round: median (min..max)|controller CPU s (median)|peak RSS MiB (median)|failed hosts (all rounds)"
+      hdr = "workload|N|tool|runs|wall s: median (min..max)|capo/tool wall, per round: median (min..max)|controller CPU s (median)|hosts CPU s (median)|peak RSS MiB (median)|failed hosts (all rounds)"
       for (o = 1; o <= ng; o++) {
         g = order[o]; n = cnt[g]
         for (i = 1; i <= n; i++) { a[i] = wall[g, i] } ; wm = median(a, n); wmin = a[1]; wmax = a[n]
         for (i = 1; i <= n; i++) { a[i] = cpu[g, i] } ; cm = median(a, n)
         for (i = 1; i <= n; i++) { a[i] = rss[g, i] } ; rm = median(a, n)
+        for (i = 1; i <= n; i++) { a[i] = hcpu[g, i] } ; hm = median(a, n)
         if (key[g] == "capo") rs = "-"
         else { ratios(g); rs = RN ? sprintf("%.2fx (%.2f..%.2f)", RMED, RMIN, RMAX) : "n/a" }
-        row[++nr] = sprintf("%s|%d|%s|%d|%.2f (%.2f..%.2f)|%s|%.3f|%.0f|%d", ph[g] == "cmd" ? "true" : "rollout", nn[g], lab[g], n, wm, wmin, wmax, rs, cm, rm / 1024, fails[g])
+        row[++nr] = sprintf("%s|%d|%s|%d|%.2f (%.2f..%.2f)|%s|%.3f|%.3f|%.0f|%d", ph[g] == "cmd" ? "true" : "rollout", nn[g], lab[g], n, wm, wmin, wmax, rs, cm, hm, rm / 1024, fails[g])
       }
       # aligned Markdown table
       nc = split(hdr, h, "|")
@@ -688,15 +781,16 @@ summarize() {
       split("pssh-c clush-c pdsh-c ans-raw-c ans-cmd-c", forced, " ")
       split("parallel-ssh|clush|pdsh|ansible -m raw|ansible -m command", fname, "|")
       for (i = 1; i <= 5; i++) target("`true` on 200 hosts: capo <= 0.8x " fname[i] " forced to curve25519-sha256", "cmd", 200, forced[i], 0.8)
+      target("`true` on 200 hosts: capo <= 0.8x bssh (russh, as capo)", "cmd", 200, "bssh", 0.8)
       target("rollout on 20 hosts: capo <= 1.0x parallel-ssh running the same job", "job", 20, "pssh", 1.0)
       target("rollout on 50 hosts: capo <= 1.0x parallel-ssh running the same job", "job", 50, "pssh", 1.0)
     }' "$RESULTS"
 }
 
 raw_runs() {
-  echo "| workload | N | round | tool | wall s | CPU s | peak RSS MiB | failed | exit |"
-  echo "|---|--:|--:|---|--:|--:|--:|--:|--:|"
-  awk -F '\t' '{printf "| %s | %s | %s | %s | %s | %s | %.0f | %s | %s |\n", $1 == "cmd" ? "true" : "rollout", $2, $3, $5, $6, $7, $8 / 1024, $9, $10}' "$RESULTS"
+  echo "| workload | N | round | tool | wall s | CPU s | hosts CPU s | peak RSS MiB | failed | exit |"
+  echo "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|"
+  awk -F '\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %.0f | %s | %s |\n", $1 == "cmd" ? "true" : "rollout", $2, $3, $5, $6, $7, $11, $8 / 1024, $9, $10}' "$RESULTS"
 }
 
 SUMMARY="$(summarize)"
@@ -710,6 +804,7 @@ LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- settings: --sizes ${CMD_SIZES[*]:-none} --job-sizes ${JOB_NS[*]:-none} --rounds $ROUNDS --jobs $JOBS --tools $TOOLS$( ((JOB_FORCED)) && echo ' --job-forced')$( ((QUICK)) && echo ' (--quick)')"
   echo "- fleet: tests/fleet/fleet.sh, $MAXN hosts (sshd on 127.0.0.1, one port each); a run on N hosts uses the first N"
   echo "- controller CPU: $CPU_SRC"
+  echo "- hosts CPU: CPU used on all hosts during the run (every host's sshd is pid 1 of its namespace; its own and its reaped children's times, after minus before): sshd, the sessions, shells, commands"
   echo "- peak RSS: largest single process of the run (/usr/bin/time %M), not the sum"
   echo "- rows \"(curve25519)\": ssh forced to -o KexAlgorithms=$FORCED_KEX (what capo negotiates); other rows use each tool's defaults (OpenSSH $(ssh -V 2>&1 | sed -E 's/^OpenSSH_([^ ,]+).*/\1/'): $(ssh -G -F /dev/null x 2>/dev/null | awk '$1=="kexalgorithms"{split($2,k,","); print k[1]}'))"
   echo
@@ -721,6 +816,9 @@ LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "IdentityFile, IdentitiesOnly yes, UserKnownHostsFile, GlobalKnownHostsFile /dev/null, StrictHostKeyChecking yes, BatchMode yes)."
   echo "Ansible uses an INI inventory (ansible_host/port/user/ssh_private_key_file) with the same options in ansible_ssh_common_args,"
   echo "ANSIBLE_HOST_KEY_CHECKING=True and a fresh ANSIBLE_SSH_CONTROL_PATH_DIR per run (its ControlPersist masters are stopped after each run)."
+  echo "bssh (it checks host keys only against ~/.ssh/known_hosts) runs with HOME and its working directory set to a directory whose"
+  echo ".ssh/known_hosts is a symlink to the fleet's known_hosts and which holds no other configuration; the host list has one"
+  echo "root@127.0.0.1:PORT per host. Before the benchmark, bssh is checked to refuse a host whose key is not in its known_hosts."
   echo "Before every rollout run a new commit is pushed to the control repo; a run counts a host as failed unless its checkout is at that"
   echo "commit and its /srv/managed/motd has the new text afterwards (capo: also unless its report says \`changed\`)."
   echo
@@ -731,6 +829,7 @@ LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "clush -S -b -f $JOBS -w 'host[01-NN]' -o '-F ssh_config [-o KexAlgorithms=$FORCED_KEX]' CMD"
   echo "PDSH_SSH_ARGS_APPEND='-F ssh_config [-o KexAlgorithms=$FORCED_KEX]' pdsh -S -R ssh -f $JOBS -w 'host[01-NN]' CMD"
   echo "ansible bench -i hosts.ini -f $JOBS -m raw|command|shell -a CMD [--ssh-extra-args '-o KexAlgorithms=$FORCED_KEX']"
+  echo "HOME=bssh-home bssh -H 'root@127.0.0.1:PORT1,root@127.0.0.1:PORT2,...' -i KEY --strict-host-key-checking yes --parallel $JOBS --require-all-success CMD"
   echo
   echo "CMD = true, or for the rollout:"
   echo "$JOB_LINE"
