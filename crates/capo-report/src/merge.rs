@@ -84,6 +84,16 @@ pub enum MergeError {
         /// The other.
         b: PathBuf,
     },
+    /// A part's `shard` is not a part of N (edited, or from another program).
+    #[error("{} says it is shard {index}/{count}, which no --shard writes", .path.display())]
+    BadShard {
+        /// The part.
+        path: PathBuf,
+        /// K.
+        index: u32,
+        /// N.
+        count: u32,
+    },
     /// Shards are missing.
     #[error("shard {missing} missing: the run has {count} parts and each must be merged (a job whose hosts failed still writes its report; pass it too)")]
     ShardMissing {
@@ -231,6 +241,17 @@ pub fn merge(parts: &[Part]) -> Result<Report, MergeError> {
 
 /// Refuses parts that one run could not have produced.
 fn check_together(parts: &[Part]) -> Result<(), MergeError> {
+    for part in parts {
+        if let Some(s) = part.report.shard {
+            if s.count == 0 || s.index == 0 || s.index > s.count {
+                return Err(MergeError::BadShard {
+                    path: part.path.clone(),
+                    index: s.index,
+                    count: s.count,
+                });
+            }
+        }
+    }
     let first = &parts[0];
     let mismatch = |b: &Part, what, a_value: String, b_value: String| MergeError::Mismatch {
         a: first.path.clone(),
@@ -295,9 +316,8 @@ fn check_together(parts: &[Part]) -> Result<(), MergeError> {
         let mut by_index: Vec<Option<&PathBuf>> = vec![None; s.count as usize];
         for part in parts {
             let Some(p) = part.report.shard else { continue };
-            let slot = &mut by_index[(p.index as usize)
-                .saturating_sub(1)
-                .min(s.count as usize - 1)];
+            // 1 <= K <= N was checked above, and every part has the first part's N.
+            let slot = &mut by_index[p.index as usize - 1];
             if let Some(other) = slot {
                 return Err(MergeError::ShardTwice {
                     shard: format!("{}/{}", p.index, p.count),
@@ -602,6 +622,25 @@ mod tests {
             "shard 1/2 missing: the run has 2 parts and each must be merged (a job whose hosts failed still writes its report; pass it too)"
         );
         assert_eq!(refused(&[]), "no report to merge");
+        let mut parts = two_shards();
+        parts[1].report.shard = Some(ShardReport {
+            index: 3,
+            count: 2,
+            selected: 4,
+        });
+        assert_eq!(
+            refused(&parts),
+            "a1.json says it is shard 3/2, which no --shard writes"
+        );
+        parts[1].report.shard = Some(ShardReport {
+            index: 0,
+            count: 0,
+            selected: 4,
+        });
+        assert_eq!(
+            refused(&parts),
+            "a1.json says it is shard 0/0, which no --shard writes"
+        );
     }
 
     #[test]
