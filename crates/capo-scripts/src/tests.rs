@@ -196,6 +196,52 @@ fn command_lines_are_one_line_and_read_back() {
     );
 }
 
+/// The command line as it was built before the script texts were escaped once per process:
+/// the whole program, escaped byte by byte.
+fn command_line_escaped_whole(call: &Call, sudo: Option<&Sudo>) -> String {
+    use std::fmt::Write as _;
+    let mut line = sudo.map(Sudo::prefix).unwrap_or_default();
+    line.push_str("sh -c 'eval \"$(printf %b \"");
+    for &b in call.program().as_bytes() {
+        match b {
+            b'\n' => line.push_str("\\n"),
+            b'\\' | b'\'' | b'"' | b'$' | b'`' | b'!' => write!(line, "\\0{b:03o}").unwrap(),
+            0x20..=0x7e => line.push(char::from(b)),
+            _ => write!(line, "\\0{b:03o}").unwrap(),
+        }
+    }
+    line.push_str("\")\"' ");
+    line.push_str(call.script.id());
+    line
+}
+
+#[test]
+fn the_cached_escaping_gives_the_line_escaping_the_whole_program_gives() {
+    let sudo = Sudo::new("root", None).unwrap();
+    let args = [
+        "/srv/p",
+        "it's",
+        "$(id) `x` \"q\" \\ !h",
+        "caf\u{e9}\ttab\nline",
+        "",
+    ];
+    for script in Script::ALL {
+        for call in [
+            Call::plain(script, args),
+            Call::step(script, args, Duration::from_millis(2500)),
+        ] {
+            for sudo in [None, Some(&sudo)] {
+                assert_eq!(
+                    call.command_line_as(sudo),
+                    command_line_escaped_whole(&call, sudo),
+                    "{script:?} {:?}",
+                    call.deadline
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn arguments_survive_every_login_shell() {
     let Some(dir) = sh_dir("dash").or_else(|| sh_dir("bash")) else {
