@@ -19,14 +19,9 @@ BENCH_DIR="$(dirname "$SELF")"
 ROOT="$(dirname "$BENCH_DIR")"
 FLEET_SH="$ROOT/tests/fleet/fleet.sh"
 
-# The change a job run rolls out, and the shell line the peers run on each host: the same
-# steps as capo's `sync` and `apply` (crates/capo-engine/src/steps/mod.rs) with the fleet
-# inventory's settings (repo_dir /srv/puppet, remote origin, branch main, manifest
-# manifests/site.pp, modulepath modules). Puppet's --detailed-exitcodes: 0 = no change,
-# 2 = changed, anything else = failure.
-MSG_PATH=modules/capo_demo/files/message.txt
-# shellcheck disable=SC2016  # expanded on the host, not here
-JOB_LINE='cd /srv/puppet && git pull --ff-only origin main && puppet apply --detailed-exitcodes --color=false --modulepath modules manifests/site.pp; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 2 ]'
+# The rollout job every tool runs (MSG_PATH, JOB_LINE) and verify_job: shared with latency.sh
+# shellcheck source=lib/job.sh disable=SC1091  # followed with shellcheck -x
+. "$BENCH_DIR/lib/job.sh"
 FORCED_KEX=curve25519-sha256   # what capo (russh) negotiates first
 # lablup's bssh (Rust, russh), the fastest parallel-SSH peer: a pinned crates.io version,
 # built once with `cargo install --locked` into a cache outside the repository. 2.2.3 is the
@@ -534,19 +529,6 @@ count_failures() {  # key phase n dir rc
   if ((f == 0 && rc != 0)); then f=1; fi  # the tool failed without naming a host
   if [[ -z "$M_WALL" ]]; then f=$n; fi    # it did not even run
   echo "$f"
-}
-
-# Hosts among the first n whose checkout is not at SHA or whose motd lacks TOKEN (read from the
-# hosts' files on this machine, after the run, untimed).
-verify_job() {  # n sha token
-  local n="$1" sha="$2" token="$3" h bad=0
-  for h in "${HOSTS[@]:0:n}"; do
-    if [[ "$(git -C "$FLEET/hosts/$h/checkout" rev-parse HEAD 2>/dev/null)" != "$sha" ]] ||
-      ! grep -qF -- "$token" "$FLEET/hosts/$h/managed/motd" 2>/dev/null; then
-      bad=$((bad + 1))
-    fi
-  done
-  echo "$bad"
 }
 
 # The command line of one tool run (sets RUN_CMD and RUN_ENV).

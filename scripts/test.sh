@@ -16,6 +16,7 @@ cargo test --workspace --locked -- --test-threads=2
 # figures of such a run mean nothing; see docs/performance.md for the real thing).
 cargo build --locked -p capo -p capo-simfleet
 CAPO="$PWD/target/debug/capo" bench/peers.sh --quick --out "${TMPDIR:-/tmp}/capo-peers-quick.md"
+CAPO="$PWD/target/debug/capo" bench/latency.sh --hosts 5 --rounds 1
 BIN_DIR="$PWD/target/debug" bench/scale.sh --no-build --hosts 200 --jobs 100 --commands exec,rollout,plan,status,check --shards 2
 BIN_DIR="$PWD/target/debug" bench/ssh_config.sh --no-build --hosts 200 --blocks 20 --jobs 100 --rounds 1
 BIN_DIR="$PWD/target/debug" bench/html.sh --no-build --hosts 200 --jobs 100 --apply-delay 100ms --rounds 1
