@@ -10,7 +10,7 @@ ROOT="$(dirname "$(dirname "$SELF")")"
 # Targets, judged at N=10000.
 TARGET_N=10000
 TARGET_CPU_MS=1      # controller CPU (user+sys) per host
-TARGET_RSS_KIB=100   # controller peak RSS per host
+TARGET_RSS_KIB=50    # controller peak RSS per host (issue 14: 50 KiB)
 
 HOSTS_LIST=1000,10000
 JOBS_LIST=200,1000
