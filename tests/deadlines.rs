@@ -203,7 +203,10 @@ fn a_connection_that_goes_silent_mid_apply_is_lost_after_missed_keepalives() {
         &[("keepalive_interval", "\"1s\""), ("keepalive_count", "2")],
     );
     let (child, report) = run::spawn_rollout(&fleet, &["-i", path_arg(&inventory)]);
-    let running = fleet.wait_for_proc("host01", "sleep 30", Duration::from_secs(30));
+    // Puppet's exec runs `/bin/sleep 30` itself (no shell), so its whole command line is
+    // that: anchored, the pattern cannot match an earlier step's process, whose command line
+    // carries script text, and freeze the host before apply runs.
+    let running = fleet.wait_for_proc("host01", "^/bin/sleep 30$", Duration::from_secs(30));
     if !running {
         let (r, _) = run::wait_within(child, &report, Duration::from_secs(60));
         panic!("the slow apply never started on host01\n{}", r.dump());
