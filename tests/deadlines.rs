@@ -204,8 +204,8 @@ fn a_connection_that_goes_silent_mid_apply_is_lost_after_missed_keepalives() {
     );
     let (child, report) = run::spawn_rollout(&fleet, &["-i", path_arg(&inventory)]);
     // Puppet's exec runs `/bin/sleep 30` itself (no shell), so its whole command line is
-    // that: anchored, the pattern cannot match an earlier step's process, whose command line
-    // carries script text, and freeze the host before apply runs.
+    // that. Anchored: every step (sync too) runs under wrap.sh's timer, `sleep 300.000` with
+    // the fleet's 5m command_timeout, which an unanchored `sleep 30` matches during sync.
     let running = fleet.wait_for_proc("host01", "^/bin/sleep 30$", Duration::from_secs(30));
     if !running {
         let (r, _) = run::wait_within(child, &report, Duration::from_secs(60));
