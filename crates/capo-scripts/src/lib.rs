@@ -182,11 +182,15 @@ impl Script {
                 })
                 .collect()
         });
-        let at = Script::ALL
+        &TEXTS[self.index()]
+    }
+
+    /// The script's place in [`Script::ALL`], where the per-script tables keep it.
+    fn index(self) -> usize {
+        Script::ALL
             .iter()
             .position(|s| *s == self)
-            .unwrap_or_default();
-        &TEXTS[at]
+            .unwrap_or_default()
     }
 }
 
@@ -324,12 +328,12 @@ impl Call {
     /// shell, unquoted; the rest is the line as without sudo, so it survives the same shells.
     pub fn command_line_as(&self, sudo: Option<&Sudo>) -> String {
         // The script text, the same for every host, is quoted and escaped once per process
-        // ([`escaped`]): at thousands of hosts, escaping ~15 KiB per step per host was a
+        // ([`escaped_script`]): at thousands of hosts, escaping ~15 KiB per step per host was a
         // sixth of a rollout's controller CPU. Escaping works byte by byte, so the pieces
         // escaped apart join to exactly what escaping [`Call::program`] whole gives (a unit
         // test holds the two equal).
-        let text_len = escaped(self.script).text.len() + escaped(self.script).quoted.len();
-        let mut line = String::with_capacity(text_len + 256);
+        let script_text = escaped_script(self.script);
+        let mut line = String::with_capacity(script_text.quoted.len() + escaped_wrap().len() + 256);
         if let Some(sudo) = sudo {
             line.push_str(&sudo.prefix());
         }
@@ -352,7 +356,7 @@ impl Call {
             (Some(secs), script) => {
                 push(&mut line, &secs);
                 push(&mut line, script.id());
-                line.push_str(&escaped(script).quoted);
+                line.push_str(&script_text.quoted);
                 self.args.iter().for_each(|a| push(&mut line, a));
                 escaped_wrap()
             }
@@ -360,9 +364,9 @@ impl Call {
                 self.args.iter().for_each(|a| push(&mut line, a));
                 escaped_eval_first()
             }
-            (None, script) => {
+            (None, _) => {
                 self.args.iter().for_each(|a| push(&mut line, a));
-                &escaped(script).text
+                &script_text.text
             }
         };
         line.push_str(body);
@@ -442,12 +446,13 @@ const EVAL_FIRST: &str = "eval \"$1\"\n";
 
 /// `\n` and [`EVAL_FIRST`], escaped.
 fn escaped_eval_first() -> &'static str {
-    static TEXT: LazyLock<String> = LazyLock::new(|| {
-        let mut out = String::new();
-        escape_into(&mut out, "\n");
-        escape_into(&mut out, EVAL_FIRST);
-        out
-    });
+    static TEXT: LazyLock<String> = LazyLock::new(|| escaped(&["\n", EVAL_FIRST]));
+    &TEXT
+}
+
+/// `\n` and the deadline wrapper, escaped: the body of every step.
+fn escaped_wrap() -> &'static str {
+    static TEXT: LazyLock<String> = LazyLock::new(|| escaped(&["\n", wrap_text()]));
     &TEXT
 }
 
@@ -460,36 +465,24 @@ struct Escaped {
 }
 
 /// The escaped texts of `script` (empty for [`Script::Exec`], which has no text).
-fn escaped(script: Script) -> &'static Escaped {
+fn escaped_script(script: Script) -> &'static Escaped {
     static ESCAPED: LazyLock<Vec<Escaped>> = LazyLock::new(|| {
         Script::ALL
             .iter()
-            .map(|s| {
-                let (mut quoted, mut text) = (String::new(), String::new());
-                escape_into(&mut quoted, " ");
-                escape_into(&mut quoted, &quote(s.text()));
-                escape_into(&mut text, "\n");
-                escape_into(&mut text, s.text());
-                Escaped { quoted, text }
+            .map(|s| Escaped {
+                quoted: escaped(&[" ", &quote(s.text())]),
+                text: escaped(&["\n", s.text()]),
             })
             .collect()
     });
-    let at = Script::ALL
-        .iter()
-        .position(|s| *s == script)
-        .unwrap_or_default();
-    &ESCAPED[at]
+    &ESCAPED[script.index()]
 }
 
-/// `\n` and the deadline wrapper, escaped: the body of every step.
-fn escaped_wrap() -> &'static str {
-    static TEXT: LazyLock<String> = LazyLock::new(|| {
-        let mut out = String::new();
-        escape_into(&mut out, "\n");
-        escape_into(&mut out, wrap_text());
-        out
-    });
-    &TEXT
+/// `parts`, one after the other, escaped by [`escape_into`].
+fn escaped(parts: &[&str]) -> String {
+    let mut out = String::new();
+    parts.iter().for_each(|part| escape_into(&mut out, part));
+    out
 }
 
 /// Appends `text` escaped for `printf %b` inside double quotes inside single quotes (see
