@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use capo_inventory::Host;
 use capo_schema::StopReason;
+use capo_scripts::Script;
 use capo_ssh::{ExecEvent, ExitStatus, Session};
 use tokio::sync::watch;
 
 use crate::capture::{write_logs, Capture, LogWrite};
 use crate::connector::{Connected, Connector, NotConnected, Refused};
 use crate::event::Event;
+use crate::inline::{Inline, Splitter};
 use crate::jobs::{self, Job};
 use crate::options::{hard_stop, EngineOptions, Stop};
 use crate::outcome::{
@@ -141,6 +143,8 @@ pub(super) struct HostRun {
     /// When the run started: steps and the host's timing are measured from there, so that
     /// one timeline holds every host.
     run_started: Instant,
+    /// What the last step sent inline after its output (Puppet's results), if anything.
+    pub inline: Option<Inline>,
 }
 
 /// Runs the job on one host, start to end, and returns its outcome; `run_started` is when
@@ -178,6 +182,7 @@ pub(super) async fn run_host(
         log_dir,
         outcome,
         run_started,
+        inline: None,
     };
     let opts = run.opts.clone();
     let (status, error) = jobs::run(&opts.mode, &mut run).await;
@@ -397,6 +402,10 @@ impl HostRun {
         let mut out = Capture::new(&log("stdout"), tail_bytes);
         let mut err = Capture::new(&log("stderr"), tail_bytes);
         let mut head = Vec::new();
+        // The apply and plan steps send Puppet's results after its output (crate::inline).
+        let mut split =
+            matches!(step.call.script, Script::Apply | Script::Plan).then(Splitter::new);
+        let mut own = Vec::new();
         let timeout = self.host.settings.command_timeout;
         let stream = self.opts.stream_output;
         let (emit, host) = (&self.emit, self.host.name.as_str());
@@ -413,13 +422,21 @@ impl HostRun {
                 while let Some(event) = exec.next().await {
                     match event {
                         ExecEvent::Stdout(bytes) => {
-                            if head.len() < HEAD_BYTES {
-                                let take = (HEAD_BYTES - head.len()).min(bytes.len());
-                                head.extend_from_slice(&bytes[..take]);
+                            let bytes = match &mut split {
+                                Some(split) => {
+                                    own.clear();
+                                    split.feed(&bytes, &mut own);
+                                    &own[..]
+                                }
+                                None => &bytes[..],
+                            };
+                            if bytes.is_empty() {
+                                continue;
                             }
-                            out.write(&bytes).await;
+                            keep_head(&mut head, bytes);
+                            out.write(bytes).await;
                             if stream {
-                                emit.send(output(host, step.name, false, &bytes)).await;
+                                emit.send(output(host, step.name, false, bytes)).await;
                             }
                         }
                         ExecEvent::Stderr(bytes) => {
@@ -456,6 +473,19 @@ impl HostRun {
             }
         };
 
+        // Output held back as a maybe-marker, or a block the step did not finish sending.
+        self.inline = None;
+        if let Some(split) = split {
+            let mut rest = Vec::new();
+            self.inline = split.finish(&mut rest);
+            if !rest.is_empty() {
+                keep_head(&mut head, &rest);
+                out.write(&rest).await;
+                if stream {
+                    emit.send(output(host, step.name, false, &rest)).await;
+                }
+            }
+        }
         let mut marks = Marks::parse(&head);
         // The step may still be running on the host; end it there, where it runs.
         if matches!(end, StepEnd::TimedOut(_) | StepEnd::Cancelled(_)) {
@@ -515,6 +545,14 @@ impl HostRun {
             started: started_at,
         };
         (record, end, marks)
+    }
+}
+
+/// Keeps the start of a step's stdout, where the scripts' first markers are.
+fn keep_head(head: &mut Vec<u8>, bytes: &[u8]) {
+    if head.len() < HEAD_BYTES {
+        let take = (HEAD_BYTES - head.len()).min(bytes.len());
+        head.extend_from_slice(&bytes[..take]);
     }
 }
 

@@ -17,6 +17,7 @@ pub mod capture;
 mod connector;
 pub mod event;
 mod host;
+pub mod inline;
 mod jobs;
 mod options;
 pub mod outcome;

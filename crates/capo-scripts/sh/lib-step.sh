@@ -324,3 +324,24 @@ run_puppet() {
   if [ "$diff" = 1 ]; then set -- "$@" --show_diff; fi
   exec "$@" </dev/null
 }
+
+# send_results DIR: prints the files a Puppet run left in its results directory DIR
+# (summary.yaml, report.yaml and log.jsonl in that order, each followed by a line
+# ::capo:eof=FILE; an empty file for one that is missing), then removes DIR.
+send_results() {
+  for f in summary.yaml report.yaml log.jsonl; do
+    cat "$1/$f" 2>/dev/null
+    printf '\n::capo:eof=%s\n' "$f"
+  done
+  rm -rf -- "$1"
+}
+
+# results_inline DIR: sends DIR's results on the step's own stdout, framed by
+# ::capo:results-begin=DIR and ::capo:results-end=DIR lines, so that capo needs no second
+# command to read them and keeps them out of the step's log. Named by the random DIR, the
+# end line cannot be mistaken for a line of the results.
+results_inline() {
+  echo "::capo:results-begin=$1"
+  send_results "$1"
+  echo "::capo:results-end=$1"
+}

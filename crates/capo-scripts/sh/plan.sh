@@ -4,7 +4,8 @@
 # (nothing is written to the checkout or its git directory) and runs `puppet apply --noop`
 # there, as the Puppet environment ENVIRONMENT (so environment.conf, hiera.yaml, data and
 # modules all come from the target), with the target commit as the config version and
-# every piece of Puppet state pointed into that directory (removed afterwards by collect.sh).
+# every piece of Puppet state pointed into that directory, whose results it then sends inline
+# and removes (results_inline in lib-step.sh).
 # When the target has a Puppetfile, its modules go into that copy first: the checkout's,
 # copied, when they were installed from an identical Puppetfile and are all there, else
 # installed afresh by INSTALLER (whose own cache, like the fetch, may be updated).
@@ -66,4 +67,7 @@ echo "::capo:results=$r"
   { echo '::capo:fail=archive'; exit 1; }
 cd "$r/code" || exit 1
 plan_modules "$live" "$r/code" "$installer"
-run_puppet "$r/code" "$r" "$puppet" "$env" "$manifest" "$modulepath" "$certname" "$show_diff" 1 "$t" "$@"
+(run_puppet "$r/code" "$r" "$puppet" "$env" "$manifest" "$modulepath" "$certname" "$show_diff" 1 "$t" "$@")
+rc=$?
+results_inline "$r"
+exit "$rc"

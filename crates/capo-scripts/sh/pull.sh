@@ -110,7 +110,7 @@ if [ "$(mark modules)" = stale ]; then
 fi
 
 applied=$(sh "$here/apply.sh" "$repo" "$holder" "$puppet" "$env" "$manifest" "$modulepath" \
-  "$certname" 0 "$state" pull "" "$holder" "$started" "$before" "$@")
+  "$certname" 0 "$state" pull "" "$holder" "$started" "$before" "" "$@")
 rc=$?
 printf '%s\n' "$applied"
 results=$(printf '%s\n' "$applied" | sed -n 's/^::capo:results=//p' | tail -n 1)

@@ -54,7 +54,8 @@ pub enum Script {
     SyncRev,
     /// `modules.sh REPO_DIR INSTALLER [HOLDER]`: install the Puppetfile's modules.
     Modules,
-    /// `apply.sh REPO_DIR HOLDER PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME SHOW_DIFF [ARG...]`.
+    /// `apply.sh REPO_DIR HOLDER PUPPET ENVIRONMENT MANIFEST MODULEPATH CERTNAME SHOW_DIFF
+    /// STATE_DIR SOURCE RUN_ID BY STARTED REV_BEFORE INLINE [ARG...]`.
     Apply,
     /// `plan.sh REPO_DIR REMOTE BRANCH REV INSTALLER PUPPET ENVIRONMENT MANIFEST MODULEPATH
     /// CERTNAME SHOW_DIFF [ARG...]`.
@@ -155,12 +156,13 @@ impl Script {
             }
             Script::Lock
             | Script::Plan
+            | Script::Collect
             | Script::Check
             | Script::Disable
             | Script::Bootstrap
             | Script::Status => &[LIB_STEP],
             Script::Kill => &[LIB_PROC],
-            Script::Collect | Script::Exec | Script::PullAdmin => &[],
+            Script::Exec | Script::PullAdmin => &[],
         }
     }
 

@@ -370,7 +370,13 @@ fn sync_rev_and_plan_find_the_target_and_say_ahead() {
         // A plan of an older tag is ahead; of main, with a puppet that prints its words.
         let bin = tempfile::tempdir().expect("tempdir");
         let puppet = bin.path().join("fake-puppet");
-        std::fs::write(&puppet, "#!/bin/sh\nprintf '<%s>' \"$@\"; echo\nexit 2\n").expect("w");
+        // It runs in the copy, beside the environment link plan.sh made for it.
+        std::fs::write(
+            &puppet,
+            "#!/bin/sh\nprintf '<%s>' \"$@\"; echo\n\
+             [ -f site.pp ] && [ -f ../env/production/site.pp ] && echo copy-ok\nexit 2\n",
+        )
+        .expect("w");
         std::fs::set_permissions(&puppet, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
         let plan = |rev: &str| {
@@ -405,25 +411,37 @@ fn sync_rev_and_plan_find_the_target_and_say_ahead() {
         assert_eq!(marks.get("incoming-count"), Some("0"));
         let r = marks.get("results").expect("results").to_string();
         let target = marks.get("target").expect("target").to_string();
-        let printed = String::from_utf8_lossy(&strip_marks(&out.stdout)).into_owned();
-        assert_eq!(
-            printed,
-            format!(
-                "<apply><--detailed-exitcodes><--color=false><--environmentpath><{r}/env>\
-                 <--environment><production><--certname><web'1>\
-                 <--modulepath><{r}/code/modules:/abs><{r}/code/site.pp>\
-                 <--config_version></bin/echo {target}><--noop><--tags><a b>\
-                 <--lastrunfile><{r}/summary.yaml><--lastrunreport><{r}/report.yaml>\
-                 <--statefile><{r}/state.yaml><--transactionstorefile><{r}/transactionstore.yaml>\
-                 <--logdest><{r}/log.jsonl><--logdest><console><--show_diff>\n"
-            )
+        let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+        let words = format!(
+            "<apply><--detailed-exitcodes><--color=false><--environmentpath><{r}/env>\
+             <--environment><production><--certname><web'1>\
+             <--modulepath><{r}/code/modules:/abs><{r}/code/site.pp>\
+             <--config_version></bin/echo {target}><--noop><--tags><a b>\
+             <--lastrunfile><{r}/summary.yaml><--lastrunreport><{r}/report.yaml>\
+             <--statefile><{r}/state.yaml><--transactionstorefile><{r}/transactionstore.yaml>\
+             <--logdest><{r}/log.jsonl><--logdest><console><--show_diff>\ncopy-ok\n"
         );
-        assert!(Path::new(&r).join("code/site.pp").is_file());
-        assert!(Path::new(&r).join("env/production/site.pp").is_file());
+        // Puppet's output, then its results (none: the fake writes no files), sent inline.
+        let block = format!(
+            "::capo:results-begin={r}\n\n::capo:eof=summary.yaml\n\n\
+             ::capo:eof=report.yaml\n\n::capo:eof=log.jsonl\n::capo:results-end={r}\n"
+        );
+        assert!(
+            printed.ends_with(&format!("::capo:modules=none\n{words}{block}")),
+            "{shell}: {printed}"
+        );
+        assert!(!Path::new(&r).exists(), "{shell}: the plan removes {r}");
+        // collect.sh, for a step that ended before it sent its results.
+        let left = tempfile::Builder::new()
+            .prefix("capo-plan.")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::write(left.path().join("summary.yaml"), "s: 1").expect("write");
+        let r = path(left.path());
         let collected = run(&Call::plain(Script::Collect, [r.clone()]));
         assert_eq!(
             String::from_utf8_lossy(&collected.stdout),
-            "\n::capo:eof=summary.yaml\n\n::capo:eof=report.yaml\n\n::capo:eof=log.jsonl\n"
+            "s: 1\n::capo:eof=summary.yaml\n\n::capo:eof=report.yaml\n\n::capo:eof=log.jsonl\n"
         );
         assert!(!Path::new(&r).exists(), "collect removes {r}");
         let refused = run(&Call::plain(Script::Collect, ["/home"]));
@@ -436,7 +454,7 @@ fn apply_passes_the_words_and_reports_a_missing_puppet() {
     each_sh(|shell, run, _| {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = Duration::from_secs(30);
-        let args = |puppet: &str| {
+        let args = |puppet: &str, inline: &str| {
             vec![
                 path(dir.path()),
                 String::new(),
@@ -446,22 +464,24 @@ fn apply_passes_the_words_and_reports_a_missing_puppet() {
                 String::new(),
                 String::new(),
                 "0".to_string(),
-                // No run record: STATE_DIR SOURCE RUN_ID BY STARTED REV_BEFORE all empty.
+                // No run record: STATE_DIR SOURCE RUN_ID BY STARTED REV_BEFORE all empty;
+                // INLINE: "1" sends the results on stdout, empty leaves them for collect.sh.
                 String::new(),
                 String::new(),
                 String::new(),
                 String::new(),
                 String::new(),
                 String::new(),
+                inline.to_string(),
                 "$(id)".to_string(),
             ]
         };
-        let out = run(&Call::step(Script::Apply, args("no-such-puppet"), t));
+        let out = run(&Call::step(Script::Apply, args("no-such-puppet", ""), t));
         assert_eq!(out.status.code(), Some(127), "{shell}");
         let marks = Marks::parse(&out.stdout);
         assert_eq!(marks.get("fail"), Some("no-puppet"));
         assert!(marks.get("path").is_some_and(|p| p.contains("/bin")));
-        let out = run(&Call::step(Script::Apply, args("echo"), t));
+        let out = run(&Call::step(Script::Apply, args("echo", ""), t));
         assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
         let r = Marks::parse(&out.stdout)
             .get("results")
@@ -478,7 +498,29 @@ fn apply_passes_the_words_and_reports_a_missing_puppet() {
                 d = path(dir.path())
             )
         );
+        assert!(
+            Path::new(&r).is_dir(),
+            "without INLINE, {r} stays for collect.sh"
+        );
         let _ = std::fs::remove_dir_all(&r);
+
+        // INLINE: the results follow Puppet's output between the two framing lines, and go.
+        let out = run(&Call::step(Script::Apply, args("echo", "1"), t));
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let r = Marks::parse(&out.stdout)
+            .get("results")
+            .expect("results")
+            .to_string();
+        let block = format!(
+            "--logdest console\n::capo:results-begin={r}\n\n::capo:eof=summary.yaml\n\n\
+             ::capo:eof=report.yaml\n\n::capo:eof=log.jsonl\n::capo:results-end={r}\n"
+        );
+        assert!(stdout.ends_with(&block), "{shell}: {stdout}");
+        assert!(
+            !Path::new(&r).exists(),
+            "{shell}: inline results remove {r}"
+        );
     });
 }
 
@@ -655,6 +697,7 @@ fn apply_leaves_manifest_modulepath_and_config_version_to_environment_conf() {
                     modulepath,
                     "",
                     "0",
+                    "",
                     "",
                     "",
                     "",
@@ -840,6 +883,18 @@ fn modules_are_installed_once_per_puppetfile_and_planned_in_the_copy() {
                 t,
             ))
         };
+        // A Puppet that shows the modules the plan put in its copy (where it runs).
+        let show_modules = dir.path().join("show-modules");
+        std::fs::write(&show_modules, "#!/bin/sh\ncat modules/motd/metadata.json\n")
+            .expect("write");
+        std::fs::set_permissions(
+            &show_modules,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        let planned = |out: &std::process::Output| {
+            String::from_utf8_lossy(&strip_marks(&out.stdout)).into_owned()
+        };
         let plan = || {
             run(&Call::step(
                 Script::Plan,
@@ -849,7 +904,7 @@ fn modules_are_installed_once_per_puppetfile_and_planned_in_the_copy() {
                     "main".into(),
                     String::new(),
                     installer.into(),
-                    "true".into(),
+                    path(&show_modules),
                     "production".into(),
                     String::new(),
                     String::new(),
@@ -890,9 +945,7 @@ fn modules_are_installed_once_per_puppetfile_and_planned_in_the_copy() {
         assert_eq!(out.status.code(), Some(0), "{installer}: {out:?}");
         let marks = Marks::parse(&out.stdout);
         assert_eq!(marks.get("modules"), Some("copied"), "{installer}: {out:?}");
-        let r = PathBuf::from(marks.get("results").expect("results"));
-        assert!(installed_version(&r.join("code/modules")).contains("1.0.0"));
-        let _ = std::fs::remove_dir_all(&r);
+        assert!(planned(&out).contains("1.0.0"), "{installer}: {out:?}");
 
         // The Puppetfile moves to v2.0.0: the plan installs it into its copy, and the
         // checkout's modules stay as they are.
@@ -905,9 +958,7 @@ fn modules_are_installed_once_per_puppetfile_and_planned_in_the_copy() {
             Some("installed"),
             "{installer}: {out:?}"
         );
-        let r = PathBuf::from(marks.get("results").expect("results"));
-        assert!(installed_version(&r.join("code/modules")).contains("2.0.0"));
-        let _ = std::fs::remove_dir_all(&r);
+        assert!(planned(&out).contains("2.0.0"), "{installer}: {out:?}");
         assert!(
             installed_version(&moduledir).contains("1.0.0"),
             "{installer}"
@@ -1590,7 +1641,8 @@ fn steps_write_the_record_when_they_end_and_keep_their_exit_status() {
                 "0".into(),
             ];
             args.extend(record.iter().cloned());
-            args.extend([started.clone(), "0123abc".into()]);
+            // INLINE: the record must be written before the results are sent and removed.
+            args.extend([started.clone(), "0123abc".into(), "1".into()]);
             let out = run(&Call::step(Script::Apply, args, t));
             if let Some(r) = Marks::parse(&out.stdout).get("results") {
                 let _ = std::fs::remove_dir_all(r);
@@ -1662,6 +1714,7 @@ fn a_step_stopped_at_its_deadline_still_writes_the_record() {
                 "by",
                 "",
                 "abc",
+                "1",
             ]
             .map(String::from),
         );

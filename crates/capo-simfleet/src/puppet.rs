@@ -37,6 +37,18 @@ pub struct Run {
     pub resources: [Option<u64>; 4],
 }
 
+impl Run {
+    /// What capo's collect script prints for this run's results directory, with or without
+    /// `--show_diff`.
+    pub fn collected(&self, show_diff: bool) -> &Bytes {
+        if show_diff {
+            &self.collected
+        } else {
+            &self.collected_no_diff
+        }
+    }
+}
+
 /// Every run the simulated hosts can make.
 #[derive(Debug, Clone)]
 pub struct Runs {

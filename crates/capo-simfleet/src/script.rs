@@ -74,6 +74,8 @@ pub enum Step {
     Apply {
         /// Whether Puppet was asked for file diffs (`--show_diff`).
         show_diff: bool,
+        /// Whether the results go back inline, after Puppet's output (INLINE).
+        inline: bool,
     },
     /// `puppet apply --noop` on the target in a temporary copy.
     Plan {
@@ -138,6 +140,7 @@ pub fn classify(command: &str) -> Kind {
         Script::SyncRev => Step::SyncToRev { rev: arg(2) },
         Script::Apply => Step::Apply {
             show_diff: arg(7) == "1",
+            inline: arg(14) == "1",
         },
         Script::Plan => Step::Plan {
             rev: Some(arg(3)).filter(|r| !r.is_empty()),
@@ -259,7 +262,7 @@ mod tests {
             other => panic!("not a step: {other:?}"),
         };
         assert_eq!(
-            step(classify(&steps::sync(&s, HOLDER, &record(), t).script)),
+            step(classify(&steps::sync(&s, HOLDER, &record(), t).script())),
             Step::Sync {
                 remote: "origin".into(),
                 branch: "main".into()
@@ -267,38 +270,46 @@ mod tests {
         );
         assert_eq!(
             step(classify(
-                &steps::sync_to_rev(&s, "v1.2", HOLDER, &record(), t).script
+                &steps::sync_to_rev(&s, "v1.2", HOLDER, &record(), t).script()
             )),
             Step::SyncToRev { rev: "v1.2".into() }
         );
         assert_eq!(
             step(classify(
-                &steps::apply(&s, HOLDER, &record(), t, false).script
+                &steps::apply(&s, HOLDER, &record(), t, false).script()
             )),
-            Step::Apply { show_diff: false }
+            Step::Apply {
+                show_diff: false,
+                inline: true
+            }
         );
         assert_eq!(
             step(classify(
-                &steps::apply(&s, HOLDER, &record(), t, true).script
+                &steps::apply(&s, HOLDER, &record(), t, true).script()
             )),
-            Step::Apply { show_diff: true }
+            Step::Apply {
+                show_diff: true,
+                inline: true
+            }
         );
         assert_eq!(
-            step(classify(&steps::plan(&s, None, t, true).script)),
+            step(classify(&steps::plan(&s, None, t, true).script())),
             Step::Plan {
                 rev: None,
                 show_diff: true
             }
         );
         assert_eq!(
-            step(classify(&steps::plan(&s, Some("3f2a1c9"), t, false).script)),
+            step(classify(
+                &steps::plan(&s, Some("3f2a1c9"), t, false).script()
+            )),
             Step::Plan {
                 rev: Some("3f2a1c9".into()),
                 show_diff: false
             }
         );
         assert_eq!(
-            step(classify(&steps::exec("echo 'a b' \"$HOME\"", t).script)),
+            step(classify(&steps::exec("echo 'a b' \"$HOME\"", t).script())),
             Step::Exec("echo 'a b' \"$HOME\"".into())
         );
         assert_eq!(
@@ -310,14 +321,14 @@ mod tests {
             Kind::Collect { plan: true }
         );
         assert_eq!(
-            step(classify(&steps::status(&s, false, t).script)),
+            step(classify(&steps::status(&s, false, t).script())),
             Step::Status {
                 fetch: false,
                 lock: true
             }
         );
         assert_eq!(
-            step(classify(&steps::status(&s, true, t).script)),
+            step(classify(&steps::status(&s, true, t).script())),
             Step::Status {
                 fetch: true,
                 lock: true

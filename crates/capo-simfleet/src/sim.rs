@@ -28,6 +28,14 @@ const COMMIT_SUBJECT: &str = "Raise the MOTD";
 pub const LAST_RUN_AGE: Duration = Duration::from_secs(600);
 
 /// A time as the run record writes it: RFC 3339 UTC, whole seconds.
+/// The results block the apply and plan steps print once Puppet ends (`results_inline` in
+/// lib-step.sh): the collected files between two lines naming the directory.
+fn push_inline(out: &mut Vec<u8>, dir: &str, collected: &[u8]) {
+    out.extend_from_slice(format!("{MARK}results-begin={dir}\n").as_bytes());
+    out.extend_from_slice(collected);
+    out.extend_from_slice(format!("{MARK}results-end={dir}\n").as_bytes());
+}
+
 fn rfc3339(epoch: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp(epoch, 0)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -243,17 +251,12 @@ impl Sim {
             Kind::Collect { plan } => {
                 let runs = self.runs(host);
                 let run = if plan { &runs.noop } else { &runs.apply };
-                let files = if conn.show_diff {
-                    &run.collected
-                } else {
-                    &run.collected_no_diff
-                };
-                Reply::immediate(files.clone(), 0)
+                Reply::immediate(run.collected(conn.show_diff).clone(), 0)
             }
             Kind::Kill => Reply::immediate(Bytes::new(), 0),
             Kind::Step { deadline, step } => {
                 let puppet = match step {
-                    Step::Apply { show_diff } | Step::Plan { show_diff, .. } => Some(show_diff),
+                    Step::Apply { show_diff, .. } | Step::Plan { show_diff, .. } => Some(show_diff),
                     _ => None,
                 };
                 let reply = self.step(host, step).cut_at(deadline.as_ref());
@@ -333,16 +336,18 @@ impl Sim {
                     cut: false,
                 }
             }
-            Step::Apply { .. } => {
+            Step::Apply { show_diff, inline } => {
                 let run = &self.runs(host).apply;
-                let now = format!(
-                    "{MARK}pid={pid}\n{MARK}results={}\n",
-                    self.tmp_dir("capo-run")
-                );
-                // The host writes the run record when Puppet ends, and says so.
+                let dir = self.tmp_dir("capo-run");
+                let now = format!("{MARK}pid={pid}\n{MARK}results={dir}\n");
+                // The host writes the run record when Puppet ends, and says so; then the
+                // results, when they go back inline.
                 let mut stdout = Vec::with_capacity(run.stdout.len() + RECORD_OK.len());
                 stdout.extend_from_slice(&run.stdout);
                 stdout.extend_from_slice(RECORD_OK.as_bytes());
+                if inline {
+                    push_inline(&mut stdout, &dir, run.collected(show_diff));
+                }
                 Reply {
                     now: Bytes::from(now),
                     delay: self.delays.apply,
@@ -352,7 +357,7 @@ impl Sim {
                     cut: false,
                 }
             }
-            Step::Plan { rev, .. } => {
+            Step::Plan { rev, show_diff } => {
                 let target = self.resolve(rev.as_deref());
                 let now =
                     format!("{MARK}pid={pid}\n{MARK}rev-before={head}\n{MARK}rev-after={head}\n");
@@ -378,8 +383,11 @@ impl Sim {
                         &target[..7]
                     ));
                 }
-                rest.push_str(&format!("{MARK}results={}\n", self.tmp_dir("capo-plan")));
-                rest.push_str(&String::from_utf8_lossy(&run.stdout));
+                let dir = self.tmp_dir("capo-plan");
+                rest.push_str(&format!("{MARK}results={dir}\n"));
+                let mut rest = rest.into_bytes();
+                rest.extend_from_slice(&run.stdout);
+                push_inline(&mut rest, &dir, run.collected(show_diff));
                 Reply {
                     now: Bytes::from(now),
                     delay,
@@ -524,6 +532,7 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use capo_engine::inline::{Inline, Splitter};
     use capo_engine::steps::{self, Marks};
     use capo_inventory::Inventory;
     use std::path::Path;
@@ -571,7 +580,7 @@ mod tests {
 
         let sync = sim.reply(
             7,
-            &steps::sync(&s, "run A", &steps::RunRecord::default(), t).script,
+            &steps::sync(&s, "run A", &steps::RunRecord::default(), t).script(),
             &mut conn,
         );
         let marks = Marks::parse(&all(&sync));
@@ -583,16 +592,27 @@ mod tests {
 
         let apply = sim.reply(
             7,
-            &steps::apply(&s, "run A", &steps::RunRecord::default(), t, false).script,
+            &steps::apply(&s, "run A", &steps::RunRecord::default(), t, false).script(),
             &mut conn,
         );
         assert_eq!(apply.end, End::Exit(2));
-        let marks = Marks::parse(&all(&apply));
-        let dir = marks.get("results").unwrap_or_default();
-        let collect = steps::collect(dir).unwrap_or_default();
-        assert!(!collect.is_empty(), "capo refuses the results dir {dir}");
-        let collected = sim.reply(7, &collect, &mut conn);
-        let files = steps::split_collected(&String::from_utf8_lossy(&collected.now));
+        // The results come back inline, after the record's marker, as capo reads them.
+        let mut split = Splitter::new();
+        let mut own = Vec::new();
+        split.feed(&all(&apply), &mut own);
+        let Some(Inline::Complete(block)) = split.finish(&mut own) else {
+            panic!(
+                "no results block in {}",
+                String::from_utf8_lossy(&all(&apply))
+            );
+        };
+        let marks = Marks::parse(&own);
+        assert_eq!(marks.get("record"), Some("ok"));
+        assert!(marks
+            .get("results")
+            .is_some_and(|r| r.starts_with("/tmp/capo-run.")));
+        assert!(!String::from_utf8_lossy(&own).contains("report.yaml"));
+        let files = steps::split_collected(&String::from_utf8_lossy(&block));
         assert!(files.summary.contains("changed: 3"));
         assert!(files
             .report
@@ -607,7 +627,7 @@ mod tests {
         let s = settings();
         let t = Duration::from_secs(300);
         let mut conn = ConnState::default();
-        let plan = sim.reply(1, &steps::plan(&s, None, t, false).script, &mut conn);
+        let plan = sim.reply(1, &steps::plan(&s, None, t, false).script(), &mut conn);
         let marks = Marks::parse(&all(&plan));
         assert_eq!(marks.get("target"), Some(AFTER));
         assert_eq!(marks.get("incoming-count"), Some("1"));
@@ -616,11 +636,24 @@ mod tests {
             .get("results")
             .is_some_and(|r| r.starts_with("/tmp/capo-plan.")));
         assert_eq!(plan.end, End::Exit(0));
+        let mut split = Splitter::new();
+        let Some(Inline::Complete(block)) = ({
+            split.feed(&all(&plan), &mut Vec::new());
+            split.finish(&mut Vec::new())
+        }) else {
+            panic!("no results block in the plan's output");
+        };
+        let files = steps::split_collected(&String::from_utf8_lossy(&block));
+        assert!(
+            files.summary.contains("out_of_sync: 3"),
+            "{}",
+            files.summary
+        );
 
         let up = fleet(Outcome::Unchanged);
         let rev = up.reply(
             1,
-            &steps::sync_to_rev(&s, "3f2a1c9", "r", &steps::RunRecord::default(), t).script,
+            &steps::sync_to_rev(&s, "3f2a1c9", "r", &steps::RunRecord::default(), t).script(),
             &mut conn,
         );
         let marks = Marks::parse(&all(&rev));
@@ -633,7 +666,7 @@ mod tests {
     fn status_of(sim: &Sim, host: u32, fetch: bool) -> (Marks, serde_json::Value, String) {
         let t = Duration::from_secs(300);
         let step = steps::status(&settings(), fetch, t);
-        let r = sim.reply(host, &step.script, &mut ConnState::default());
+        let r = sim.reply(host, &step.script(), &mut ConnState::default());
         assert_eq!(r.end, End::Exit(0));
         let marks = Marks::parse(&all(&r));
         let file = |key| {
@@ -717,18 +750,18 @@ mod tests {
         let sim = fleet(Outcome::Changed);
         let t = Duration::from_secs(300);
         let mut conn = ConnState::default();
-        let r = sim.reply(42, &steps::exec("true", t).script, &mut conn);
+        let r = sim.reply(42, &steps::exec("true", t).script(), &mut conn);
         assert_eq!(r.end, End::Exit(0));
         assert!(r.stdout.is_empty());
         let r = sim.reply(
             42,
-            &steps::exec("echo hi there; hostname", t).script,
+            &steps::exec("echo hi there; hostname", t).script(),
             &mut conn,
         );
         assert_eq!(&r.stdout[..], b"hi there\nsim00042\n");
         let r = sim.reply(
             42,
-            &steps::exec("sleep 600", Duration::from_secs(2)).script,
+            &steps::exec("sleep 600", Duration::from_secs(2)).script(),
             &mut conn,
         );
         assert_eq!(r.end, End::Exit(143));
@@ -742,7 +775,7 @@ mod tests {
             Duration::from_millis(500),
             false,
         );
-        let r = sim.reply(42, &apply.script, &mut conn);
+        let r = sim.reply(42, &apply.script(), &mut conn);
         assert_eq!(r.end, End::Exit(143));
         let dir = Marks::parse(&all(&r))
             .get("results")

@@ -52,7 +52,7 @@ impl Job for Bootstrap<'_> {
         let applied = marks.get("results").is_some();
         if applied {
             run.outcome.puppet = match run.remote() {
-                Ok(remote) => results(session, remote, &marks, exit_code).await,
+                Ok(remote) => results(session, remote, &marks, exit_code, None).await,
                 Err(_) => None,
             };
         }

@@ -44,8 +44,9 @@ impl Job for Plan<'_> {
         let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
         let exit_code = record.exit_code;
         run.finished(record).await;
+        let inline = run.inline.take();
         let puppet = match run.remote() {
-            Ok(remote) => results(session, remote, &marks, exit_code).await,
+            Ok(remote) => results(session, remote, &marks, exit_code, inline).await,
             Err(_) => None,
         };
         let out_of_sync = puppet.as_ref().is_some_and(PuppetResult::out_of_sync);

@@ -98,8 +98,9 @@ impl Job for Rollout<'_> {
         );
         let exit_code = record.exit_code;
         run.finished(record).await;
+        let inline = run.inline.take();
         run.outcome.puppet = match run.remote() {
-            Ok(remote) => results(session, remote, &marks, exit_code).await,
+            Ok(remote) => results(session, remote, &marks, exit_code, inline).await,
             Err(_) => None,
         };
         match end {

@@ -242,7 +242,7 @@ mod tests {
                 "a;b"
             ]
         );
-        assert_eq!(Call::parse(&step.script), Some(step.call.clone()));
+        assert_eq!(Call::parse(&step.script()), Some(step.call.clone()));
         let plain = bootstrap(&s, "u", None, false, Duration::from_secs(9));
         assert!(plain
             .display

@@ -35,9 +35,6 @@ pub struct Step {
     pub display: String,
     /// The script and its arguments.
     pub call: Call,
-    /// The command line sent over the exec channel as the login user (with `become =
-    /// "sudo"`, the runner sends `call` through sudo instead: `remote::Remote`).
-    pub script: String,
 }
 
 impl Step {
@@ -45,9 +42,16 @@ impl Step {
         Step {
             name,
             display,
-            script: call.command_line(),
             call,
         }
+    }
+
+    /// The command line sent over the exec channel as the login user (with `become =
+    /// "sudo"`, the runner sends `call` through sudo instead: `remote::Remote`). Built when
+    /// asked, not with the step: the runner builds the line it sends itself, and a line
+    /// carries the whole script (~15 KiB).
+    pub fn script(&self) -> String {
+        self.call.command_line()
     }
 }
 
@@ -484,8 +488,9 @@ fn puppet_args(settings: &Settings, show_diff: bool) -> Vec<String> {
 }
 
 /// The apply step (`capo-apply`): `puppet apply --detailed-exitcodes ...` in `repo_dir`, with
-/// its results written to a fresh temporary directory on the host (see [`collect`]). With a
-/// `record`, it writes the run record when Puppet ends.
+/// its results written to a fresh temporary directory on the host and sent back inline on
+/// the step's own channel when Puppet ends (see [`crate::inline`]; [`collect`] when the step
+/// ended before it could). With a `record`, it writes the run record when Puppet ends.
 pub fn apply(
     settings: &Settings,
     holder: &str,
@@ -501,6 +506,8 @@ pub fn apply(
     let rest = puppet.split_off(6);
     args.extend(puppet);
     args.extend(record.step_args().map(str::to_string));
+    // INLINE: the results come back on this step's channel.
+    args.push("1".to_string());
     args.extend(rest);
     Step::new(
         StepName::Apply,
@@ -738,11 +745,13 @@ mod tests {
                 "capo run R1 from 'ctl'",
                 "1000 2026-11-24T22:45:01Z 20261124T224501",
                 "abc",
+                // INLINE: the results come back on the step's own channel.
+                "1",
                 "--tags",
                 "a;b"
             ]
         );
-        assert_eq!(Call::parse(&step.script), Some(step.call));
+        assert_eq!(Call::parse(&step.script()), Some(step.call));
     }
 
     #[test]
@@ -764,13 +773,13 @@ mod tests {
             m.call.args[3..],
             ["/srv/state dir", "push", "R1", "by", "", ""]
         );
-        // No record: the optional arguments are left out, apply's are empty.
+        // No record: the optional arguments are left out, apply's are empty (INLINE follows).
         let none = RunRecord::default();
         assert_eq!(sync(&s, "h", &none, t).call.args.len(), 5);
         assert_eq!(modules(&s, "h", &none, t).call.args.len(), 3);
         assert_eq!(
             apply(&s, "h", &none, t, false).call.args[8..],
-            ["", "", "", "", "", ""]
+            ["", "", "", "", "", "", "1"]
         );
         assert_eq!(record_error(&Marks::parse(b"::capo:record=ok\n")), None);
         assert_eq!(
@@ -790,8 +799,8 @@ mod tests {
             step.display,
             "git pull --ff-only origin 'main;touch /tmp/pwned'"
         );
-        assert!(step.script.starts_with("sh -c '"));
-        assert!(!step.script.contains('\n'));
+        assert!(step.script().starts_with("sh -c '"));
+        assert!(!step.script().contains('\n'));
         assert_eq!(
             step.call.args,
             [
@@ -817,7 +826,7 @@ mod tests {
             "repo_dir = {:?}",
             dir.path().display().to_string()
         ));
-        let out = run_sh(&sync(&s, "h", &RunRecord::default(), Duration::from_secs(5)).script);
+        let out = run_sh(&sync(&s, "h", &RunRecord::default(), Duration::from_secs(5)).script());
         assert_eq!(out.status.code(), Some(1));
         let marks = Marks::parse(&out.stdout);
         assert_eq!(marks.get("fail"), Some("not-a-repo"));
@@ -839,7 +848,7 @@ mod tests {
                 Duration::from_secs(5),
                 false,
             )
-            .script,
+            .script(),
         );
         assert_eq!(out.status.code(), Some(127));
         let marks = Marks::parse(&out.stdout);
@@ -919,7 +928,7 @@ mod tests {
             dir.path().display().to_string()
         ));
         let look = || {
-            let out = run_sh(&check(&s, Duration::from_secs(20)).script);
+            let out = run_sh(&check(&s, Duration::from_secs(20)).script());
             assert_eq!(out.status.code(), Some(0));
             Marks::parse(&out.stdout)
         };
@@ -960,7 +969,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let at = |path: &Path| {
             let s = settings(&format!("repo_dir = {:?}", path.display().to_string()));
-            let out = run_sh(&check(&s, Duration::from_secs(20)).script);
+            let out = run_sh(&check(&s, Duration::from_secs(20)).script());
             assert_eq!(out.status.code(), Some(0));
             let marks = Marks::parse(&out.stdout);
             (
@@ -1142,6 +1151,6 @@ mod tests {
         assert_eq!(step.name, StepName::Modules);
         assert_eq!(step.display, "g10k -puppetfile");
         assert_eq!(step.call.args, ["/srv/puppet", "g10k", "h"]);
-        assert_eq!(Call::parse(&step.script), Some(step.call));
+        assert_eq!(Call::parse(&step.script()), Some(step.call));
     }
 }
