@@ -65,10 +65,37 @@ fn first_rollout_changes_every_host_and_the_second_changes_nothing() {
         } else {
             fleet.dir.join(log_dir)
         };
+        let apply_log = std::fs::read_to_string(log_dir.join("apply.stdout"))
+            .unwrap_or_else(|e| panic!("{}: {e}", log_dir.display()));
+        // Puppet's results came back on the apply step's channel: read into the report,
+        // kept out of the step's log, and their directory on the host removed.
+        assert_eq!(h["puppet"]["exit_code"], 2, "{h}");
         assert!(
-            log_dir.join("apply.stdout").is_file(),
-            "{}",
-            log_dir.display()
+            h["puppet"]["resources"]["changed"].as_u64() > Some(0),
+            "{h}"
+        );
+        assert!(h["puppet"]["unreadable"].is_null(), "{h}");
+        assert!(
+            h["puppet"]["events"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty()),
+            "the report's events: {h}"
+        );
+        assert!(
+            !apply_log.contains("::capo:results-begin=")
+                && !apply_log.contains("::capo:eof=")
+                && !apply_log.contains("Puppet::Transaction::Report"),
+            "{name}: the results are in apply.stdout:\n{apply_log}"
+        );
+        assert!(apply_log.contains("Notice: Applied catalog"), "{apply_log}");
+        let results = apply_log
+            .lines()
+            .find_map(|l| l.strip_prefix("::capo:results="))
+            .unwrap_or_else(|| panic!("{name}: no results marker in\n{apply_log}"));
+        assert!(results.starts_with("/tmp/capo-run."), "{results}");
+        assert!(
+            !Path::new(results).exists(),
+            "{name}: {results} was left behind"
         );
         assert!(fleet.managed_path(name, "motd").is_file(), "{name} motd");
     }

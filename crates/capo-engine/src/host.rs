@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use capo_inventory::Host;
 use capo_schema::StopReason;
 use capo_scripts::Script;
-use capo_ssh::{ExecEvent, ExitStatus, Session};
+use capo_ssh::{ExecEvent, ExitStatus, Opened, Session};
 use tokio::sync::watch;
 
 use crate::capture::{write_logs, Capture, LogWrite};
@@ -145,6 +145,8 @@ pub(super) struct HostRun {
     run_started: Instant,
     /// What the last step sent inline after its output (Puppet's results), if anything.
     pub inline: Option<Inline>,
+    /// A channel opened for the next step while the one before it ran.
+    ahead: Option<Opened>,
 }
 
 /// Runs the job on one host, start to end, and returns its outcome; `run_started` is when
@@ -183,6 +185,7 @@ pub(super) async fn run_host(
         outcome,
         run_started,
         inline: None,
+        ahead: None,
     };
     let opts = run.opts.clone();
     let (status, error) = jobs::run(&opts.mode, &mut run).await;
@@ -216,7 +219,9 @@ impl HostRun {
             return job.run(self, session).await;
         }
         let started = Instant::now();
-        let locked = self.lock(session).await;
+        // The job's first step gets a channel opened while the lock is taken.
+        let (locked, opened) = tokio::join!(self.lock(session), session.open());
+        self.ahead = Some(opened);
         if let Some(timing) = &mut self.outcome.timing {
             timing.lock = Some(started.elapsed());
         }
@@ -382,7 +387,20 @@ impl HostRun {
         self.outcome.steps.push(record);
     }
 
-    /// Runs one step; returns its record, how it ended, and the marker lines it printed.
+    /// [`HostRun::run_step`], opening the channel of the step after it meanwhile: that step
+    /// then waits one round trip less.
+    pub(super) async fn run_step_then(
+        &mut self,
+        session: &Session,
+        step: &Step,
+    ) -> (StepRecord, StepEnd, Marks) {
+        let (ran, opened) = tokio::join!(self.run_step(session, step), session.open());
+        self.ahead = Some(opened);
+        ran
+    }
+
+    /// Runs one step (on the channel opened for it, if any); returns its record, how it
+    /// ended, and the marker lines it printed.
     pub(super) async fn run_step(
         &mut self,
         session: &Session,
@@ -412,10 +430,11 @@ impl HostRun {
 
         let end = {
             let remote = self.remote.as_ref().map_err(Clone::clone);
+            let opened = self.ahead.take();
             let streamed = async {
                 let remote = remote.map_err(Ended::Refused)?;
                 let mut exec = remote
-                    .exec(session, &step.call)
+                    .exec_on(session, opened, &step.call)
                     .await
                     .map_err(|e| Ended::Lost(e.to_string()))?;
                 let mut status = None;

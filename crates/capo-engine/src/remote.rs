@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use capo_inventory::{Become, Settings};
 use capo_scripts::{Call, Sudo};
-use capo_ssh::{Exec, ExecEvent, ExitStatus, Session, SshError};
+use capo_ssh::{Exec, ExecEvent, ExitStatus, Opened, Session, SshError};
 use zeroize::Zeroizing;
 
 use crate::outcome::{ErrorKind, HostError};
@@ -115,7 +115,26 @@ impl Remote {
     /// Starts `call` on the host.
     pub(crate) async fn exec(&self, session: &Session, call: &Call) -> Result<Command, SshError> {
         let exec = session.exec(&self.command_line(call)).await?;
-        Ok(Command {
+        Ok(self.command(exec))
+    }
+
+    /// Starts `call` on the host, on a channel opened ahead (`None`: a fresh one).
+    pub(crate) async fn exec_on(
+        &self,
+        session: &Session,
+        opened: Option<Opened>,
+        call: &Call,
+    ) -> Result<Command, SshError> {
+        match opened {
+            Some(opened) => {
+                Ok(self.command(session.exec_on(opened, &self.command_line(call)).await?))
+            }
+            None => self.exec(session, call).await,
+        }
+    }
+
+    fn command(&self, exec: Exec) -> Command {
+        Command {
             exec: Some(exec),
             sudo: self.sudo.is_some(),
             watch: self
@@ -129,7 +148,7 @@ impl Remote {
             early_stderr: Vec::new(),
             failure: None,
             lost: None,
-        })
+        }
     }
 }
 

@@ -38,5 +38,5 @@ pub use error::{
 pub use exec::{Exec, ExecEvent, ExitStatus};
 pub use session::{
     connect, connect_via, ConnectConfig, HostKeyPolicy, HostKeySeen, HostKeyTrust, LoginIdentity,
-    Session,
+    Opened, Session,
 };

@@ -35,7 +35,8 @@ impl Job for Rollout<'_> {
             Some(rev) => steps::sync_to_rev(&settings, rev, &holder, &run_record, deadline),
             None => steps::sync(&settings, &holder, &run_record, deadline),
         };
-        let (record, end, marks) = run.run_step(session, &sync).await;
+        // Modules or apply come next: their channel opens while the sync runs.
+        let (record, end, marks) = run.run_step_then(session, &sync).await;
         run_record.after_sync(&marks);
         run.outcome.run_record_error = steps::record_error(&marks);
         run.outcome.rev_before = marks.get("rev-before").map(str::to_string);
@@ -64,7 +65,7 @@ impl Job for Rollout<'_> {
 
         if steps::modules_stale(&marks) {
             let modules = steps::modules(&settings, &holder, &run_record, deadline);
-            let (record, end, marks) = run.run_step(session, &modules).await;
+            let (record, end, marks) = run.run_step_then(session, &modules).await;
             run.outcome.run_record_error = steps::record_error(&marks);
             let stdout = String::from_utf8_lossy(&record.stdout_tail).into_owned();
             let stderr = String::from_utf8_lossy(&record.stderr_tail).into_owned();
