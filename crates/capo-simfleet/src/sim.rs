@@ -27,7 +27,6 @@ const COMMIT_SUBJECT: &str = "Raise the MOTD";
 /// enough for every default staleness threshold (`--stale-after`, 24 h without a pull timer).
 pub const LAST_RUN_AGE: Duration = Duration::from_secs(600);
 
-/// A time as the run record writes it: RFC 3339 UTC, whole seconds.
 /// The results block the apply and plan steps print once Puppet ends (`results_inline` in
 /// lib-step.sh): the collected files between two lines naming the directory.
 fn push_inline(out: &mut Vec<u8>, dir: &str, collected: &[u8]) {
@@ -36,6 +35,7 @@ fn push_inline(out: &mut Vec<u8>, dir: &str, collected: &[u8]) {
     out.extend_from_slice(format!("{MARK}results-end={dir}\n").as_bytes());
 }
 
+/// A time as the run record writes it: RFC 3339 UTC, whole seconds.
 fn rfc3339(epoch: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp(epoch, 0)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -342,11 +342,14 @@ impl Sim {
                 let now = format!("{MARK}pid={pid}\n{MARK}results={dir}\n");
                 // The host writes the run record when Puppet ends, and says so; then the
                 // results, when they go back inline.
-                let mut stdout = Vec::with_capacity(run.stdout.len() + RECORD_OK.len());
+                let collected = run.collected(show_diff);
+                let mut stdout = Vec::with_capacity(
+                    run.stdout.len() + RECORD_OK.len() + collected.len() + 2 * dir.len() + 64,
+                );
                 stdout.extend_from_slice(&run.stdout);
                 stdout.extend_from_slice(RECORD_OK.as_bytes());
                 if inline {
-                    push_inline(&mut stdout, &dir, run.collected(show_diff));
+                    push_inline(&mut stdout, &dir, collected);
                 }
                 Reply {
                     now: Bytes::from(now),
