@@ -182,6 +182,25 @@ fn command_timeout_fails_every_host_and_stops_the_step_on_the_host() {
             "{name} took {took} ms with a 3s command_timeout\n{}",
             r.dump()
         );
+        // Stopped before it could send Puppet's results, the step left them on the host:
+        // capo read them with collect.sh, which removed them.
+        let log = r.log_dir(&fleet, name).join("apply.stdout");
+        let apply_log =
+            std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        assert!(
+            !apply_log.contains("::capo:results-begin="),
+            "{name}: {apply_log}"
+        );
+        let results = apply_log
+            .lines()
+            .find_map(|l| l.strip_prefix("::capo:results="))
+            .unwrap_or_else(|| panic!("{name}: no results marker in\n{apply_log}"));
+        assert!(results.starts_with("/tmp/capo-run."), "{results}");
+        assert!(
+            !std::path::Path::new(results).exists(),
+            "{name}: {results} was left behind"
+        );
+        assert_eq!(h["puppet"]["exit_code"], serde_json::Value::Null, "{name}");
     }
     assert!(
         r.stdout
